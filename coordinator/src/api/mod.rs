@@ -1,0 +1,87 @@
+//! The REST API: routes, shared state, OpenAPI document.
+
+pub mod auth;
+pub mod error;
+pub mod json;
+pub mod node_api;
+pub mod nodes;
+pub mod segments;
+pub mod tokens;
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use segwire_proto::CaPin;
+use utoipa::OpenApi;
+
+use crate::hub::Hub;
+use crate::store::Store;
+
+/// State shared by all handlers.
+#[derive(Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// Long-poll wake-ups.
+    pub hub: Arc<Hub>,
+    /// Coordinator URL put into join tokens.
+    pub url: String,
+    /// CA pin put into join tokens.
+    pub pin: CaPin,
+    /// Seconds a released overlay address is held back.
+    pub quarantine_secs: i64,
+}
+
+/// The OpenAPI document of `/v1`.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "segwire coordinator API", description = "Segments, join tokens, nodes, members and netmaps. Authenticate with `Authorization: Bearer <key>`."),
+    paths(
+        segments::create, segments::list, segments::show, segments::delete, segments::rotate_key,
+        tokens::create, tokens::list, tokens::revoke,
+        nodes::list, nodes::show, nodes::revoke, nodes::netmap_of, nodes::members,
+        node_api::enroll, node_api::netmap, node_api::attach, node_api::detach, node_api::endpoints,
+    )
+)]
+pub struct ApiDoc;
+
+async fn healthz() -> impl IntoResponse {
+    (StatusCode::OK, "ok\n")
+}
+
+async fn openapi() -> impl IntoResponse {
+    Json(ApiDoc::openapi())
+}
+
+async fn not_found() -> error::ApiError {
+    error::ApiError::not_found("no such API route; see /v1/openapi.json")
+}
+
+/// All routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/v1/openapi.json", get(openapi))
+        .route("/v1/segments", post(segments::create).get(segments::list))
+        .route(
+            "/v1/segments/{name}",
+            get(segments::show).delete(segments::delete),
+        )
+        .route("/v1/segments/{name}/rotate-key", post(segments::rotate_key))
+        .route("/v1/tokens", post(tokens::create).get(tokens::list))
+        .route("/v1/tokens/{id}", delete(tokens::revoke))
+        .route("/v1/nodes", get(nodes::list))
+        .route("/v1/nodes/{node}", get(nodes::show).delete(nodes::revoke))
+        .route("/v1/nodes/{node}/netmap", get(nodes::netmap_of))
+        .route("/v1/members", get(nodes::members))
+        .route("/v1/enroll", post(node_api::enroll))
+        .route("/v1/node/netmap", get(node_api::netmap))
+        .route("/v1/node/members", post(node_api::attach))
+        .route("/v1/node/members/{id}", delete(node_api::detach))
+        .route("/v1/node/endpoints", post(node_api::endpoints))
+        .fallback(not_found)
+        .with_state(state)
+}

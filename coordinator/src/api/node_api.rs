@@ -1,0 +1,230 @@
+//! Routes for node agents: enrol, netmap long-poll, attach/detach members, report endpoints.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use segwire_proto::api::{
+    AttachRequest, EndpointReport, EnrollRequest, EnrollResponse, ErrorBody, Member,
+};
+use segwire_proto::keys::decode_key;
+use segwire_proto::names::{validate_label, validate_member_name, validate_node_name};
+use segwire_proto::netmap::NetMap;
+use serde::Deserialize;
+
+use super::auth::NodeAuth;
+use super::error::{ApiError, ApiResult};
+use super::json::ApiJson;
+use super::AppState;
+use crate::convert::{self, now};
+use crate::netmap;
+use crate::secret::{self, NODE_CRED_PREFIX};
+use crate::store::{NewMember, NewNode};
+
+/// Longest a netmap long-poll waits.
+pub const MAX_WAIT_SECS: u64 = 60;
+/// How often a polling node's `last_seen` is written.
+const TOUCH_EVERY_SECS: i64 = 10;
+
+fn check_endpoints_ips(eps: &[String]) -> ApiResult<()> {
+    if eps.len() > 16 {
+        return Err(ApiError::bad_request("report at most 16 endpoints"));
+    }
+    for e in eps {
+        e.parse::<std::net::IpAddr>().map_err(|_| {
+            ApiError::bad_request(format!(
+                "endpoint {:?} is not an IP address",
+                e.chars().take(60).collect::<String>()
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+/// Enrol a node with a join token.
+#[utoipa::path(post, path = "/v1/enroll", request_body = EnrollRequest,
+    responses((status = 201, body = EnrollResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn enroll(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ApiJson(req): ApiJson<EnrollRequest>,
+) -> ApiResult<(StatusCode, Json<EnrollResponse>)> {
+    validate_node_name(&req.name).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    decode_key("node public key", &req.public_key)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    check_endpoints_ips(&req.endpoints)?;
+    let (id, cred_secret) = (secret::new_id(), secret::new_secret());
+    let node = st
+        .store
+        .enroll(
+            NewNode {
+                token_id: req.token_id.chars().take(64).collect(),
+                token_secret: req.token_secret,
+                id: id.clone(),
+                name: req.name,
+                public_key: req.public_key,
+                cred_hash: secret::hash_secret(&cred_secret),
+                endpoints: req.endpoints,
+                observed: Some(peer.ip().to_string()),
+            },
+            now(),
+        )
+        .await
+        .inspect_err(|e| tracing::warn!(source = %peer.ip(), reason = %e, "enrolment refused"))?;
+    tracing::info!(node = %node.name, node_id = %node.id, source = %peer.ip(), "node enrolled");
+    Ok((
+        StatusCode::CREATED,
+        Json(EnrollResponse {
+            node_id: node.id.clone(),
+            name: node.name,
+            credential: secret::credential(NODE_CRED_PREFIX, &node.id, &cred_secret),
+            segments: node.segments,
+            labels: node.labels,
+        }),
+    ))
+}
+
+/// Query of the netmap long-poll.
+#[derive(Debug, Deserialize)]
+pub struct NetmapQuery {
+    #[serde(default)]
+    since: u64,
+    wait: Option<u64>,
+}
+
+/// The calling node's netmap: at once if newer than `since`, else after a change or `wait` seconds (204).
+#[utoipa::path(get, path = "/v1/node/netmap",
+    params(("since" = Option<u64>, Query, description = "version the node has"), ("wait" = Option<u64>, Query, description = "seconds to wait, default 30, at most 60")),
+    responses((status = 200, body = NetMap), (status = 204, description = "nothing newer within the wait")))]
+pub async fn netmap(
+    auth: NodeAuth,
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(q): Query<NetmapQuery>,
+) -> ApiResult<Response> {
+    let node = auth.node;
+    let observed = peer.ip().to_string();
+    if node.observed.as_deref() != Some(observed.as_str()) {
+        let touched = st
+            .store
+            .set_endpoints(&node.id, node.endpoints.clone(), Some(observed), now())
+            .await?;
+        st.hub.wake(&touched);
+    } else if node.last_seen.unwrap_or(0) + TOUCH_EVERY_SECS <= now() {
+        st.store.touch_node(&node.id, None, now()).await?;
+    }
+    let wait = Duration::from_secs(q.wait.unwrap_or(30).min(MAX_WAIT_SECS));
+    let deadline = tokio::time::Instant::now() + wait;
+    let notify = st.hub.notifier(&node.id);
+    loop {
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let version = st.store.node_version(&node.id).await? as u64;
+        if version > q.since {
+            let map = netmap::build(&st.store.netmap_rows(&node.id).await?);
+            return Ok(Json(map).into_response());
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        }
+    }
+}
+
+/// Attach a workload of the calling node to a segment; allocates its overlay address.
+#[utoipa::path(post, path = "/v1/node/members", request_body = AttachRequest,
+    responses((status = 201, body = Member), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn attach(
+    auth: NodeAuth,
+    State(st): State<AppState>,
+    ApiJson(req): ApiJson<AttachRequest>,
+) -> ApiResult<(StatusCode, Json<Member>)> {
+    decode_key("member public key", &req.public_key)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if let Some(n) = &req.name {
+        validate_member_name(n).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    }
+    if req.workload.is_empty() || req.workload.len() > 256 || req.workload.contains('\0') {
+        return Err(ApiError::bad_request(
+            "workload must be host, netns:NAME, path:PATH or pid:N (at most 256 characters)",
+        ));
+    }
+    if req.listen_port == 0 {
+        return Err(ApiError::bad_request("listen_port must be 1-65535"));
+    }
+    for e in &req.endpoints {
+        e.parse::<SocketAddr>().map_err(|_| {
+            ApiError::bad_request(format!(
+                "endpoint {:?} is not IP:port",
+                e.chars().take(60).collect::<String>()
+            ))
+        })?;
+    }
+    for (k, v) in &req.labels {
+        validate_label(k)
+            .and_then(|_| validate_label(v))
+            .map_err(|e| ApiError::bad_request(format!("label {k:?}: {e}")))?;
+    }
+    let (row, touched) = st
+        .store
+        .attach(
+            NewMember {
+                node_id: auth.node.id.clone(),
+                segment: req.segment,
+                workload: req.workload,
+                name: req.name,
+                public_key: req.public_key,
+                listen_port: req.listen_port,
+                endpoints: req.endpoints,
+                labels: req.labels,
+                quarantine_secs: st.quarantine_secs,
+            },
+            now(),
+        )
+        .await?;
+    st.hub.wake(&touched);
+    tracing::info!(node = %auth.node.name, member = %row.name, segment = %row.segment, address = %row.address, "member attached");
+    Ok((
+        StatusCode::CREATED,
+        Json(convert::member(&row, Some(&auth.node))),
+    ))
+}
+
+/// Detach one of the calling node's members; its address is quarantined before reuse.
+#[utoipa::path(delete, path = "/v1/node/members/{id}", responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn detach(
+    auth: NodeAuth,
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let touched = st.store.detach(&auth.node.id, &id, now()).await?;
+    st.hub.wake(&touched);
+    tracing::info!(node = %auth.node.name, member_id = %id, "member detached");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The calling node reports its underlay addresses; the observed source is recorded too.
+#[utoipa::path(post, path = "/v1/node/endpoints", request_body = EndpointReport,
+    responses((status = 204), (status = 400, body = ErrorBody)))]
+pub async fn endpoints(
+    auth: NodeAuth,
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ApiJson(req): ApiJson<EndpointReport>,
+) -> ApiResult<StatusCode> {
+    check_endpoints_ips(&req.endpoints)?;
+    let touched = st
+        .store
+        .set_endpoints(
+            &auth.node.id,
+            req.endpoints,
+            Some(peer.ip().to_string()),
+            now(),
+        )
+        .await?;
+    st.hub.wake(&touched);
+    Ok(StatusCode::NO_CONTENT)
+}

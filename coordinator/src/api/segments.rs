@@ -1,0 +1,137 @@
+//! `/v1/segments`: create, list, show, delete, rotate the preshared key.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use ipnet::Ipv4Net;
+use segwire_proto::api::{CreateSegment, ErrorBody, Segment};
+use segwire_proto::names::validate_segment_name;
+use serde::Deserialize;
+
+use super::auth::Admin;
+use super::error::{ApiError, ApiResult};
+use super::json::ApiJson;
+use super::AppState;
+use crate::convert::{self, now};
+use crate::secret;
+use crate::store::NewSegment;
+
+/// Parses a segment network: IPv4, prefix /8 to /30, no host bits.
+pub fn parse_cidr(s: &str) -> Result<Ipv4Net, String> {
+    let net: Ipv4Net = s.trim().parse().map_err(|_| {
+        format!("{:?} is not an IPv4 network like 100.64.1.0/24", clip(s))
+    })?;
+    if !(8..=30).contains(&net.prefix_len()) {
+        return Err(format!(
+            "{net}: the prefix must be between /8 and /30 (a segment needs room for members)"
+        ));
+    }
+    if net.trunc() != net {
+        return Err(format!(
+            "{net} has host bits set; did you mean {}?",
+            net.trunc()
+        ));
+    }
+    Ok(net)
+}
+
+fn clip(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+/// Create a segment.
+#[utoipa::path(post, path = "/v1/segments", request_body = CreateSegment,
+    responses((status = 201, body = Segment), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn create(
+    admin: Admin,
+    State(st): State<AppState>,
+    ApiJson(req): ApiJson<CreateSegment>,
+) -> ApiResult<(StatusCode, Json<Segment>)> {
+    validate_segment_name(&req.name).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let net = parse_cidr(&req.cidr).map_err(ApiError::bad_request)?;
+    let row = st
+        .store
+        .create_segment(
+            NewSegment {
+                name: req.name,
+                net,
+                default: req.default.unwrap_or_default(),
+                psk: STANDARD.encode(secret::new_key()),
+            },
+            now(),
+        )
+        .await?;
+    tracing::info!(actor = %admin.key_id, segment = %row.name, cidr = %row.net, "segment created");
+    Ok((StatusCode::CREATED, Json(convert::segment(&row))))
+}
+
+/// List segments.
+#[utoipa::path(get, path = "/v1/segments", responses((status = 200, body = [Segment])))]
+pub async fn list(_: Admin, State(st): State<AppState>) -> ApiResult<Json<Vec<Segment>>> {
+    let rows = st.store.list_segments().await?;
+    Ok(Json(rows.iter().map(convert::segment).collect()))
+}
+
+/// Show one segment.
+#[utoipa::path(get, path = "/v1/segments/{name}", responses((status = 200, body = Segment), (status = 404, body = ErrorBody)))]
+pub async fn show(
+    _: Admin,
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Segment>> {
+    Ok(Json(convert::segment(&st.store.get_segment(&name).await?)))
+}
+
+/// Query of `DELETE /v1/segments/{name}`.
+#[derive(Debug, Deserialize)]
+pub struct DeleteQuery {
+    #[serde(default)]
+    force: bool,
+}
+
+/// Delete a segment (refused while it has members unless `force=true`).
+#[utoipa::path(delete, path = "/v1/segments/{name}", params(("force" = Option<bool>, Query, description = "delete even with members")),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn delete(
+    admin: Admin,
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<DeleteQuery>,
+) -> ApiResult<StatusCode> {
+    let touched = st.store.delete_segment(&name, q.force, now()).await?;
+    st.hub.wake(&touched);
+    tracing::info!(actor = %admin.key_id, segment = %name, force = q.force, "segment deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Rotate the segment's preshared key.
+#[utoipa::path(post, path = "/v1/segments/{name}/rotate-key", responses((status = 200, body = Segment), (status = 404, body = ErrorBody)))]
+pub async fn rotate_key(
+    admin: Admin,
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Segment>> {
+    let (row, touched) = st
+        .store
+        .rotate_psk(&name, STANDARD.encode(secret::new_key()))
+        .await?;
+    st.hub.wake(&touched);
+    tracing::info!(actor = %admin.key_id, segment = %name, psk_version = row.psk_version, "segment key rotated");
+    Ok(Json(convert::segment(&row)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_cidr;
+
+    #[test]
+    fn cidrs() {
+        assert!(parse_cidr("100.64.1.0/24").is_ok());
+        assert!(parse_cidr("10.0.0.0/8").is_ok());
+        for bad in ["100.64.1.0/33", "100.64.1.1/24", "0.0.0.0/0", "100.64.0.0/31", "x", "", "::/64"] {
+            assert!(parse_cidr(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! `segwire-coordinator`: the segwire control plane.
+
+mod api;
+mod bootstrap;
+mod convert;
+mod files;
+mod hub;
+mod ipam;
+mod logging;
+mod netmap;
+mod pki;
+mod secret;
+mod server;
+mod store;
+
+use clap::{Parser, Subcommand};
+
+/// segwire coordinator: segments, keys, join tokens and netmaps for node agents.
+#[derive(Debug, Parser)]
+#[command(name = "segwire-coordinator", version)]
+struct Cli {
+    /// Log format on stderr (RUST_LOG sets the level).
+    #[arg(long, global = true, value_enum, default_value_t = logging::LogFormat::Text)]
+    log_format: logging::LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the control plane (REST API over TLS).
+    Serve(server::ServeArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => server::serve(args).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! Builds a node's netmap from store rows: a pure function, so it is tested without a database.
+
+use std::collections::HashMap;
+
+use segwire_proto::netmap::{MemberMap, NetMap, Peer};
+
+use crate::convert::member_endpoints;
+use crate::store::{NetmapRows, NodeRow};
+
+/// The netmap for `rows.node`: each of its members with the other members of its segment.
+pub fn build(rows: &NetmapRows) -> NetMap {
+    let nodes: HashMap<&str, &NodeRow> = rows.nodes.iter().map(|n| (n.id.as_str(), n)).collect();
+    let members = rows
+        .members
+        .iter()
+        .filter(|m| m.node_id == rows.node.id)
+        .filter_map(|own| {
+            let seg = rows.segments.iter().find(|s| s.id == own.segment_id)?;
+            let peers = rows
+                .members
+                .iter()
+                .filter(|p| p.segment_id == own.segment_id && p.id != own.id)
+                .map(|p| Peer {
+                    id: p.id.clone(),
+                    name: p.name.clone(),
+                    node: p.node_name.clone(),
+                    public_key: p.public_key.clone(),
+                    address: p.address.to_string(),
+                    endpoints: member_endpoints(p, nodes.get(p.node_id.as_str()).copied()),
+                    labels: p.labels.clone(),
+                })
+                .collect();
+            Some(MemberMap {
+                id: own.id.clone(),
+                name: own.name.clone(),
+                workload: own.workload.clone(),
+                segment: seg.name.clone(),
+                cidr: seg.net.to_string(),
+                address: own.address.to_string(),
+                listen_port: own.listen_port,
+                psk: seg.psk.clone(),
+                psk_version: seg.psk_version as u64,
+                default: seg.default,
+                labels: own.labels.clone(),
+                peers,
+            })
+        })
+        .collect();
+    NetMap {
+        version: rows.version as u64,
+        node_id: rows.node.id.clone(),
+        node_name: rows.node.name.clone(),
+        members,
+    }
+}

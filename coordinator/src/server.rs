@@ -1,0 +1,131 @@
+//! `serve`: opens the store, loads the PKI, binds TLS and serves until SIGTERM/SIGINT.
+
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use axum_server::tls_rustls::RustlsConfig;
+use clap::Args;
+
+use crate::api::{self, AppState};
+use crate::hub::Hub;
+use crate::store::sqlite::SqliteStore;
+use crate::store::Store;
+use crate::{bootstrap, files, pki};
+
+/// Options of `segwire-coordinator serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, default_value = "0.0.0.0:7443", env = "SEGWIRE_LISTEN")]
+    pub listen: SocketAddr,
+    /// Directory for the database, CA and admin.conf (created on first start).
+    #[arg(long, default_value = "/var/lib/segwire-coordinator", env = "SEGWIRE_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Database URL; default: SQLite in the data directory.
+    #[arg(long, env = "SEGWIRE_DB")]
+    pub db: Option<String>,
+    /// Host name or IP nodes use to reach this coordinator (repeatable; the first goes into tokens).
+    #[arg(long)]
+    pub advertise: Vec<String>,
+    /// How long a released overlay address is held back before reuse (e.g. 10m, 1h).
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub ip_quarantine: Duration,
+}
+
+fn host_for_url(h: &str) -> String {
+    match h.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) => format!("[{v6}]"),
+        _ => h.to_string(),
+    }
+}
+
+/// Runs the coordinator until a shutdown signal.
+pub async fn serve(args: ServeArgs) -> Result<()> {
+    files::ensure_private_dir(&args.data_dir)?;
+    let store: Arc<dyn Store> = match args.db.as_deref() {
+        None => Arc::new(
+            SqliteStore::open(&args.data_dir.join("segwire.db"))
+                .await
+                .context("cannot open the SQLite database in the data directory")?,
+        ),
+        Some(url) if url.starts_with("sqlite:") => Arc::new(
+            SqliteStore::open_url(url)
+                .await
+                .with_context(|| format!("cannot open the database {url}"))?,
+        ),
+        Some(url) if url.starts_with("postgres") => bail!(
+            "PostgreSQL is not supported by this build yet; omit --db to use SQLite in the data directory"
+        ),
+        Some(other) => bail!("--db {other:?}: use a sqlite:// URL or omit --db"),
+    };
+
+    let listener = TcpListener::bind(args.listen)
+        .with_context(|| format!("cannot listen on {}; is another process using it?", args.listen))?;
+    listener.set_nonblocking(true)?;
+    let local = listener.local_addr()?;
+
+    let mut names: Vec<String> = args.advertise.clone();
+    if !local.ip().is_unspecified() {
+        names.push(local.ip().to_string());
+    }
+    names.extend(["localhost".into(), "127.0.0.1".into(), "::1".into()]);
+    let pki = pki::load_or_create(&args.data_dir, &names)?;
+
+    let url_host = match (args.advertise.first(), local.ip().is_unspecified()) {
+        (Some(a), _) => host_for_url(a),
+        (None, false) => host_for_url(&local.ip().to_string()),
+        (None, true) => {
+            tracing::warn!("listening on all addresses without --advertise: tokens will point at 127.0.0.1; pass --advertise HOST so other machines can join");
+            "127.0.0.1".into()
+        }
+    };
+    let url = format!("https://{url_host}:{}", local.port());
+    bootstrap::admin_conf(&args.data_dir, store.as_ref(), &url, pki.pin).await?;
+
+    let mut tls = rustls::ServerConfig::builder_with_provider(segwire_client::pinning::provider())
+        .with_safe_default_protocol_versions()
+        .context("TLS setup failed")?
+        .with_no_client_auth()
+        .with_single_cert(pki.chain, pki.key)
+        .context("TLS setup failed")?;
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+
+    let state = AppState {
+        store: store.clone(),
+        hub: Arc::new(Hub::default()),
+        url: url.clone(),
+        pin: pki.pin,
+        quarantine_secs: args.ip_quarantine.as_secs() as i64,
+    };
+    let app = api::router(state);
+    let handle = axum_server::Handle::new();
+    tokio::spawn(shutdown_on_signal(handle.clone()));
+    tracing::info!(%url, listen = %local, pin = %pki.pin, admin_conf = %args.data_dir.join("admin.conf").display(), "segwire coordinator ready");
+    axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(Arc::new(tls)))
+        .handle(handle)
+        .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+        .await
+        .context("the HTTPS server failed")?;
+    tracing::info!("shutting down");
+    Ok(())
+}
+
+async fn shutdown_on_signal(handle: axum_server::Handle) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch SIGTERM");
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+    tracing::info!("signal received, finishing open requests");
+    handle.graceful_shutdown(Some(Duration::from_secs(5)));
+}

@@ -1,0 +1,297 @@
+//! The coordinator's store: a trait with one implementation per database.
+//!
+//! The API layer speaks only to [`Store`]; rows here are the store's own types, converted
+//! to wire types in the API layer. Every mutating method runs in one write transaction
+//! and returns the ids of the nodes whose netmap it changed, so the caller can wake them.
+
+pub mod sqlite;
+
+use std::net::Ipv4Addr;
+
+use async_trait::async_trait;
+use ipnet::Ipv4Net;
+use segwire_proto::api::{DefaultAction, Labels};
+use thiserror::Error;
+
+/// A store failure, mapped to an HTTP status in one place (`api::error`).
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The named thing does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The change conflicts with existing state (duplicate name, overlapping CIDR, ...).
+    #[error("{0}")]
+    Conflict(String),
+    /// The token cannot be used (unknown, wrong secret, expired, used up, revoked).
+    #[error("{0}")]
+    TokenRejected(String),
+    /// The caller may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Stored data could not be decoded.
+    #[error("stored data is damaged: {0}")]
+    Corrupt(String),
+}
+
+/// Result of store calls.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Node ids whose netmaps a change touched.
+pub type Touched = Vec<String>;
+
+/// A segment row.
+#[derive(Debug, Clone)]
+pub struct SegmentRow {
+    /// Internal id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Overlay network.
+    pub net: Ipv4Net,
+    /// Policy default.
+    pub default: DefaultAction,
+    /// Preshared key (base64). Secret.
+    pub psk: String,
+    /// Preshared key version.
+    pub psk_version: i64,
+    /// Change counter.
+    pub version: i64,
+    /// Creation time (unix seconds).
+    pub created_at: i64,
+    /// Attached members.
+    pub members: i64,
+}
+
+/// A join token row (the secret is only hashed).
+#[derive(Debug, Clone)]
+pub struct TokenRow {
+    /// Token id.
+    pub id: String,
+    /// SHA-256 of the secret.
+    pub secret_hash: String,
+    /// Segments it grants.
+    pub segments: Vec<String>,
+    /// Labels it stamps.
+    pub labels: Labels,
+    /// Enrolments allowed.
+    pub uses: i64,
+    /// Enrolments left.
+    pub uses_left: i64,
+    /// Creation time.
+    pub created_at: i64,
+    /// Expiry time.
+    pub expires_at: i64,
+    /// Revocation time.
+    pub revoked_at: Option<i64>,
+}
+
+/// A node row.
+#[derive(Debug, Clone)]
+pub struct NodeRow {
+    /// Node id.
+    pub id: String,
+    /// Node name.
+    pub name: String,
+    /// Identity public key.
+    pub public_key: String,
+    /// SHA-256 of the node credential's secret.
+    pub cred_hash: String,
+    /// Segments it may attach to.
+    pub segments: Vec<String>,
+    /// Labels stamped on its members.
+    pub labels: Labels,
+    /// Reported underlay IPs.
+    pub endpoints: Vec<String>,
+    /// Last observed source IP.
+    pub observed: Option<String>,
+    /// Enrolment time.
+    pub created_at: i64,
+    /// Last contact.
+    pub last_seen: Option<i64>,
+    /// Change counter of the node's own state.
+    pub version: i64,
+    /// Members it has.
+    pub members: i64,
+}
+
+/// A member row, joined with its node and segment names.
+#[derive(Debug, Clone)]
+pub struct MemberRow {
+    /// Member id.
+    pub id: String,
+    /// Owning node id.
+    pub node_id: String,
+    /// Owning node name.
+    pub node_name: String,
+    /// Segment id.
+    pub segment_id: String,
+    /// Segment name.
+    pub segment: String,
+    /// Member name.
+    pub name: String,
+    /// Workload description.
+    pub workload: String,
+    /// Overlay address.
+    pub address: Ipv4Addr,
+    /// WireGuard public key.
+    pub public_key: String,
+    /// UDP listen port.
+    pub listen_port: u16,
+    /// Explicit endpoints.
+    pub endpoints: Vec<String>,
+    /// Effective labels.
+    pub labels: Labels,
+    /// Attach time.
+    pub created_at: i64,
+}
+
+/// An API key row.
+#[derive(Debug, Clone)]
+pub struct ApiKeyRow {
+    /// Key id.
+    pub id: String,
+    /// SHA-256 of the secret.
+    pub secret_hash: String,
+    /// `admin`, `operator` or `viewer`.
+    pub role: String,
+    /// Revocation time.
+    pub revoked_at: Option<i64>,
+}
+
+/// A new segment.
+#[derive(Debug, Clone)]
+pub struct NewSegment {
+    /// Name (validated).
+    pub name: String,
+    /// Network (validated).
+    pub net: Ipv4Net,
+    /// Policy default.
+    pub default: DefaultAction,
+    /// Fresh preshared key (base64).
+    pub psk: String,
+}
+
+/// An enrolment: the presented token and the new node.
+#[derive(Debug, Clone)]
+pub struct NewNode {
+    /// Token id presented.
+    pub token_id: String,
+    /// Token secret presented (compared in constant time, never stored).
+    pub token_secret: String,
+    /// New node id.
+    pub id: String,
+    /// Node name.
+    pub name: String,
+    /// Identity public key.
+    pub public_key: String,
+    /// SHA-256 of the new node credential's secret.
+    pub cred_hash: String,
+    /// Reported underlay IPs.
+    pub endpoints: Vec<String>,
+    /// Observed source IP.
+    pub observed: Option<String>,
+}
+
+/// A member to attach.
+#[derive(Debug, Clone)]
+pub struct NewMember {
+    /// Node asking.
+    pub node_id: String,
+    /// Segment name.
+    pub segment: String,
+    /// Workload description.
+    pub workload: String,
+    /// Requested name, if any.
+    pub name: Option<String>,
+    /// WireGuard public key.
+    pub public_key: String,
+    /// UDP listen port.
+    pub listen_port: u16,
+    /// Explicit endpoints.
+    pub endpoints: Vec<String>,
+    /// Labels asked for (the node's token labels are merged over them).
+    pub labels: Labels,
+    /// Seconds a released address stays unused.
+    pub quarantine_secs: i64,
+}
+
+/// What a node's netmap is built from.
+#[derive(Debug, Clone)]
+pub struct NetmapRows {
+    /// The node.
+    pub node: NodeRow,
+    /// Segments the node has members in.
+    pub segments: Vec<SegmentRow>,
+    /// All members of those segments (the node's own included).
+    pub members: Vec<MemberRow>,
+    /// Nodes owning those members (for their endpoints).
+    pub nodes: Vec<NodeRow>,
+    /// The node's netmap version.
+    pub version: i64,
+}
+
+/// The coordinator's persistent state.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates a segment; `Conflict` on a taken name or an overlapping network.
+    async fn create_segment(&self, seg: NewSegment, now: i64) -> StoreResult<SegmentRow>;
+    /// All segments by name.
+    async fn list_segments(&self) -> StoreResult<Vec<SegmentRow>>;
+    /// One segment by name.
+    async fn get_segment(&self, name: &str) -> StoreResult<SegmentRow>;
+    /// Deletes a segment; with members only when `force` (their addresses are released).
+    async fn delete_segment(&self, name: &str, force: bool, now: i64) -> StoreResult<Touched>;
+    /// Replaces a segment's preshared key and bumps its version.
+    async fn rotate_psk(&self, name: &str, psk: String) -> StoreResult<(SegmentRow, Touched)>;
+
+    /// Stores a new token.
+    async fn create_token(&self, token: TokenRow) -> StoreResult<()>;
+    /// All tokens, newest first.
+    async fn list_tokens(&self) -> StoreResult<Vec<TokenRow>>;
+    /// Revokes a token.
+    async fn revoke_token(&self, id: &str, now: i64) -> StoreResult<()>;
+
+    /// Checks and consumes one use of the token and creates the node, in one transaction.
+    async fn enroll(&self, node: NewNode, now: i64) -> StoreResult<NodeRow>;
+    /// All live nodes by name.
+    async fn list_nodes(&self) -> StoreResult<Vec<NodeRow>>;
+    /// A live node by id or name.
+    async fn get_node(&self, id_or_name: &str) -> StoreResult<NodeRow>;
+    /// A live node by id, for authentication (`None` if unknown or revoked).
+    async fn node_for_auth(&self, id: &str) -> StoreResult<Option<NodeRow>>;
+    /// Revokes a node and releases its members' addresses.
+    async fn revoke_node(&self, id_or_name: &str, now: i64) -> StoreResult<(NodeRow, Touched)>;
+    /// Records the node's reported endpoints and observed address.
+    async fn set_endpoints(
+        &self,
+        node_id: &str,
+        endpoints: Vec<String>,
+        observed: Option<String>,
+        now: i64,
+    ) -> StoreResult<Touched>;
+    /// Records the node's last contact time and observed address (no version change).
+    async fn touch_node(&self, node_id: &str, observed: Option<String>, now: i64) -> StoreResult<()>;
+
+    /// Attaches a workload, allocating its overlay address.
+    async fn attach(&self, member: NewMember, now: i64) -> StoreResult<(MemberRow, Touched)>;
+    /// Detaches one of the node's members.
+    async fn detach(&self, node_id: &str, member_id: &str, now: i64) -> StoreResult<Touched>;
+    /// Members, optionally of one segment.
+    async fn list_members(&self, segment: Option<&str>) -> StoreResult<Vec<MemberRow>>;
+
+    /// The node's current netmap version.
+    async fn node_version(&self, node_id: &str) -> StoreResult<i64>;
+    /// Everything needed to build the node's netmap.
+    async fn netmap_rows(&self, node_id: &str) -> StoreResult<NetmapRows>;
+
+    /// Stores a new API key.
+    async fn create_api_key(&self, id: &str, hash: &str, role: &str, description: &str, now: i64) -> StoreResult<()>;
+    /// An API key by id.
+    async fn api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRow>>;
+}

@@ -1,0 +1,1 @@
+//! Store tests on a temp-dir SQLite file.

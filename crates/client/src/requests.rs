@@ -1,0 +1,134 @@
+//! One typed method per coordinator route.
+
+use reqwest::Method;
+use segwire_proto::api::{
+    AttachRequest, CreateSegment, CreateToken, EndpointReport, EnrollRequest, EnrollResponse,
+    Member, Node, Segment, TokenCreated, TokenInfo,
+};
+use segwire_proto::netmap::NetMap;
+
+use crate::{Client, ClientError};
+
+const NO_BODY: Option<&()> = None;
+
+/// Percent-encodes one path segment or query value.
+fn enc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl Client {
+    /// `POST /v1/segments`.
+    pub async fn create_segment(&self, req: &CreateSegment) -> Result<Segment, ClientError> {
+        self.call_json(Method::POST, "/v1/segments", Some(req)).await
+    }
+
+    /// `GET /v1/segments`.
+    pub async fn list_segments(&self) -> Result<Vec<Segment>, ClientError> {
+        self.call_json(Method::GET, "/v1/segments", NO_BODY).await
+    }
+
+    /// `GET /v1/segments/{name}`.
+    pub async fn get_segment(&self, name: &str) -> Result<Segment, ClientError> {
+        let path = format!("/v1/segments/{}", enc(name));
+        self.call_json(Method::GET, &path, NO_BODY).await
+    }
+
+    /// `DELETE /v1/segments/{name}[?force=true]`.
+    pub async fn delete_segment(&self, name: &str, force: bool) -> Result<(), ClientError> {
+        let path = format!("/v1/segments/{}?force={force}", enc(name));
+        self.call::<(), serde_json::Value>(Method::DELETE, &path, NO_BODY)
+            .await
+            .map(|_| ())
+    }
+
+    /// `POST /v1/segments/{name}/rotate-key`.
+    pub async fn rotate_key(&self, name: &str) -> Result<Segment, ClientError> {
+        let path = format!("/v1/segments/{}/rotate-key", enc(name));
+        self.call_json(Method::POST, &path, NO_BODY).await
+    }
+
+    /// `POST /v1/tokens`.
+    pub async fn create_token(&self, req: &CreateToken) -> Result<TokenCreated, ClientError> {
+        self.call_json(Method::POST, "/v1/tokens", Some(req)).await
+    }
+
+    /// `GET /v1/tokens`.
+    pub async fn list_tokens(&self) -> Result<Vec<TokenInfo>, ClientError> {
+        self.call_json(Method::GET, "/v1/tokens", NO_BODY).await
+    }
+
+    /// `DELETE /v1/tokens/{id}`.
+    pub async fn revoke_token(&self, id: &str) -> Result<(), ClientError> {
+        let path = format!("/v1/tokens/{}", enc(id));
+        self.call::<(), serde_json::Value>(Method::DELETE, &path, NO_BODY)
+            .await
+            .map(|_| ())
+    }
+
+    /// `GET /v1/nodes`.
+    pub async fn list_nodes(&self) -> Result<Vec<Node>, ClientError> {
+        self.call_json(Method::GET, "/v1/nodes", NO_BODY).await
+    }
+
+    /// `GET /v1/nodes/{id_or_name}`.
+    pub async fn get_node(&self, id_or_name: &str) -> Result<Node, ClientError> {
+        let path = format!("/v1/nodes/{}", enc(id_or_name));
+        self.call_json(Method::GET, &path, NO_BODY).await
+    }
+
+    /// `DELETE /v1/nodes/{id_or_name}`: revokes the node and removes its members.
+    pub async fn revoke_node(&self, id_or_name: &str) -> Result<(), ClientError> {
+        let path = format!("/v1/nodes/{}", enc(id_or_name));
+        self.call::<(), serde_json::Value>(Method::DELETE, &path, NO_BODY)
+            .await
+            .map(|_| ())
+    }
+
+    /// `GET /v1/members[?segment=S]`.
+    pub async fn list_members(&self, segment: Option<&str>) -> Result<Vec<Member>, ClientError> {
+        let path = match segment {
+            Some(s) => format!("/v1/members?segment={}", enc(s)),
+            None => "/v1/members".to_string(),
+        };
+        self.call_json(Method::GET, &path, NO_BODY).await
+    }
+
+    /// `POST /v1/enroll` (no credential needed: the token is the credential).
+    pub async fn enroll(&self, req: &EnrollRequest) -> Result<EnrollResponse, ClientError> {
+        self.call_json(Method::POST, "/v1/enroll", Some(req)).await
+    }
+
+    /// `GET /v1/node/netmap?since=V&wait=S`: `None` when nothing changed within `wait_secs`.
+    pub async fn netmap(&self, since: u64, wait_secs: u64) -> Result<Option<NetMap>, ClientError> {
+        let path = format!("/v1/node/netmap?since={since}&wait={wait_secs}");
+        self.call(Method::GET, &path, NO_BODY).await
+    }
+
+    /// `POST /v1/node/members`: attach a workload; returns the member with its overlay address.
+    pub async fn attach(&self, req: &AttachRequest) -> Result<Member, ClientError> {
+        self.call_json(Method::POST, "/v1/node/members", Some(req)).await
+    }
+
+    /// `DELETE /v1/node/members/{id}`.
+    pub async fn detach(&self, member_id: &str) -> Result<(), ClientError> {
+        let path = format!("/v1/node/members/{}", enc(member_id));
+        self.call::<(), serde_json::Value>(Method::DELETE, &path, NO_BODY)
+            .await
+            .map(|_| ())
+    }
+
+    /// `POST /v1/node/endpoints`.
+    pub async fn report_endpoints(&self, req: &EndpointReport) -> Result<(), ClientError> {
+        self.call::<_, serde_json::Value>(Method::POST, "/v1/node/endpoints", Some(req))
+            .await
+            .map(|_| ())
+    }
+}

@@ -1,0 +1,219 @@
+//! Configuring a workload's segment interface with rtnetlink, inside its namespace.
+//!
+//! Every function runs its netlink work on a dedicated thread inside the target namespace
+//! (see [`Netns::run_future`]): the netlink socket is created there, so it talks to that
+//! namespace's kernel tables. Callers just `.await` them from any tokio task.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use futures_util::TryStreamExt;
+use ipnet::Ipv4Net;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+use rtnetlink::packet_route::link::{AfSpecInet6, AfSpecUnspec, In6AddrGenMode, LinkAttribute};
+use rtnetlink::packet_route::route::RouteScope;
+use rtnetlink::packet_route::AddressFamily;
+use rtnetlink::{Handle, LinkUnspec, RouteMessageBuilder};
+
+use crate::nl::{connect, failed, is_no_such_device, link_index};
+use crate::{NetdevError, Netns, TunDevice};
+
+/// The default MTU of a segment interface: 1500 minus WireGuard's worst-case overhead
+/// over IPv6 (40 IPv6 + 8 UDP + 32 WireGuard).
+pub const DEFAULT_MTU: u32 = 1420;
+
+/// How one segment interface is set up in a workload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterfaceConfig {
+    /// The interface name (see [`crate::interface_name`]).
+    pub name: String,
+    /// The MTU.
+    pub mtu: u32,
+    /// The member's overlay address, configured as a /32.
+    pub address: Ipv4Addr,
+    /// The segment's CIDR: the one route added, `CIDR dev NAME src ADDRESS`.
+    pub segment: Ipv4Net,
+}
+
+impl InterfaceConfig {
+    /// A configuration with the [`DEFAULT_MTU`].
+    #[must_use]
+    pub fn new(name: impl Into<String>, address: Ipv4Addr, segment: Ipv4Net) -> Self {
+        Self {
+            name: name.into(),
+            mtu: DEFAULT_MTU,
+            address,
+            segment,
+        }
+    }
+}
+
+/// Creates the TUN interface of `config` inside `netns` and configures it
+/// ([`TunDevice::create`] then [`configure`]). On a configuration error the new device is
+/// dropped, which deletes the interface again.
+///
+/// # Errors
+/// Those of [`TunDevice::create`] and [`configure`].
+pub async fn create_interface(
+    netns: &Netns,
+    config: &InterfaceConfig,
+) -> Result<TunDevice, NetdevError> {
+    let device = TunDevice::create(netns, &config.name).await?;
+    configure(netns, config).await?;
+    Ok(device)
+}
+
+/// Configures the existing interface `config.name` inside `netns`, idempotently:
+/// no IPv6 link-local address, the MTU, the overlay address as a /32 (other IPv4
+/// addresses on it are removed), link up, and one route for the segment's CIDR through
+/// the interface with the overlay address as source. The workload gets no other route.
+///
+/// # Errors
+/// [`NetdevError::AddressOutsideSegment`], [`NetdevError::LinkNotFound`], the namespace
+/// errors, or [`NetdevError::Netlink`] naming the step that failed.
+pub async fn configure(netns: &Netns, config: &InterfaceConfig) -> Result<(), NetdevError> {
+    if !config.segment.contains(&config.address) {
+        return Err(NetdevError::AddressOutsideSegment {
+            address: config.address,
+            segment: config.segment,
+        });
+    }
+    let job = config.clone();
+    let label = netns.to_string();
+    netns
+        .run_future(move || async move { configure_here(&job, &label).await })
+        .await??;
+    tracing::debug!(
+        interface = %config.name,
+        %netns,
+        address = %config.address,
+        segment = %config.segment,
+        mtu = config.mtu,
+        "configured interface"
+    );
+    Ok(())
+}
+
+/// Deletes the interface `name` in `netns`. Returns whether there was one: deleting a
+/// missing interface is not an error.
+///
+/// # Errors
+/// The namespace errors, or [`NetdevError::Netlink`].
+pub async fn remove_link(netns: &Netns, name: &str) -> Result<bool, NetdevError> {
+    let name = name.to_owned();
+    let label = netns.to_string();
+    netns
+        .run_future(move || async move {
+            let handle = connect(&label)?;
+            let Some(index) = link_index(&handle, &name, &label).await? else {
+                return Ok(false);
+            };
+            match handle.link().del(index).execute().await {
+                Ok(()) => Ok(true),
+                Err(e) if is_no_such_device(&e) => Ok(false),
+                Err(e) => Err(failed(format!("delete interface {name}"), &label, e)),
+            }
+        })
+        .await?
+}
+
+async fn configure_here(config: &InterfaceConfig, netns: &str) -> Result<(), NetdevError> {
+    let name = config.name.as_str();
+    let handle = connect(netns)?;
+    let index =
+        link_index(&handle, name, netns)
+            .await?
+            .ok_or_else(|| NetdevError::LinkNotFound {
+                name: name.to_owned(),
+                netns: netns.to_owned(),
+            })?;
+
+    // No IPv6 link-local address, hence no fe80::/64 route and no router solicitations
+    // into the tunnel. Best effort: a kernel without IPv6 refuses it, and that is fine.
+    let no_ipv6 = LinkUnspec::new_with_index(index)
+        .append_extra_attribute(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+            vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
+        )]))
+        .build();
+    if let Err(e) = handle.link().set(no_ipv6).execute().await {
+        tracing::debug!(interface = name, error = %e, "could not disable IPv6 address generation");
+    }
+
+    let mtu = LinkUnspec::new_with_index(index).mtu(config.mtu).build();
+    handle
+        .link()
+        .set(mtu)
+        .execute()
+        .await
+        .map_err(|e| failed(format!("set the MTU of {name} to {}", config.mtu), netns, e))?;
+
+    set_only_address(&handle, index, config, netns).await?;
+
+    let up = LinkUnspec::new_with_index(index).up().build();
+    handle
+        .link()
+        .set(up)
+        .execute()
+        .await
+        .map_err(|e| failed(format!("set {name} up"), netns, e))?;
+
+    let segment = config.segment.trunc();
+    let route = RouteMessageBuilder::<Ipv4Addr>::new()
+        .destination_prefix(segment.network(), segment.prefix_len())
+        .output_interface(index)
+        .pref_source(config.address)
+        .scope(RouteScope::Link)
+        .build();
+    handle
+        .route()
+        .add(route)
+        .replace()
+        .execute()
+        .await
+        .map_err(|e| failed(format!("add the route {segment} dev {name}"), netns, e))?;
+    Ok(())
+}
+
+/// Makes `config.address/32` the only IPv4 address of link `index`.
+async fn set_only_address(
+    handle: &Handle,
+    index: u32,
+    config: &InterfaceConfig,
+    netns: &str,
+) -> Result<(), NetdevError> {
+    let name = config.name.as_str();
+    let wanted = IpAddr::V4(config.address);
+    let existing: Vec<AddressMessage> = handle
+        .address()
+        .get()
+        .set_link_index_filter(index)
+        .execute()
+        .try_collect()
+        .await
+        .map_err(|e| failed(format!("list the addresses of {name}"), netns, e))?;
+    for message in existing {
+        let is_v4 = message.header.family == AddressFamily::Inet;
+        let is_wanted = message.header.prefix_len == 32
+            && message
+                .attributes
+                .iter()
+                .any(|a| matches!(a, AddressAttribute::Local(ip) if *ip == wanted));
+        if is_v4 && !is_wanted {
+            handle
+                .address()
+                .del(message)
+                .execute()
+                .await
+                .map_err(|e| failed(format!("remove a stale address of {name}"), netns, e))?;
+        }
+    }
+    handle
+        .address()
+        .add(index, wanted, 32)
+        .replace()
+        .execute()
+        .await
+        .map_err(|e| failed(format!("add {}/32 to {name}", config.address), netns, e))
+}
+
+#[cfg(test)]
+mod tests;

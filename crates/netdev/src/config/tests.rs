@@ -1,0 +1,88 @@
+use super::*;
+use crate::testutil::{ip, privileged, TestNetns};
+use crate::{host_ipv4_addrs, link_exists, list_ipv4_addrs, list_links};
+
+fn segment() -> Ipv4Net {
+    "100.64.9.0/24".parse().expect("cidr")
+}
+
+#[tokio::test]
+async fn address_outside_the_segment_is_refused() {
+    let config = InterfaceConfig::new("sw-x", Ipv4Addr::new(100, 64, 10, 1), segment());
+    let err = configure(&Netns::Current, &config)
+        .await
+        .expect_err("outside");
+    assert!(
+        matches!(err, NetdevError::AddressOutsideSegment { .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn configure_is_idempotent_and_replaces_the_address() {
+    if !privileged("configure_is_idempotent_and_replaces_the_address") {
+        return;
+    }
+    let ns = TestNetns::new("cfg");
+    let netns = Netns::Named(ns.name.clone());
+    let mut config = InterfaceConfig::new("sw-cfg", Ipv4Addr::new(100, 64, 9, 5), segment());
+    let _tun = create_interface(&netns, &config).await.expect("create");
+    configure(&netns, &config).await.expect("configure again");
+
+    let routes = ip(&["-n", &ns.name, "-4", "route", "show"]);
+    assert_eq!(routes.lines().count(), 1, "{routes}");
+    let addrs = list_ipv4_addrs(&netns).await.expect("addrs");
+    let ours: Vec<_> = addrs
+        .iter()
+        .filter(|a| !a.addr.addr().is_loopback())
+        .collect();
+    assert_eq!(ours.len(), 1, "{addrs:?}");
+    assert_eq!(ours[0].addr, "100.64.9.5/32".parse().expect("net"));
+
+    // A new address and MTU replace the old ones; still exactly one route.
+    config.address = Ipv4Addr::new(100, 64, 9, 6);
+    config.mtu = 1380;
+    configure(&netns, &config).await.expect("reconfigure");
+    let addrs = ip(&["-n", &ns.name, "-4", "addr", "show", "dev", "sw-cfg"]);
+    assert!(addrs.contains("inet 100.64.9.6/32"), "{addrs}");
+    assert!(!addrs.contains("100.64.9.5"), "{addrs}");
+    let routes = ip(&["-n", &ns.name, "-4", "route", "show"]);
+    assert_eq!(routes.lines().count(), 1, "{routes}");
+    assert!(routes.contains("src 100.64.9.6"), "{routes}");
+    let links = list_links(&netns).await.expect("links");
+    let link = links.iter().find(|l| l.name == "sw-cfg").expect("listed");
+    assert_eq!(link.mtu, 1380);
+}
+
+#[tokio::test]
+async fn missing_links() {
+    if !privileged("missing_links") {
+        return;
+    }
+    let ns = TestNetns::new("miss");
+    let netns = Netns::Named(ns.name.clone());
+
+    let links = list_links(&netns).await.expect("links");
+    let names: Vec<&str> = links.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["lo"], "a fresh namespace has only lo");
+
+    assert!(!link_exists(&netns, "sw-none").await.expect("exists"));
+    assert!(!remove_link(&netns, "sw-none")
+        .await
+        .expect("remove missing"));
+    let config = InterfaceConfig::new("sw-none", Ipv4Addr::new(100, 64, 9, 5), segment());
+    let err = configure(&netns, &config).await.expect_err("no such link");
+    assert!(matches!(err, NetdevError::LinkNotFound { .. }), "{err}");
+    assert!(err.to_string().contains("sw-none"), "{err}");
+}
+
+#[tokio::test]
+async fn host_addresses_skip_loopback() {
+    let addrs = host_ipv4_addrs().await.expect("host addresses");
+    assert!(
+        addrs
+            .iter()
+            .all(|ip| !ip.is_loopback() && !ip.is_link_local()),
+        "{addrs:?}"
+    );
+}

@@ -1,0 +1,40 @@
+//! Linux I/O for the segwire node agent, behind our own types.
+//!
+//! - [`Netns`]: where a workload lives, parsed from the CLI's `--netns`/`--pid`, and
+//!   [`Netns::run`]/[`Netns::run_future`] to run code inside it on a dedicated thread
+//!   (tokio worker threads never switch namespace).
+//! - [`TunDevice`]: a non-blocking TUN interface driven by tokio, with batch reads and
+//!   writes through a reusable [`PacketBatch`].
+//! - [`configure`], [`create_interface`], [`remove_link`]: the interface's MTU, /32
+//!   address, link state and the one route for the segment's CIDR, over rtnetlink inside
+//!   the namespace; [`link_exists`], [`list_links`], [`list_ipv4_addrs`],
+//!   [`host_ipv4_addrs`] to look.
+//! - [`interface_name`]: `sw-<segment>`, shortened with a stable hash to fit 15 bytes.
+//! - [`bind_udp`]: underlay UDP sockets with large buffers.
+//!
+//! Linux only.
+
+mod batch;
+mod config;
+mod error;
+mod naming;
+mod netns;
+mod nl;
+mod query;
+#[cfg(test)]
+mod testutil;
+mod tun;
+mod udp;
+
+pub use batch::PacketBatch;
+pub use config::{configure, create_interface, remove_link, InterfaceConfig, DEFAULT_MTU};
+pub use error::NetdevError;
+pub use naming::{
+    interface_name, validate_interface_name, INTERFACE_PREFIX, MAX_INTERFACE_NAME_LEN,
+};
+pub use netns::{Netns, NetnsError, NETNS_RUN_DIR};
+pub use query::{
+    host_ipv4_addrs, link_exists, list_ipv4_addrs, list_links, InterfaceAddr, LinkInfo,
+};
+pub use tun::TunDevice;
+pub use udp::{bind_udp, bind_udp_tokio, socket_buffers, SocketBuffers, DEFAULT_SOCKET_BUFFER};

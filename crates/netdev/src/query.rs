@@ -1,0 +1,138 @@
+//! Read-only rtnetlink queries: links and IPv4 addresses of a namespace.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use futures_util::TryStreamExt;
+use ipnet::Ipv4Net;
+use rtnetlink::packet_route::address::AddressAttribute;
+use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags};
+
+use crate::nl::{connect, failed, link_index};
+use crate::{NetdevError, Netns};
+
+/// One network interface, as `ip link` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkInfo {
+    /// The interface index.
+    pub index: u32,
+    /// The interface name.
+    pub name: String,
+    /// The MTU (0 when the kernel did not say).
+    pub mtu: u32,
+    /// Whether the link is administratively up.
+    pub up: bool,
+}
+
+/// One IPv4 address of an interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InterfaceAddr {
+    /// The interface index.
+    pub index: u32,
+    /// The address with its prefix length.
+    pub addr: Ipv4Net,
+}
+
+/// Whether an interface `name` exists in `netns`.
+///
+/// # Errors
+/// The namespace errors, or [`NetdevError::Netlink`].
+pub async fn link_exists(netns: &Netns, name: &str) -> Result<bool, NetdevError> {
+    let name = name.to_owned();
+    let label = netns.to_string();
+    netns
+        .run_future(move || async move {
+            let handle = connect(&label)?;
+            Ok(link_index(&handle, &name, &label).await?.is_some())
+        })
+        .await?
+}
+
+/// Every interface of `netns`.
+///
+/// # Errors
+/// The namespace errors, or [`NetdevError::Netlink`].
+pub async fn list_links(netns: &Netns) -> Result<Vec<LinkInfo>, NetdevError> {
+    let label = netns.to_string();
+    netns
+        .run_future(move || async move {
+            let handle = connect(&label)?;
+            let messages: Vec<_> = handle
+                .link()
+                .get()
+                .execute()
+                .try_collect()
+                .await
+                .map_err(|e| failed("list interfaces", &label, e))?;
+            Ok(messages
+                .into_iter()
+                .map(|message| {
+                    let mut info = LinkInfo {
+                        index: message.header.index,
+                        name: String::new(),
+                        mtu: 0,
+                        up: message.header.flags.contains(LinkFlags::Up),
+                    };
+                    for attribute in message.attributes {
+                        match attribute {
+                            LinkAttribute::IfName(name) => info.name = name,
+                            LinkAttribute::Mtu(mtu) => info.mtu = mtu,
+                            _ => {}
+                        }
+                    }
+                    info
+                })
+                .collect())
+        })
+        .await?
+}
+
+/// Every IPv4 address configured in `netns`.
+///
+/// # Errors
+/// The namespace errors, or [`NetdevError::Netlink`].
+pub async fn list_ipv4_addrs(netns: &Netns) -> Result<Vec<InterfaceAddr>, NetdevError> {
+    let label = netns.to_string();
+    netns
+        .run_future(move || async move {
+            let handle = connect(&label)?;
+            let messages: Vec<_> = handle
+                .address()
+                .get()
+                .execute()
+                .try_collect()
+                .await
+                .map_err(|e| failed("list addresses", &label, e))?;
+            Ok(messages
+                .into_iter()
+                .filter_map(|message| {
+                    let ip = message.attributes.iter().find_map(|a| match a {
+                        AddressAttribute::Local(IpAddr::V4(ip)) => Some(*ip),
+                        _ => None,
+                    })?;
+                    let addr = Ipv4Net::new(ip, message.header.prefix_len).ok()?;
+                    Some(InterfaceAddr {
+                        index: message.header.index,
+                        addr,
+                    })
+                })
+                .collect())
+        })
+        .await?
+}
+
+/// The host's IPv4 addresses worth reporting as underlay endpoints: every address of the
+/// agent's own namespace except loopback (127/8), link-local (169.254/16) and unspecified.
+///
+/// # Errors
+/// [`NetdevError::Netlink`] when the kernel cannot be asked.
+pub async fn host_ipv4_addrs() -> Result<Vec<Ipv4Addr>, NetdevError> {
+    let mut addrs: Vec<Ipv4Addr> = list_ipv4_addrs(&Netns::Current)
+        .await?
+        .into_iter()
+        .map(|a| a.addr.addr())
+        .filter(|ip| !ip.is_loopback() && !ip.is_link_local() && !ip.is_unspecified())
+        .collect();
+    addrs.sort_unstable();
+    addrs.dedup();
+    Ok(addrs)
+}

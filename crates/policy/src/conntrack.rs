@@ -1,0 +1,350 @@
+//! A bounded connection table: LRU-ordered slots, driven by passed-in time, no allocation
+//! after construction.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::classify::{Direction, RuleId};
+use crate::packet::{proto, TcpFlags};
+
+/// How long an idle tracked connection lives, by protocol and state.
+///
+/// Defaults follow Linux conntrack, with a shorter established TCP timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// TCP after the opening SYN, before the SYN-ACK (default 30 s).
+    pub tcp_syn_sent: Duration,
+    /// TCP after the SYN-ACK, before the opener's ACK (default 60 s).
+    pub tcp_syn_received: Duration,
+    /// Established TCP (default 2 h).
+    pub tcp_established: Duration,
+    /// TCP after a FIN from either side (default 2 min).
+    pub tcp_closing: Duration,
+    /// TCP after a RST from either side (default 10 s).
+    pub tcp_closed: Duration,
+    /// UDP (and other protocols allowed by `any`) before any reply (default 30 s).
+    pub udp_unreplied: Duration,
+    /// UDP (and other protocols) once a reply was seen (default 180 s).
+    pub udp_replied: Duration,
+    /// ICMP echo, by identifier (default 30 s).
+    pub icmp_echo: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            tcp_syn_sent: Duration::from_secs(30),
+            tcp_syn_received: Duration::from_secs(60),
+            tcp_established: Duration::from_secs(2 * 60 * 60),
+            tcp_closing: Duration::from_secs(120),
+            tcp_closed: Duration::from_secs(10),
+            udp_unreplied: Duration::from_secs(30),
+            udp_replied: Duration::from_secs(180),
+            icmp_echo: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Size and timeouts of the connection table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConntrackConfig {
+    /// Most connections tracked at once (at least 1; default 65,536). When full, the
+    /// connection idle the longest is evicted. The table is allocated up front.
+    pub max_entries: usize,
+    /// Idle timeouts.
+    pub timeouts: Timeouts,
+}
+
+impl Default for ConntrackConfig {
+    fn default() -> Self {
+        ConntrackConfig {
+            max_entries: 65_536,
+            timeouts: Timeouts::default(),
+        }
+    }
+}
+
+/// A connection seen from the local member: the local address is implied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct FlowKey {
+    pub(crate) remote: u32,
+    /// TCP/UDP local port; ICMP echo identifier; 0 otherwise.
+    pub(crate) local_port: u16,
+    /// TCP/UDP remote port; for ICMP echo 0 when the local side sent the request, 1 when
+    /// the remote did; 0 otherwise.
+    pub(crate) remote_port: u16,
+    pub(crate) protocol: u8,
+}
+
+impl FlowKey {
+    /// Destination port of the connection's opening packet.
+    pub(crate) fn opening_port(&self, initiator: Direction) -> u16 {
+        match initiator {
+            Direction::Egress => self.remote_port,
+            Direction::Ingress => self.local_port,
+        }
+    }
+}
+
+/// Connection state (TCP states, or replied/unreplied for the others).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    SynSent,
+    SynReceived,
+    Established,
+    Closing,
+    Closed,
+    Unreplied,
+    Replied,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Entry {
+    pub(crate) key: FlowKey,
+    pub(crate) initiator: Direction,
+    pub(crate) state: State,
+    pub(crate) rule: Option<RuleId>,
+    last_seen: Instant,
+    prev: u32,
+    next: u32,
+}
+
+const NIL: u32 = u32::MAX;
+
+/// The table: a hash index into slots kept in a doubly linked list, oldest first.
+#[derive(Debug)]
+pub(crate) struct Conntrack {
+    index: HashMap<FlowKey, u32>,
+    slots: Vec<Entry>,
+    free: Vec<u32>,
+    head: u32,
+    tail: u32,
+    max: usize,
+    timeouts: Timeouts,
+    pub(crate) evictions: u64,
+    pub(crate) expired: u64,
+}
+
+impl Conntrack {
+    pub(crate) fn new(config: ConntrackConfig) -> Conntrack {
+        // Slot indices are u32 and NIL is reserved.
+        let max = config.max_entries.clamp(1, (NIL - 1) as usize);
+        Conntrack {
+            // Twice the entries keeps the hash table rehashing in place, never growing.
+            index: HashMap::with_capacity(max.saturating_mul(2)),
+            slots: Vec::with_capacity(max),
+            free: Vec::with_capacity(max),
+            head: NIL,
+            tail: NIL,
+            max,
+            timeouts: config.timeouts,
+            evictions: 0,
+            expired: 0,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// The live entry for `key`, touched and advanced by a packet going `dir` with `flags`
+    /// (TCP only). An expired entry is removed and `None` returned.
+    pub(crate) fn track(
+        &mut self,
+        key: &FlowKey,
+        dir: Direction,
+        flags: TcpFlags,
+        now: Instant,
+    ) -> Option<Entry> {
+        let slot = *self.index.get(key)?;
+        if self.is_expired(slot, now) {
+            self.remove(slot);
+            self.expired += 1;
+            return None;
+        }
+        let entry = self.slots.get_mut(slot as usize)?;
+        entry.state = advance(entry.state, key.protocol, dir != entry.initiator, flags);
+        entry.last_seen = now;
+        let entry = *entry;
+        self.unlink(slot);
+        self.push_back(slot);
+        Some(entry)
+    }
+
+    /// Starts tracking a connection opened by a packet going `initiator`; evicts the
+    /// longest-idle entry when full.
+    pub(crate) fn insert(
+        &mut self,
+        key: FlowKey,
+        initiator: Direction,
+        flags: TcpFlags,
+        rule: Option<RuleId>,
+        now: Instant,
+    ) {
+        if let Some(&slot) = self.index.get(&key) {
+            self.remove(slot);
+        }
+        if self.index.len() >= self.max && self.head != NIL {
+            self.remove(self.head);
+            self.evictions += 1;
+        }
+        let state = match key.protocol {
+            proto::TCP if flags.has(TcpFlags::RST) => State::Closed,
+            proto::TCP if flags.has(TcpFlags::FIN) => State::Closing,
+            proto::TCP if flags.has(TcpFlags::SYN) && !flags.has(TcpFlags::ACK) => State::SynSent,
+            proto::TCP => State::Established, // picked up mid-stream
+            _ => State::Unreplied,
+        };
+        let entry = Entry {
+            key,
+            initiator,
+            state,
+            rule,
+            last_seen: now,
+            prev: NIL,
+            next: NIL,
+        };
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                if let Some(s) = self.slots.get_mut(slot as usize) {
+                    *s = entry;
+                }
+                slot
+            }
+            None => {
+                self.slots.push(entry);
+                u32::try_from(self.slots.len() - 1).unwrap_or(NIL - 1)
+            }
+        };
+        self.index.insert(key, slot);
+        self.push_back(slot);
+    }
+
+    /// Removes expired entries; returns how many.
+    pub(crate) fn expire(&mut self, now: Instant) -> usize {
+        self.retain(now, |_| true).0
+    }
+
+    /// Drops expired entries, then lets `keep` inspect (and update) each live one: `false`
+    /// removes it. Returns (expired, removed by `keep`).
+    pub(crate) fn retain(
+        &mut self,
+        now: Instant,
+        mut keep: impl FnMut(&mut Entry) -> bool,
+    ) -> (usize, usize) {
+        let (mut expired, mut cut) = (0, 0);
+        let mut slot = self.head;
+        while slot != NIL {
+            let next = self.slots.get(slot as usize).map_or(NIL, |e| e.next);
+            if self.is_expired(slot, now) {
+                self.remove(slot);
+                expired += 1;
+            } else if let Some(entry) = self.slots.get_mut(slot as usize) {
+                if !keep(entry) {
+                    self.remove(slot);
+                    cut += 1;
+                }
+            }
+            slot = next;
+        }
+        self.expired += expired as u64;
+        (expired, cut)
+    }
+
+    /// Removes every entry; returns how many there were.
+    pub(crate) fn clear(&mut self) -> usize {
+        let n = self.index.len();
+        self.index.clear();
+        self.slots.clear();
+        self.free.clear();
+        self.head = NIL;
+        self.tail = NIL;
+        n
+    }
+
+    fn timeout(&self, entry: &Entry) -> Duration {
+        let t = &self.timeouts;
+        match (entry.key.protocol, entry.state) {
+            (proto::ICMP, _) => t.icmp_echo,
+            (_, State::SynSent) => t.tcp_syn_sent,
+            (_, State::SynReceived) => t.tcp_syn_received,
+            (_, State::Established) => t.tcp_established,
+            (_, State::Closing) => t.tcp_closing,
+            (_, State::Closed) => t.tcp_closed,
+            (_, State::Unreplied) => t.udp_unreplied,
+            (_, State::Replied) => t.udp_replied,
+        }
+    }
+
+    fn is_expired(&self, slot: u32, now: Instant) -> bool {
+        self.slots
+            .get(slot as usize)
+            .is_some_and(|e| now.saturating_duration_since(e.last_seen) >= self.timeout(e))
+    }
+
+    fn remove(&mut self, slot: u32) {
+        let Some(key) = self.slots.get(slot as usize).map(|e| e.key) else {
+            return;
+        };
+        self.unlink(slot);
+        self.index.remove(&key);
+        self.free.push(slot);
+    }
+
+    fn unlink(&mut self, slot: u32) {
+        let Some(&Entry { prev, next, .. }) = self.slots.get(slot as usize) else {
+            return;
+        };
+        match self.slots.get_mut(prev as usize) {
+            Some(p) => p.next = next,
+            None => self.head = next,
+        }
+        match self.slots.get_mut(next as usize) {
+            Some(n) => n.prev = prev,
+            None => self.tail = prev,
+        }
+        if let Some(e) = self.slots.get_mut(slot as usize) {
+            e.prev = NIL;
+            e.next = NIL;
+        }
+    }
+
+    fn push_back(&mut self, slot: u32) {
+        let tail = self.tail;
+        if let Some(e) = self.slots.get_mut(slot as usize) {
+            e.prev = tail;
+            e.next = NIL;
+        }
+        match self.slots.get_mut(tail as usize) {
+            Some(t) => t.next = slot,
+            None => self.head = slot,
+        }
+        self.tail = slot;
+    }
+}
+
+/// The next state after a packet (`is_reply`: it goes against the opening direction).
+fn advance(state: State, protocol: u8, is_reply: bool, flags: TcpFlags) -> State {
+    if protocol != proto::TCP {
+        return if is_reply { State::Replied } else { state };
+    }
+    let syn_only = flags.has(TcpFlags::SYN) && !flags.has(TcpFlags::ACK);
+    match state {
+        _ if flags.has(TcpFlags::RST) => State::Closed,
+        State::Closing | State::Closed if syn_only && !is_reply => State::SynSent, // port reuse
+        State::Closed => State::Closed,
+        _ if flags.has(TcpFlags::FIN) => State::Closing,
+        State::SynSent if is_reply && flags.has(TcpFlags::SYN | TcpFlags::ACK) => {
+            State::SynReceived
+        }
+        State::SynReceived
+            if !is_reply && flags.has(TcpFlags::ACK) && !flags.has(TcpFlags::SYN) =>
+        {
+            State::Established
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests;

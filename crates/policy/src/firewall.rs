@@ -1,0 +1,358 @@
+//! The per-member filter: classifier plus connection tracking, one call per packet.
+
+use std::net::Ipv4Addr;
+use std::time::Instant;
+
+use crate::classify::{CompiledPolicy, Direction, Flow, RuleId};
+use crate::conntrack::{Conntrack, ConntrackConfig, FlowKey};
+use crate::counters::{Counters, RuleCounter};
+use crate::packet::{proto, Icmp, Packet, PacketError, Quoted, TcpFlags, Transport};
+
+/// What to do with one packet.
+#[must_use]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Pass the packet.
+    Allow {
+        /// The rule that allowed the connection; `None` when the default allowed it (or for
+        /// a later IP fragment, which cannot be judged alone).
+        rule: Option<RuleId>,
+        /// Whether this packet opened a newly tracked connection.
+        new_connection: bool,
+    },
+    /// Drop the packet.
+    Deny {
+        /// Why.
+        reason: DenyReason,
+    },
+}
+
+impl Verdict {
+    /// Whether the packet passes.
+    pub fn is_allowed(&self) -> bool {
+        matches!(self, Verdict::Allow { .. })
+    }
+}
+
+/// Why a packet was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DenyReason {
+    /// Not a well-formed IPv4 packet.
+    #[error("malformed packet: {0}")]
+    Malformed(#[from] PacketError),
+    /// Its local address (source on egress, destination on ingress) is not the member's.
+    #[error("local address is not the member's")]
+    NotLocal,
+    /// No rule allows it, it belongs to no tracked connection, and the default is deny.
+    #[error("no rule allows it")]
+    NoRule,
+}
+
+/// What [`Firewall::replace_policy`] did to the tracked connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReplaceSummary {
+    /// Connections the new policy still allows.
+    pub kept: usize,
+    /// Connections it no longer allows, now forgotten: their next packet is judged afresh.
+    pub cut: usize,
+    /// Connections that had expired anyway.
+    pub expired: usize,
+}
+
+/// One member's stateful packet filter.
+///
+/// Call [`Firewall::egress`] for every packet the member sends and [`Firewall::ingress`] for
+/// every packet it receives, with the current time; call [`Firewall::expire`] now and then
+/// (every few seconds) to free idle connections early; call [`Firewall::replace_policy`]
+/// when a new netmap brings a new policy or member set.
+#[derive(Debug)]
+pub struct Firewall {
+    policy: CompiledPolicy,
+    conntrack: Conntrack,
+    counters: Counters,
+    per_rule: Vec<u64>,
+}
+
+impl Firewall {
+    /// A filter for the member `policy` was compiled for.
+    pub fn new(policy: CompiledPolicy, config: ConntrackConfig) -> Firewall {
+        let per_rule = vec![0; policy.rule_count()];
+        Firewall {
+            policy,
+            conntrack: Conntrack::new(config),
+            counters: Counters::default(),
+            per_rule,
+        }
+    }
+
+    /// Judges a packet the local member sends.
+    pub fn egress(&mut self, packet: &[u8], now: Instant) -> Verdict {
+        self.judge(Direction::Egress, packet, now)
+    }
+
+    /// Judges a packet the local member receives.
+    pub fn ingress(&mut self, packet: &[u8], now: Instant) -> Verdict {
+        self.judge(Direction::Ingress, packet, now)
+    }
+
+    /// Applies a new compiled policy to live traffic: tracked connections it no longer allows
+    /// are forgotten (so their next packet is judged afresh); the others keep flowing,
+    /// attributed to the rule that allows them now. Per-rule counters restart from zero.
+    pub fn replace_policy(&mut self, policy: CompiledPolicy, now: Instant) -> ReplaceSummary {
+        let mut summary = ReplaceSummary::default();
+        if policy.local_ip() != self.policy.local_ip() {
+            summary.cut = self.conntrack.clear();
+        } else {
+            let (expired, cut) = self.conntrack.retain(now, |entry| {
+                let flow = Flow {
+                    direction: entry.initiator,
+                    remote: Ipv4Addr::from(entry.key.remote),
+                    protocol: entry.key.protocol,
+                    port: entry.key.opening_port(entry.initiator),
+                };
+                let decision = policy.classify(&flow);
+                entry.rule = decision.rule;
+                decision.allowed
+            });
+            summary.expired = expired;
+            summary.cut = cut;
+        }
+        summary.kept = self.conntrack.len();
+        self.counters.conntrack_cut += summary.cut as u64;
+        self.per_rule = vec![0; policy.rule_count()];
+        self.policy = policy;
+        tracing::debug!(
+            member = self.policy.local_name(),
+            kept = summary.kept,
+            cut = summary.cut,
+            "policy replaced"
+        );
+        summary
+    }
+
+    /// Frees connections idle past their timeout; returns how many.
+    pub fn expire(&mut self, now: Instant) -> usize {
+        self.conntrack.expire(now)
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &CompiledPolicy {
+        &self.policy
+    }
+
+    /// Totals since creation.
+    pub fn counters(&self) -> Counters {
+        Counters {
+            conntrack_entries: self.conntrack.len() as u64,
+            conntrack_evictions: self.conntrack.evictions,
+            conntrack_expired: self.conntrack.expired,
+            ..self.counters
+        }
+    }
+
+    /// Packets allowed per rule of the policy in force (opening and tracked packets alike).
+    pub fn rule_counters(&self) -> impl Iterator<Item = RuleCounter<'_>> + '_ {
+        self.per_rule
+            .iter()
+            .enumerate()
+            .map(|(i, &allowed)| RuleCounter {
+                name: self.policy.rule_names.get(i).map_or("", String::as_str),
+                allowed,
+            })
+    }
+
+    fn judge(&mut self, dir: Direction, bytes: &[u8], now: Instant) -> Verdict {
+        let verdict = self.decide(dir, bytes, now);
+        self.count(&verdict);
+        verdict
+    }
+
+    fn decide(&mut self, dir: Direction, bytes: &[u8], now: Instant) -> Verdict {
+        let packet = match Packet::parse(bytes) {
+            Ok(p) => p,
+            Err(e) => {
+                return Verdict::Deny {
+                    reason: DenyReason::Malformed(e),
+                }
+            }
+        };
+        let (local, remote) = match dir {
+            Direction::Egress => (packet.src, packet.dst),
+            Direction::Ingress => (packet.dst, packet.src),
+        };
+        if local != self.policy.local_ip() {
+            return Verdict::Deny {
+                reason: DenyReason::NotLocal,
+            };
+        }
+        let remote_u32 = u32::from(remote);
+        let (key, flags, port) = match packet.l4 {
+            Transport::Tcp {
+                src_port,
+                dst_port,
+                flags,
+            } => (
+                Some(port_key(dir, remote_u32, proto::TCP, src_port, dst_port)),
+                flags,
+                dst_port,
+            ),
+            Transport::Udp { src_port, dst_port } => (
+                Some(port_key(dir, remote_u32, proto::UDP, src_port, dst_port)),
+                TcpFlags(0),
+                dst_port,
+            ),
+            Transport::Icmp(icmp) => {
+                if let Some(verdict) = self.related(dir, icmp, now) {
+                    return verdict;
+                }
+                (echo_key(dir, remote_u32, icmp), TcpFlags(0), 0)
+            }
+            Transport::Other { protocol } => {
+                let key = FlowKey {
+                    remote: remote_u32,
+                    local_port: 0,
+                    remote_port: 0,
+                    protocol,
+                };
+                (Some(key), TcpFlags(0), 0)
+            }
+            Transport::Fragment { .. } => {
+                // The first fragment was judged; later ones cannot be reassembled without it.
+                self.counters.allowed_fragments += 1;
+                return Verdict::Allow {
+                    rule: None,
+                    new_connection: false,
+                };
+            }
+        };
+        if let Some(key) = &key {
+            if let Some(entry) = self.conntrack.track(key, dir, flags, now) {
+                return Verdict::Allow {
+                    rule: entry.rule,
+                    new_connection: false,
+                };
+            }
+        }
+        let flow = Flow {
+            direction: dir,
+            remote,
+            protocol: packet.protocol(),
+            port,
+        };
+        let decision = self.policy.classify(&flow);
+        if !decision.allowed {
+            return Verdict::Deny {
+                reason: DenyReason::NoRule,
+            };
+        }
+        match key {
+            // A lone RST opens nothing: pass it without tracking.
+            Some(key) if !(key.protocol == proto::TCP && flags.has(TcpFlags::RST)) => {
+                self.conntrack.insert(key, dir, flags, decision.rule, now);
+                Verdict::Allow {
+                    rule: decision.rule,
+                    new_connection: true,
+                }
+            }
+            _ => Verdict::Allow {
+                rule: decision.rule,
+                new_connection: false,
+            },
+        }
+    }
+
+    /// An ICMP error about a tracked connection passes as related traffic.
+    fn related(&mut self, dir: Direction, icmp: Icmp, now: Instant) -> Option<Verdict> {
+        let Icmp::Error {
+            quoted: Some(q), ..
+        } = icmp
+        else {
+            return None;
+        };
+        let key = quoted_key(dir, self.policy.local_ip(), q)?;
+        let quoted_dir = dir.reverse();
+        let entry = self.conntrack.track(&key, quoted_dir, TcpFlags(0), now)?;
+        self.counters.allowed_related += 1;
+        Some(Verdict::Allow {
+            rule: entry.rule,
+            new_connection: false,
+        })
+    }
+
+    fn count(&mut self, verdict: &Verdict) {
+        let c = &mut self.counters;
+        match *verdict {
+            Verdict::Allow {
+                rule,
+                new_connection,
+            } => {
+                c.allowed += 1;
+                c.new_connections += u64::from(new_connection);
+                match rule.and_then(|r| self.per_rule.get_mut(r.index())) {
+                    Some(n) => *n += 1,
+                    None => c.allowed_by_default += 1,
+                }
+            }
+            Verdict::Deny { reason } => {
+                c.denied += 1;
+                match reason {
+                    DenyReason::Malformed(_) => c.denied_malformed += 1,
+                    DenyReason::NotLocal => c.denied_not_local += 1,
+                    DenyReason::NoRule => c.denied_by_default += 1,
+                }
+            }
+        }
+    }
+}
+
+fn port_key(dir: Direction, remote: u32, protocol: u8, src_port: u16, dst_port: u16) -> FlowKey {
+    let (local_port, remote_port) = match dir {
+        Direction::Egress => (src_port, dst_port),
+        Direction::Ingress => (dst_port, src_port),
+    };
+    FlowKey {
+        remote,
+        local_port,
+        remote_port,
+        protocol,
+    }
+}
+
+/// Echo requests and replies share a key per identifier and per side that asked.
+fn echo_key(dir: Direction, remote: u32, icmp: Icmp) -> Option<FlowKey> {
+    let (id, local_asked) = match icmp {
+        Icmp::EchoRequest { id } => (id, dir == Direction::Egress),
+        Icmp::EchoReply { id } => (id, dir == Direction::Ingress),
+        _ => return None,
+    };
+    let remote_port = if local_asked { 0 } else { 1 };
+    Some(FlowKey {
+        remote,
+        local_port: id,
+        remote_port,
+        protocol: proto::ICMP,
+    })
+}
+
+/// The key of the connection an ICMP error quotes; the quoted packet went the other way.
+fn quoted_key(dir: Direction, local: Ipv4Addr, q: Quoted) -> Option<FlowKey> {
+    let quoted_dir = dir.reverse();
+    let (q_local, q_remote) = match quoted_dir {
+        Direction::Egress => (q.src, q.dst),
+        Direction::Ingress => (q.dst, q.src),
+    };
+    if q_local != local {
+        return None;
+    }
+    let remote = u32::from(q_remote);
+    match q.protocol {
+        proto::TCP | proto::UDP => Some(port_key(
+            quoted_dir, remote, q.protocol, q.src_port, q.dst_port,
+        )),
+        proto::ICMP => echo_key(quoted_dir, remote, Icmp::EchoRequest { id: q.src_port }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

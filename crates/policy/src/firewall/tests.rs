@@ -1,0 +1,411 @@
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::model::{Member, Policy};
+use crate::testutil::{icmp, icmp_unreachable, ipv4, member, tcp, udp, ACK, SYN, SYN_ACK};
+
+const WEB: &str = "100.64.0.2";
+const DB: &str = "100.64.0.3";
+const CACHE: &str = "100.64.0.4";
+const OUTSIDER: &str = "100.64.9.9";
+
+fn segment() -> Vec<Member> {
+    vec![
+        member("web-1", WEB, &[("app", "web")]),
+        member("db-1", DB, &[("app", "db")]),
+        member("cache-1", CACHE, &[("app", "cache")]),
+    ]
+}
+
+fn firewall_for(policy: &str, local: &str) -> Firewall {
+    firewall_with(policy, local, ConntrackConfig::default())
+}
+
+fn firewall_with(policy: &str, local: &str, config: ConntrackConfig) -> Firewall {
+    Firewall::new(compile(policy, local), config)
+}
+
+fn compile(policy: &str, local: &str) -> CompiledPolicy {
+    let policy = Policy::from_json(policy).unwrap();
+    let members = segment();
+    let me = members.iter().find(|m| m.ip.to_string() == local).unwrap();
+    CompiledPolicy::compile(&policy, me, &members)
+}
+
+/// `Some(name)` for an allow by that rule, `Some("")` for an allow by default, `None` for deny.
+fn outcome(fw: &Firewall, v: Verdict) -> Option<String> {
+    match v {
+        Verdict::Allow { rule, .. } => Some(rule.map_or(String::new(), |r| {
+            fw.policy().rule_name(r).unwrap().to_owned()
+        })),
+        Verdict::Deny { .. } => None,
+    }
+}
+
+const DENY_ALL: &str = r#"{ "default": "deny" }"#;
+const ALLOW_ALL: &str = r#"{ "default": "allow" }"#;
+const WEB_TO_DB: &str = r#"{ "default": "deny", "rules": [
+    { "name": "web-to-db", "from": { "labels": { "app": "web" } }, "to": { "labels": { "app": "db" } }, "ports": ["tcp/5432"] } ] }"#;
+const DNS: &str = r#"{ "default": "deny", "rules": [
+    { "name": "dns", "from": "*", "to": { "member": "db-1" }, "ports": ["udp/53"] } ] }"#;
+const PING: &str = r#"{ "default": "deny", "rules": [
+    { "name": "ping", "from": { "labels": { "app": "web" } }, "to": "*", "ports": ["icmp"] } ] }"#;
+const CIDR: &str = r#"{ "default": "deny", "rules": [
+    { "name": "low-to-db", "from": { "cidr": "100.64.0.0/30" }, "to": { "labels": { "app": "db" } }, "ports": ["tcp/80"] } ] }"#;
+const MEMBER: &str = r#"{ "default": "deny", "rules": [
+    { "name": "cache-to-db", "from": { "member": "cache-1" }, "to": { "member": "db-1" }, "ports": ["tcp/6379-6380"] } ] }"#;
+const ANY: &str = r#"{ "default": "deny", "rules": [
+    { "name": "web-to-cache", "from": { "labels": { "app": "web" } }, "to": { "labels": { "app": "cache" } }, "ports": ["any"] } ] }"#;
+
+#[test]
+fn verdicts_for_first_packets() {
+    let e = Direction::Egress;
+    let i = Direction::Ingress;
+    #[rustfmt::skip]
+    let cases: Vec<(&str, &str, &str, Direction, Vec<u8>, Option<&str>)> = vec![
+        ("default deny blocks tcp", DENY_ALL, WEB, e, tcp(WEB, 40000, DB, 5432, SYN), None),
+        ("default deny blocks udp in", DENY_ALL, DB, i, udp(WEB, 5000, DB, 53), None),
+        ("default deny blocks icmp", DENY_ALL, WEB, e, icmp(WEB, DB, 8, 1), None),
+        ("default allow passes", ALLOW_ALL, WEB, e, tcp(WEB, 40000, DB, 22, SYN), Some("")),
+        ("default allow passes in", ALLOW_ALL, WEB, i, udp(DB, 1, WEB, 2), Some("")),
+        ("web reaches db:5432", WEB_TO_DB, WEB, e, tcp(WEB, 40000, DB, 5432, SYN), Some("web-to-db")),
+        ("db accepts web on 5432", WEB_TO_DB, DB, i, tcp(WEB, 40000, DB, 5432, SYN), Some("web-to-db")),
+        ("web not to db:22", WEB_TO_DB, WEB, e, tcp(WEB, 40000, DB, 22, SYN), None),
+        ("db refuses web on 22", WEB_TO_DB, DB, i, tcp(WEB, 40000, DB, 22, SYN), None),
+        ("web not to db over udp", WEB_TO_DB, WEB, e, udp(WEB, 40000, DB, 5432), None),
+        ("db may not open to web", WEB_TO_DB, DB, e, tcp(DB, 40000, WEB, 5432, SYN), None),
+        ("web refuses db", WEB_TO_DB, WEB, i, tcp(DB, 40000, WEB, 5432, SYN), None),
+        ("cache not to db", WEB_TO_DB, CACHE, e, tcp(CACHE, 40000, DB, 5432, SYN), None),
+        ("udp rule", DNS, WEB, e, udp(WEB, 5353, DB, 53), Some("dns")),
+        ("udp rule at db", DNS, DB, i, udp(CACHE, 5353, DB, 53), Some("dns")),
+        ("udp rule other port", DNS, WEB, e, udp(WEB, 5353, DB, 54), None),
+        ("udp rule not tcp", DNS, WEB, e, tcp(WEB, 5353, DB, 53, SYN), None),
+        ("udp rule other member", DNS, WEB, e, udp(WEB, 5353, CACHE, 53), None),
+        ("icmp rule", PING, WEB, e, icmp(WEB, DB, 8, 1), Some("ping")),
+        ("icmp rule at db", PING, DB, i, icmp(WEB, DB, 8, 1), Some("ping")),
+        ("icmp rule to non-member", PING, WEB, e, icmp(WEB, OUTSIDER, 8, 1), Some("ping")),
+        ("icmp rule reverse", PING, DB, e, icmp(DB, WEB, 8, 1), None),
+        ("icmp rule not tcp", PING, WEB, e, tcp(WEB, 1, DB, 2, SYN), None),
+        ("cidr selector in range", CIDR, WEB, e, tcp(WEB, 1, DB, 80, SYN), Some("low-to-db")),
+        ("cidr selector out of range", CIDR, CACHE, e, tcp(CACHE, 1, DB, 80, SYN), None),
+        ("cidr selector at db", CIDR, DB, i, tcp(WEB, 1, DB, 80, SYN), Some("low-to-db")),
+        ("cidr selector at db, outsider", CIDR, DB, i, tcp(OUTSIDER, 1, DB, 80, SYN), None),
+        ("member selector", MEMBER, CACHE, e, tcp(CACHE, 1, DB, 6380, SYN), Some("cache-to-db")),
+        ("member selector at db", MEMBER, DB, i, tcp(CACHE, 1, DB, 6379, SYN), Some("cache-to-db")),
+        ("member selector other port", MEMBER, CACHE, e, tcp(CACHE, 1, DB, 6381, SYN), None),
+        ("member selector other member", MEMBER, WEB, e, tcp(WEB, 1, DB, 6379, SYN), None),
+        ("any: tcp", ANY, WEB, e, tcp(WEB, 1, CACHE, 1234, SYN), Some("web-to-cache")),
+        ("any: udp", ANY, WEB, e, udp(WEB, 1, CACHE, 9), Some("web-to-cache")),
+        ("any: icmp", ANY, WEB, e, icmp(WEB, CACHE, 8, 3), Some("web-to-cache")),
+        ("any: gre", ANY, WEB, e, ipv4(WEB, CACHE, 47, &[0; 4]), Some("web-to-cache")),
+        ("any: at cache", ANY, CACHE, i, tcp(WEB, 1, CACHE, 1, SYN), Some("web-to-cache")),
+        ("any: not to db", ANY, WEB, e, tcp(WEB, 1, DB, 1, SYN), None),
+        ("any: not reversed", ANY, CACHE, e, udp(CACHE, 1, WEB, 9), None),
+    ];
+    let now = Instant::now();
+    for (name, policy, local, dir, packet, want) in cases {
+        let mut fw = firewall_for(policy, local);
+        let v = match dir {
+            Direction::Egress => fw.egress(&packet, now),
+            Direction::Ingress => fw.ingress(&packet, now),
+        };
+        assert_eq!(outcome(&fw, v).as_deref(), want, "{name}: {v:?}");
+        if want.is_none() {
+            assert_eq!(
+                v,
+                Verdict::Deny {
+                    reason: DenyReason::NoRule
+                },
+                "{name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn replies_of_an_allowed_connection_pass() {
+    let now = Instant::now();
+    let mut web = firewall_for(WEB_TO_DB, WEB);
+    let mut db = firewall_for(WEB_TO_DB, DB);
+    let opening = tcp(WEB, 40000, DB, 5432, SYN);
+    let reply = tcp(DB, 5432, WEB, 40000, SYN_ACK);
+    let rule = Some(RuleId(0));
+    assert_eq!(
+        web.egress(&opening, now),
+        Verdict::Allow {
+            rule,
+            new_connection: true
+        }
+    );
+    assert_eq!(
+        db.ingress(&opening, now),
+        Verdict::Allow {
+            rule,
+            new_connection: true
+        }
+    );
+    assert_eq!(
+        db.egress(&reply, now),
+        Verdict::Allow {
+            rule,
+            new_connection: false
+        }
+    );
+    assert_eq!(
+        web.ingress(&reply, now),
+        Verdict::Allow {
+            rule,
+            new_connection: false
+        }
+    );
+    assert!(web
+        .egress(&tcp(WEB, 40000, DB, 5432, ACK), now)
+        .is_allowed());
+    // Only that connection: another port pair from db is still refused.
+    assert!(!web
+        .ingress(&tcp(DB, 5432, WEB, 40001, SYN_ACK), now)
+        .is_allowed());
+    assert!(!web
+        .ingress(&tcp(DB, 5433, WEB, 40000, SYN_ACK), now)
+        .is_allowed());
+
+    // UDP and ICMP echo replies too.
+    let mut web = firewall_for(ANY, WEB);
+    assert!(web.egress(&udp(WEB, 5000, CACHE, 53), now).is_allowed());
+    assert!(web.ingress(&udp(CACHE, 53, WEB, 5000), now).is_allowed());
+    assert!(!web.ingress(&udp(CACHE, 53, WEB, 5001), now).is_allowed());
+    assert!(web.egress(&icmp(WEB, CACHE, 8, 7), now).is_allowed());
+    assert!(web.ingress(&icmp(CACHE, WEB, 0, 7), now).is_allowed());
+    assert!(
+        !web.ingress(&icmp(CACHE, WEB, 0, 8), now).is_allowed(),
+        "other echo id"
+    );
+    assert!(
+        !web.ingress(&icmp(CACHE, WEB, 8, 7), now).is_allowed(),
+        "a request is no reply"
+    );
+}
+
+#[test]
+fn icmp_errors_about_tracked_connections_pass() {
+    let now = Instant::now();
+    let mut web = firewall_for(DNS, WEB);
+    let query = udp(WEB, 5000, DB, 53);
+    assert!(web.egress(&query, now).is_allowed());
+    let error = icmp_unreachable(DB, WEB, &query);
+    assert_eq!(
+        web.ingress(&error, now),
+        Verdict::Allow {
+            rule: Some(RuleId(0)),
+            new_connection: false
+        }
+    );
+    let unrelated = icmp_unreachable(DB, WEB, &udp(WEB, 5001, DB, 53));
+    assert!(!web.ingress(&unrelated, now).is_allowed());
+    assert_eq!(web.counters().allowed_related, 1);
+}
+
+#[test]
+fn fragments_malformed_and_foreign_packets() {
+    let now = Instant::now();
+    let mut fw = firewall_for(DENY_ALL, WEB);
+    let mut fragment = udp(WEB, 1, DB, 2);
+    fragment[7] = 10;
+    assert_eq!(
+        fw.egress(&fragment, now),
+        Verdict::Allow {
+            rule: None,
+            new_connection: false
+        }
+    );
+    assert_eq!(
+        fw.egress(&[0x45, 0, 0], now),
+        Verdict::Deny {
+            reason: DenyReason::Malformed(PacketError::TooShort)
+        }
+    );
+    let mut fw = firewall_for(ALLOW_ALL, WEB);
+    assert_eq!(
+        fw.egress(&udp(DB, 1, CACHE, 2), now),
+        Verdict::Deny {
+            reason: DenyReason::NotLocal
+        }
+    );
+    assert_eq!(
+        fw.ingress(&udp(DB, 1, CACHE, 2), now),
+        Verdict::Deny {
+            reason: DenyReason::NotLocal
+        }
+    );
+}
+
+#[test]
+fn connections_expire_with_passed_in_time() {
+    let t0 = Instant::now();
+    let mut web = firewall_for(WEB_TO_DB, WEB);
+    assert!(web.egress(&tcp(WEB, 40000, DB, 5432, SYN), t0).is_allowed());
+    assert!(!web
+        .ingress(
+            &tcp(DB, 5432, WEB, 40000, SYN_ACK),
+            t0 + Duration::from_secs(30)
+        )
+        .is_allowed());
+    assert_eq!(web.counters().conntrack_expired, 1);
+
+    let mut web = firewall_for(ANY, WEB);
+    assert!(web.egress(&udp(WEB, 5000, CACHE, 53), t0).is_allowed());
+    assert!(web
+        .ingress(&udp(CACHE, 53, WEB, 5000), t0 + Duration::from_secs(29))
+        .is_allowed());
+    // Replied: 180 s from the last packet.
+    let late = t0 + Duration::from_secs(29 + 179);
+    assert!(web.ingress(&udp(CACHE, 53, WEB, 5000), late).is_allowed());
+    assert_eq!(web.expire(late + Duration::from_secs(180)), 1);
+    assert!(!web.egress(&tcp(WEB, 1, DB, 2, SYN), late).is_allowed());
+    assert_eq!(web.counters().conntrack_entries, 0);
+}
+
+#[test]
+fn a_full_table_evicts_the_oldest_and_counts() {
+    let t0 = Instant::now();
+    let config = ConntrackConfig {
+        max_entries: 2,
+        ..ConntrackConfig::default()
+    };
+    let mut web = firewall_with(ANY, WEB, config);
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    assert!(web.egress(&udp(WEB, 1, CACHE, 53), at(0)).is_allowed());
+    assert!(web.egress(&udp(WEB, 2, CACHE, 53), at(1)).is_allowed());
+    assert!(web.egress(&udp(WEB, 1, CACHE, 53), at(2)).is_allowed()); // port 2 now oldest
+    assert!(web.egress(&udp(WEB, 3, CACHE, 53), at(3)).is_allowed());
+    let c = web.counters();
+    assert_eq!((c.conntrack_entries, c.conntrack_evictions), (2, 1));
+    assert!(web.ingress(&udp(CACHE, 53, WEB, 1), at(4)).is_allowed());
+    assert!(web.ingress(&udp(CACHE, 53, WEB, 3), at(4)).is_allowed());
+    assert!(
+        !web.ingress(&udp(CACHE, 53, WEB, 2), at(4)).is_allowed(),
+        "evicted"
+    );
+}
+
+#[test]
+fn replace_policy_cuts_connections_no_longer_allowed() {
+    let t0 = Instant::now();
+    let both = r#"{ "default": "deny", "rules": [
+        { "name": "ssh", "from": { "member": "web-1" }, "to": { "member": "db-1" }, "ports": ["tcp/22"] },
+        { "name": "pg", "from": { "member": "web-1" }, "to": { "member": "db-1" }, "ports": ["tcp/5432"] } ] }"#;
+    let mut web = firewall_for(both, WEB);
+    for port in [22, 5432] {
+        assert!(web.egress(&tcp(WEB, 40000, DB, port, SYN), t0).is_allowed());
+        assert!(web
+            .ingress(&tcp(DB, port, WEB, 40000, SYN_ACK), t0)
+            .is_allowed());
+    }
+    let summary = web.replace_policy(compile(WEB_TO_DB, WEB), t0);
+    assert_eq!(
+        summary,
+        ReplaceSummary {
+            kept: 1,
+            cut: 1,
+            expired: 0
+        }
+    );
+    // Kept, and credited to the rule of the new policy.
+    assert_eq!(
+        web.ingress(&tcp(DB, 5432, WEB, 40000, ACK), t0),
+        Verdict::Allow {
+            rule: Some(RuleId(0)),
+            new_connection: false
+        }
+    );
+    assert!(!web.ingress(&tcp(DB, 22, WEB, 40000, ACK), t0).is_allowed());
+    assert!(!web.egress(&tcp(WEB, 40000, DB, 22, ACK), t0).is_allowed());
+    assert_eq!(web.counters().conntrack_cut, 1);
+    let counts: Vec<(String, u64)> = web
+        .rule_counters()
+        .map(|r| (r.name.to_owned(), r.allowed))
+        .collect();
+    assert_eq!(counts, [("web-to-db".to_owned(), 1)]);
+
+    // Remote-initiated connections are re-judged the same way.
+    let mut db = firewall_for(WEB_TO_DB, DB);
+    assert!(db.ingress(&tcp(WEB, 40000, DB, 5432, SYN), t0).is_allowed());
+    assert_eq!(db.replace_policy(compile(DENY_ALL, DB), t0).cut, 1);
+    assert!(!db
+        .egress(&tcp(DB, 5432, WEB, 40000, SYN_ACK), t0)
+        .is_allowed());
+}
+
+#[test]
+fn counters_by_rule_and_reason() {
+    let now = Instant::now();
+    let mut web = firewall_for(WEB_TO_DB, WEB);
+    let _ = web.egress(&tcp(WEB, 1, DB, 5432, SYN), now);
+    let _ = web.ingress(&tcp(DB, 5432, WEB, 1, SYN_ACK), now);
+    let _ = web.egress(&tcp(WEB, 1, DB, 22, SYN), now);
+    let _ = web.egress(&[1, 2, 3], now);
+    let _ = web.egress(&udp(DB, 1, WEB, 2), now);
+    let c = web.counters();
+    assert_eq!(
+        (c.allowed, c.new_connections, c.allowed_by_default),
+        (2, 1, 0)
+    );
+    assert_eq!(
+        (
+            c.denied,
+            c.denied_by_default,
+            c.denied_malformed,
+            c.denied_not_local
+        ),
+        (3, 1, 1, 1)
+    );
+    assert_eq!(c.conntrack_entries, 1);
+    let counts: Vec<(&str, u64)> = web.rule_counters().map(|r| (r.name, r.allowed)).collect();
+    assert_eq!(counts, [("web-to-db", 2)]);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    #[test]
+    fn arbitrary_bytes_never_panic_the_firewall(
+        packets in prop::collection::vec((any::<bool>(), prop::collection::vec(any::<u8>(), 0..64), 0u64..100), 1..20),
+    ) {
+        let mut fw = firewall_with(ANY, WEB, ConntrackConfig { max_entries: 4, ..Default::default() });
+        let mut now = Instant::now();
+        for (egress, bytes, step) in packets {
+            now += Duration::from_secs(step);
+            let _ = if egress { fw.egress(&bytes, now) } else { fw.ingress(&bytes, now) };
+            prop_assert!(fw.counters().conntrack_entries <= 4);
+        }
+    }
+
+    #[test]
+    fn mutated_real_packets_never_panic_and_stay_bounded(
+        packets in prop::collection::vec((any::<bool>(), 0usize..6, 0usize..48, any::<u8>(), 0u64..40), 1..40),
+    ) {
+        let templates = [
+            tcp(WEB, 40000, CACHE, 80, SYN),
+            tcp(CACHE, 80, WEB, 40000, SYN_ACK),
+            udp(WEB, 5000, CACHE, 53),
+            icmp(WEB, CACHE, 8, 1),
+            icmp_unreachable(CACHE, WEB, &udp(WEB, 5000, CACHE, 53)),
+            ipv4(CACHE, WEB, 47, &[0; 8]),
+        ];
+        let mut fw = firewall_with(ANY, WEB, ConntrackConfig { max_entries: 3, ..Default::default() });
+        let mut now = Instant::now();
+        for (egress, which, pos, val, step) in packets {
+            let mut p = templates[which].clone();
+            if let Some(b) = p.get_mut(pos) { *b = val; }
+            now += Duration::from_secs(step);
+            let _ = if egress { fw.egress(&p, now) } else { fw.ingress(&p, now) };
+            prop_assert!(fw.counters().conntrack_entries <= 3);
+        }
+        let _ = fw.replace_policy(compile(WEB_TO_DB, WEB), now);
+        let _ = fw.expire(now);
+    }
+}

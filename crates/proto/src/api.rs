@@ -1,0 +1,228 @@
+//! REST API bodies (`/v1/...`). Request types refuse unknown fields so a typo is an error,
+//! not a silently ignored setting. Times are RFC 3339 strings in UTC.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Labels: small key/value strings used by policies to select members.
+pub type Labels = BTreeMap<String, String>;
+
+/// The body of every error response (except authentication failures, which have none).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// One sentence saying what went wrong and what to do.
+    pub error: String,
+}
+
+/// What a segment does with traffic no rule matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DefaultAction {
+    /// Traffic no rule matches passes.
+    #[default]
+    Allow,
+    /// Traffic no rule matches is dropped.
+    Deny,
+}
+
+/// `POST /v1/segments`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSegment {
+    /// Lowercase DNS label, at most 32 characters.
+    pub name: String,
+    /// IPv4 network, prefix /8 to /30, no host bits, not overlapping another segment.
+    pub cidr: String,
+    /// Policy default for the segment (`allow` unless given).
+    #[serde(default)]
+    pub default: Option<DefaultAction>,
+}
+
+/// A segment as the API shows it. Its preshared key is never shown.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Segment {
+    /// Segment name.
+    pub name: String,
+    /// Overlay IPv4 network.
+    pub cidr: String,
+    /// Policy default.
+    pub default: DefaultAction,
+    /// Version of the segment's preshared key; bumped by every rotation.
+    pub psk_version: u64,
+    /// Members currently attached.
+    pub members: u64,
+    /// Change counter of the segment (monotonic).
+    pub version: u64,
+    /// When the segment was created.
+    pub created_at: String,
+}
+
+/// `POST /v1/tokens`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    /// Segments a node enrolled with this token may attach workloads to (at least one).
+    pub segments: Vec<String>,
+    /// Labels stamped on every member the node attaches (they win over labels the node asks for).
+    #[serde(default)]
+    pub labels: Labels,
+    /// Lifetime in seconds (default 3600, at most 30 days).
+    #[serde(default)]
+    pub ttl_seconds: Option<u64>,
+    /// How many enrolments the token allows (default 1).
+    #[serde(default)]
+    pub uses: Option<u32>,
+}
+
+/// The answer to `POST /v1/tokens`: the only time the token string is ever shown.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TokenCreated {
+    /// Token id.
+    pub id: String,
+    /// The full join token string (`swt1_...`).
+    pub token: String,
+    /// When it stops working.
+    pub expires_at: String,
+    /// Enrolments it allows.
+    pub uses: u32,
+}
+
+/// A join token as listed; the secret is never shown again.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TokenInfo {
+    /// Token id.
+    pub id: String,
+    /// Segments it grants.
+    pub segments: Vec<String>,
+    /// Labels it stamps.
+    pub labels: Labels,
+    /// Enrolments it allowed at creation.
+    pub uses: u32,
+    /// Enrolments left.
+    pub uses_left: u32,
+    /// Creation time.
+    pub created_at: String,
+    /// Expiry time.
+    pub expires_at: String,
+    /// `active`, `expired`, `used` or `revoked`.
+    pub state: String,
+}
+
+/// `POST /v1/enroll`: a node enrols with a join token.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    /// Token id (from the join token).
+    pub token_id: String,
+    /// Token secret (from the join token).
+    pub token_secret: String,
+    /// Node name (lowercase DNS label); unique among live nodes.
+    pub name: String,
+    /// The node's identity public key (X25519, base64); its private key never leaves the node.
+    pub public_key: String,
+    /// Underlay addresses the node can be reached at (IPs, no ports).
+    #[serde(default)]
+    pub endpoints: Vec<String>,
+}
+
+/// The answer to an enrolment: the node's id and credential (shown once).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EnrollResponse {
+    /// Node id.
+    pub node_id: String,
+    /// Node name.
+    pub name: String,
+    /// Bearer credential for the node API (`swn_...`); stored hashed by the coordinator.
+    pub credential: String,
+    /// Segments the node may attach workloads to.
+    pub segments: Vec<String>,
+    /// Labels stamped on the node's members.
+    pub labels: Labels,
+}
+
+/// A node as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Node {
+    /// Node id.
+    pub id: String,
+    /// Node name.
+    pub name: String,
+    /// Identity public key.
+    pub public_key: String,
+    /// Underlay addresses the node reported.
+    pub endpoints: Vec<String>,
+    /// Source address the coordinator last saw the node's requests come from.
+    pub observed_address: Option<String>,
+    /// Segments the node may attach to.
+    pub segments: Vec<String>,
+    /// Labels stamped on its members.
+    pub labels: Labels,
+    /// Members it has.
+    pub members: u64,
+    /// Enrolment time.
+    pub created_at: String,
+    /// Last time the node talked to the coordinator.
+    pub last_seen: Option<String>,
+}
+
+/// `POST /v1/node/members`: a node attaches a workload to a segment.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttachRequest {
+    /// Segment to attach to (must be granted by the node's token).
+    pub segment: String,
+    /// Which workload: `host`, `netns:NAME`, `path:/run/netns/x` or `pid:1234`.
+    pub workload: String,
+    /// Member name; defaults to `<node>-<segment>-<n>`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The member's WireGuard public key (base64); the private key stays on the node.
+    pub public_key: String,
+    /// UDP port the member's WireGuard socket listens on.
+    pub listen_port: u16,
+    /// Explicit `IP:port` endpoints; when empty the node's addresses with `listen_port` are used.
+    #[serde(default)]
+    pub endpoints: Vec<String>,
+    /// Labels the node asks for; the token's labels win on conflict.
+    #[serde(default)]
+    pub labels: Labels,
+}
+
+/// A member as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Member {
+    /// Member id.
+    pub id: String,
+    /// Member name.
+    pub name: String,
+    /// Segment name.
+    pub segment: String,
+    /// Node name.
+    pub node: String,
+    /// Node id.
+    pub node_id: String,
+    /// Workload description.
+    pub workload: String,
+    /// Overlay IPv4 address.
+    pub address: String,
+    /// WireGuard public key.
+    pub public_key: String,
+    /// UDP listen port.
+    pub listen_port: u16,
+    /// Endpoints peers use to reach it (`IP:port`).
+    pub endpoints: Vec<String>,
+    /// Effective labels.
+    pub labels: Labels,
+    /// Attach time.
+    pub created_at: String,
+}
+
+/// `POST /v1/node/endpoints`: the node reports where it can be reached.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointReport {
+    /// Underlay IP addresses of the node (no ports).
+    pub endpoints: Vec<String>,
+}

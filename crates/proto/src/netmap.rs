@@ -1,0 +1,81 @@
+//! The network map: what one node needs to know to build its members' tunnels.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::api::{DefaultAction, Labels};
+
+/// Everything one node needs: its members and, for each, the peers in its segment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NetMap {
+    /// Monotonic per node; a long-poll with `since` below it returns at once.
+    pub version: u64,
+    /// The node this map is for.
+    pub node_id: String,
+    /// Node name.
+    pub node_name: String,
+    /// The node's members.
+    pub members: Vec<MemberMap>,
+}
+
+/// One member of this node and its segment's view.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MemberMap {
+    /// Member id.
+    pub id: String,
+    /// Member name.
+    pub name: String,
+    /// Workload description (`host`, `netns:NAME`, `pid:N`, `path:P`).
+    pub workload: String,
+    /// Segment name.
+    pub segment: String,
+    /// Segment CIDR.
+    pub cidr: String,
+    /// This member's overlay address.
+    pub address: String,
+    /// Listen port the member registered.
+    pub listen_port: u16,
+    /// Segment preshared key (base64). Secret: never logged.
+    pub psk: String,
+    /// Version of the preshared key.
+    pub psk_version: u64,
+    /// Segment policy default.
+    pub default: DefaultAction,
+    /// Effective labels.
+    pub labels: Labels,
+    /// The other members of the segment this member may talk to.
+    pub peers: Vec<Peer>,
+}
+
+impl std::fmt::Debug for MemberMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemberMap")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("segment", &self.segment)
+            .field("address", &self.address)
+            .field("psk", &"<redacted>")
+            .field("psk_version", &self.psk_version)
+            .field("peers", &self.peers)
+            .finish()
+    }
+}
+
+/// A peer of a member: another member of the same segment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Peer {
+    /// Member id of the peer.
+    pub id: String,
+    /// Member name of the peer.
+    pub name: String,
+    /// Node the peer lives on (empty for an external WireGuard device).
+    pub node: String,
+    /// Peer's WireGuard public key (base64).
+    pub public_key: String,
+    /// Peer's overlay address (its only allowed IP).
+    pub address: String,
+    /// `IP:port` endpoints, best first.
+    pub endpoints: Vec<String>,
+    /// Peer's labels.
+    pub labels: Labels,
+}

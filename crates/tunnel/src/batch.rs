@@ -1,0 +1,259 @@
+//! Reusable output buffers for batches of datagrams and packets.
+//!
+//! Both batch types keep every item packed back to back in one byte buffer
+//! that is allocated once and reused: [`DatagramBatch::clear`] and
+//! [`PacketBatch::clear`] keep the capacity. If a call produces more bytes than
+//! were reserved the buffer grows once (amortised doubling) and keeps the new
+//! size, so a shell that sizes its batches for its read batch (e.g. 64 × MTU)
+//! never allocates in steady state.
+//!
+//! Datagrams are stored in the order produced; consecutive datagrams of the
+//! same size to the same destination are contiguous in [`DatagramBatch::bytes`],
+//! which is the layout UDP GSO (`UDP_SEGMENT`) wants.
+
+use std::net::SocketAddr;
+
+/// Bytes WireGuard adds to an IP packet: 16 bytes header + 16 bytes tag.
+pub const DATA_OVERHEAD: usize = 32;
+/// The largest message WireGuard sends that is not a data packet (an initiation).
+pub const HANDSHAKE_MAX: usize = 148;
+/// Largest IP packet the router accepts (IPv4 total length limit).
+pub const MAX_PACKET: usize = 65_535;
+
+#[derive(Debug, Clone, Copy)]
+struct Slot<A> {
+    start: usize,
+    len: usize,
+    addr: A,
+}
+
+/// A packed, growable byte buffer of items with per-item metadata.
+#[derive(Debug, Clone)]
+struct Packed<A> {
+    buf: Vec<u8>,
+    used: usize,
+    slots: Vec<Slot<A>>,
+}
+
+impl<A: Copy> Packed<A> {
+    fn with_capacity(items: usize, bytes: usize) -> Self {
+        Self {
+            buf: vec![0; bytes],
+            used: 0,
+            slots: Vec::with_capacity(items),
+        }
+    }
+
+    /// At least `need` writable bytes after the last item.
+    fn tail(&mut self, need: usize) -> &mut [u8] {
+        if self.buf.len() - self.used < need {
+            let grown = (self.used + need).max(self.buf.len() * 2);
+            self.buf.resize(grown, 0);
+        }
+        &mut self.buf[self.used..]
+    }
+
+    /// Makes `len` bytes at `offset` past the end an item; skips `offset` bytes.
+    fn commit(&mut self, offset: usize, len: usize, addr: A) {
+        let start = self.used + offset;
+        debug_assert!(start + len <= self.buf.len());
+        self.slots.push(Slot { start, len, addr });
+        self.used = start + len;
+    }
+
+    fn clear(&mut self) {
+        self.used = 0;
+        self.slots.clear();
+    }
+
+    fn item(&self, i: usize) -> Option<(A, &[u8])> {
+        let s = self.slots.get(i)?;
+        Some((s.addr, &self.buf[s.start..s.start + s.len]))
+    }
+}
+
+/// One datagram to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Datagram<'a> {
+    /// Destination (the peer's endpoint, or the source of a handshake being answered).
+    pub dst: SocketAddr,
+    /// The UDP payload.
+    pub bytes: &'a [u8],
+}
+
+/// Datagrams for the UDP socket, produced by the router, owned and reused by the shell.
+#[derive(Debug, Clone)]
+pub struct DatagramBatch {
+    inner: Packed<SocketAddr>,
+}
+
+impl DatagramBatch {
+    /// Room for `datagrams` datagrams of up to `max_packet + DATA_OVERHEAD` bytes
+    /// each, e.g. `DatagramBatch::new(64, 1420)` for 64 MTU-sized packets.
+    pub fn new(datagrams: usize, max_packet: usize) -> Self {
+        let slot = (max_packet + DATA_OVERHEAD).max(HANDSHAKE_MAX);
+        Self {
+            inner: Packed::with_capacity(datagrams, datagrams.max(1) * slot),
+        }
+    }
+
+    /// Number of datagrams.
+    pub fn len(&self) -> usize {
+        self.inner.slots.len()
+    }
+
+    /// Whether there are no datagrams.
+    pub fn is_empty(&self) -> bool {
+        self.inner.slots.is_empty()
+    }
+
+    /// Forgets all datagrams, keeping the buffers.
+    pub fn clear(&mut self) {
+        self.inner.clear();
+    }
+
+    /// The `i`-th datagram.
+    pub fn get(&self, i: usize) -> Option<Datagram<'_>> {
+        self.inner
+            .item(i)
+            .map(|(dst, bytes)| Datagram { dst, bytes })
+    }
+
+    /// All datagrams in the order produced.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Datagram<'_>> + '_ {
+        let buf = &self.inner.buf;
+        self.inner.slots.iter().map(move |s| Datagram {
+            dst: s.addr,
+            bytes: &buf[s.start..s.start + s.len],
+        })
+    }
+
+    /// The packed payload bytes of all datagrams, back to back.
+    pub fn bytes(&self) -> &[u8] {
+        &self.inner.buf[..self.inner.used]
+    }
+
+    pub(crate) fn tail(&mut self, need: usize) -> &mut [u8] {
+        self.inner.tail(need)
+    }
+
+    /// The first `len` bytes written after the last datagram (not yet committed).
+    pub(crate) fn uncommitted(&self, len: usize) -> &[u8] {
+        &self.inner.buf[self.inner.used..self.inner.used + len]
+    }
+
+    pub(crate) fn commit(&mut self, len: usize, dst: SocketAddr) {
+        self.inner.commit(0, len, dst);
+    }
+
+    pub(crate) fn push(&mut self, bytes: &[u8], dst: SocketAddr) {
+        self.tail(bytes.len())[..bytes.len()].copy_from_slice(bytes);
+        self.commit(bytes.len(), dst);
+    }
+}
+
+/// Decrypted IP packets for the TUN device, owned and reused by the shell.
+///
+/// Each packet can be preceded by `headroom` spare bytes (e.g. 10 or 12 for a
+/// `virtio_net_hdr` on an `IFF_VNET_HDR` TUN device) that the shell may fill in
+/// place through [`PacketBatch::with_headroom_mut`] before writing, without a copy.
+#[derive(Debug, Clone)]
+pub struct PacketBatch {
+    inner: Packed<()>,
+    headroom: usize,
+}
+
+impl PacketBatch {
+    /// Room for `packets` packets of up to `max_packet` bytes each, no headroom.
+    pub fn new(packets: usize, max_packet: usize) -> Self {
+        Self::with_headroom(packets, max_packet, 0)
+    }
+
+    /// Like [`PacketBatch::new`] with `headroom` spare bytes before each packet.
+    pub fn with_headroom(packets: usize, max_packet: usize, headroom: usize) -> Self {
+        let slot = headroom + max_packet + DATA_OVERHEAD;
+        Self {
+            inner: Packed::with_capacity(packets, packets.max(1) * slot),
+            headroom,
+        }
+    }
+
+    /// Number of packets.
+    pub fn len(&self) -> usize {
+        self.inner.slots.len()
+    }
+
+    /// Whether there are no packets.
+    pub fn is_empty(&self) -> bool {
+        self.inner.slots.is_empty()
+    }
+
+    /// Forgets all packets, keeping the buffers.
+    pub fn clear(&mut self) {
+        self.inner.clear();
+    }
+
+    /// The `i`-th packet.
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        self.inner.item(i).map(|(_, p)| p)
+    }
+
+    /// All packets in the order received.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
+        let buf = &self.inner.buf;
+        self.inner
+            .slots
+            .iter()
+            .map(move |s| &buf[s.start..s.start + s.len])
+    }
+
+    /// The `i`-th packet preceded by its headroom bytes (contents unspecified).
+    pub fn with_headroom_mut(&mut self, i: usize) -> Option<&mut [u8]> {
+        let s = *self.inner.slots.get(i)?;
+        Some(&mut self.inner.buf[s.start - self.headroom..s.start + s.len])
+    }
+
+    /// Headroom to reserve in front of the next packet; returns the writable tail after it.
+    pub(crate) fn tail(&mut self, need: usize) -> &mut [u8] {
+        let headroom = self.headroom;
+        &mut self.inner.tail(headroom + need)[headroom..]
+    }
+
+    pub(crate) fn commit(&mut self, len: usize) {
+        self.inner.commit(self.headroom, len, ());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datagrams_are_packed_and_clear_keeps_capacity() {
+        let dst: SocketAddr = "198.18.0.1:51820".parse().expect("addr");
+        let mut b = DatagramBatch::new(2, 100);
+        b.push(&[1; 10], dst);
+        b.push(&[2; 20], dst);
+        b.push(&[3; 300], dst); // grows
+        assert_eq!(b.len(), 3);
+        assert_eq!(b.bytes().len(), 330);
+        assert_eq!(b.get(1).map(|d| d.bytes), Some(&[2u8; 20][..]));
+        let cap = b.inner.buf.len();
+        b.clear();
+        assert!(b.is_empty());
+        assert_eq!(b.inner.buf.len(), cap);
+    }
+
+    #[test]
+    fn packets_keep_headroom() {
+        let mut b = PacketBatch::with_headroom(2, 64, 10);
+        b.tail(3)[..3].copy_from_slice(&[7, 8, 9]);
+        b.commit(3);
+        b.tail(2)[..2].copy_from_slice(&[5, 6]);
+        b.commit(2);
+        assert_eq!(b.iter().collect::<Vec<_>>(), vec![&[7, 8, 9][..], &[5, 6][..]]);
+        let with = b.with_headroom_mut(1).expect("packet 1");
+        assert_eq!(with.len(), 12);
+        assert_eq!(&with[10..], &[5, 6]);
+    }
+}
