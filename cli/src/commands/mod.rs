@@ -1,0 +1,109 @@
+//! Subcommands, one module per noun.
+
+mod member;
+mod node;
+mod segment;
+mod token;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use segwire_client::config::AdminConf;
+use segwire_client::Client;
+use serde::Serialize;
+
+use crate::{Cli, Output};
+
+/// Where admin.conf is looked for when neither --config nor SEGWIRE_CONFIG is given.
+const DEFAULT_CONFIGS: &[&str] = &["/var/lib/segwire-coordinator/admin.conf", "/etc/segwire/admin.conf"];
+
+/// Top-level nouns.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Segments: create, list, show, delete, rotate-key.
+    #[command(subcommand)]
+    Segment(segment::SegmentCmd),
+    /// Join tokens: create, list, revoke.
+    #[command(subcommand)]
+    Token(token::TokenCmd),
+    /// Enrolled nodes: list, show, revoke.
+    #[command(subcommand)]
+    Node(node::NodeCmd),
+    /// Members (workloads attached to segments): list.
+    #[command(subcommand)]
+    Member(member::MemberCmd),
+}
+
+/// What a command needs: a client and the output format.
+pub struct Ctx {
+    /// Client with the admin key.
+    pub client: Client,
+    /// Output format.
+    pub output: Output,
+}
+
+impl Ctx {
+    /// Prints `value` as JSON, or the table `people` renders.
+    pub fn print<T: Serialize>(&self, value: &T, people: impl FnOnce(&T) -> String) -> Result<()> {
+        match self.output {
+            Output::Json => println!("{}", serde_json::to_string_pretty(value)?),
+            Output::Table => print!("{}", people(value)),
+        }
+        Ok(())
+    }
+
+    /// Prints a confirmation: a sentence for people, `{"ok": true, ...}` for scripts.
+    pub fn done(&self, sentence: &str, json: serde_json::Value) -> Result<()> {
+        match self.output {
+            Output::Json => println!("{json}"),
+            Output::Table => println!("{sentence}"),
+        }
+        Ok(())
+    }
+}
+
+fn config_path(cli: &Cli) -> Result<PathBuf> {
+    if let Some(p) = &cli.config {
+        return Ok(p.clone());
+    }
+    DEFAULT_CONFIGS
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .context("no admin config: pass --config FILE or set SEGWIRE_CONFIG to the admin.conf the coordinator wrote in its data directory")
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    let conf = AdminConf::load(&config_path(&cli)?)?;
+    let client = Client::new(&conf.url, conf.ca_pin, Some(conf.api_key))?;
+    let ctx = Ctx {
+        client,
+        output: cli.output,
+    };
+    match cli.command {
+        Command::Segment(c) => segment::run(&ctx, c).await,
+        Command::Token(c) => token::run(&ctx, c).await,
+        Command::Node(c) => node::run(&ctx, c).await,
+        Command::Member(c) => member::run(&ctx, c).await,
+    }
+}
+
+/// Parses `k=v` for `--label`.
+pub fn parse_label(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: a label is written key=value"))?;
+    segwire_proto::names::validate_label(k).map_err(|e| e.to_string())?;
+    segwire_proto::names::validate_label(v).map_err(|e| e.to_string())?;
+    Ok((k.to_string(), v.to_string()))
+}
+
+/// Labels as `k=v,k2=v2` for tables.
+pub fn labels_text(l: &segwire_proto::api::Labels) -> String {
+    if l.is_empty() {
+        return "-".into();
+    }
+    l.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+}
