@@ -23,7 +23,8 @@ const NAME_MAX: usize = 255;
 /// A network namespace a workload lives in.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Netns {
-    /// The namespace of the agent process itself (the host's).
+    /// The agent's own (host) namespace: strictly, the one the calling thread is in, which
+    /// the job's thread inherits without any `setns(2)`.
     Current,
     /// A named namespace, `/run/netns/NAME` (as made by `ip netns add NAME`).
     Named(String),

@@ -15,8 +15,6 @@ use std::os::unix::fs::OpenOptionsExt;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-#[cfg(test)]
-use crate::NetnsError;
 use crate::{validate_interface_name, NetdevError, Netns, PacketBatch};
 
 /// The clone device.

@@ -14,7 +14,8 @@ use crate::packet::{proto, TcpFlags};
 pub struct Timeouts {
     /// TCP after the opening SYN, before the SYN-ACK (default 30 s).
     pub tcp_syn_sent: Duration,
-    /// TCP after the SYN-ACK, before the opener's ACK (default 60 s).
+    /// TCP after the SYN-ACK, before the opener's ACK; also a connection picked up
+    /// mid-stream (first packet seen was not a SYN) until the other side answers (default 60 s).
     pub tcp_syn_received: Duration,
     /// Established TCP (default 2 h).
     pub tcp_established: Duration,
@@ -91,6 +92,8 @@ impl FlowKey {
 pub(crate) enum State {
     SynSent,
     SynReceived,
+    /// First packet seen was not a SYN; no answer yet.
+    PickedUp,
     Established,
     Closing,
     Closed,
@@ -171,6 +174,18 @@ impl Conntrack {
         Some(entry)
     }
 
+    /// The live entry for `key`, unchanged (for related traffic such as ICMP errors). An
+    /// expired entry is removed and `None` returned.
+    pub(crate) fn peek(&mut self, key: &FlowKey, now: Instant) -> Option<Entry> {
+        let slot = *self.index.get(key)?;
+        if self.is_expired(slot, now) {
+            self.remove(slot);
+            self.expired += 1;
+            return None;
+        }
+        self.slots.get(slot as usize).copied()
+    }
+
     /// Starts tracking a connection opened by a packet going `initiator`; evicts the
     /// longest-idle entry when full.
     pub(crate) fn insert(
@@ -192,7 +207,7 @@ impl Conntrack {
             proto::TCP if flags.has(TcpFlags::RST) => State::Closed,
             proto::TCP if flags.has(TcpFlags::FIN) => State::Closing,
             proto::TCP if flags.has(TcpFlags::SYN) && !flags.has(TcpFlags::ACK) => State::SynSent,
-            proto::TCP => State::Established, // picked up mid-stream
+            proto::TCP => State::PickedUp,
             _ => State::Unreplied,
         };
         let entry = Entry {
@@ -267,7 +282,7 @@ impl Conntrack {
         match (entry.key.protocol, entry.state) {
             (proto::ICMP, _) => t.icmp_echo,
             (_, State::SynSent) => t.tcp_syn_sent,
-            (_, State::SynReceived) => t.tcp_syn_received,
+            (_, State::SynReceived | State::PickedUp) => t.tcp_syn_received,
             (_, State::Established) => t.tcp_established,
             (_, State::Closing) => t.tcp_closing,
             (_, State::Closed) => t.tcp_closed,
@@ -334,6 +349,7 @@ fn advance(state: State, protocol: u8, is_reply: bool, flags: TcpFlags) -> State
         State::Closing | State::Closed if syn_only && !is_reply => State::SynSent, // port reuse
         State::Closed => State::Closed,
         _ if flags.has(TcpFlags::FIN) => State::Closing,
+        State::PickedUp if is_reply => State::Established,
         State::SynSent if is_reply && flags.has(TcpFlags::SYN | TcpFlags::ACK) => {
             State::SynReceived
         }

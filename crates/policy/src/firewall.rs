@@ -270,8 +270,7 @@ impl Firewall {
             return None;
         };
         let key = quoted_key(dir, self.policy.local_ip(), q)?;
-        let quoted_dir = dir.reverse();
-        let entry = self.conntrack.track(&key, quoted_dir, TcpFlags(0), now)?;
+        let entry = self.conntrack.peek(&key, now)?;
         self.counters.allowed_related += 1;
         Some(Verdict::Allow {
             rule: entry.rule,

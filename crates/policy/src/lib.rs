@@ -4,18 +4,39 @@
 //! Nothing here reads a clock, opens a socket or spawns: time comes in as an [`Instant`]
 //! and packets as byte slices.
 //!
+//! - The **coordinator** parses and stores policies ([`Policy::from_json`], [`Policy::to_json`];
+//!   `Policy` is also serde `Deserialize`/`Serialize` in the same shape) and leaves out of a
+//!   member's netmap the peers it can never talk to ([`reachable_peers`]).
+//! - The **node agent** compiles the policy for each local member ([`CompiledPolicy::compile`]),
+//!   keeps one [`Firewall`] per member, calls [`Firewall::egress`] / [`Firewall::ingress`] for
+//!   every packet, [`Firewall::expire`] every few seconds, and [`Firewall::replace_policy`]
+//!   when a new netmap changes the policy or the members.
+//!
+//! Rules allow connections; the first matching rule in file order is the one reported.
+//!
 //! ```
 //! use std::time::Instant;
-//! use segwire_policy::{CompiledPolicy, ConntrackConfig, Firewall, Member, Policy};
+//! use segwire_policy::{CompiledPolicy, ConntrackConfig, Firewall, Member, Policy, Verdict};
 //!
 //! let policy = Policy::from_json(r#"{ "default": "deny", "rules": [
 //!     { "name": "ping", "from": "*", "to": "*", "ports": ["icmp"] } ] }"#)?;
 //! let me = Member { name: "web-1".into(), ip: "100.64.0.2".parse()?, labels: Default::default() };
-//! let members = vec![me.clone()];
-//! let compiled = CompiledPolicy::compile(&policy, &me, &members);
-//! let mut firewall = Firewall::new(compiled, ConntrackConfig::default());
-//! let verdict = firewall.egress(&[0u8; 3], Instant::now());
-//! assert!(!verdict.is_allowed()); // malformed
+//! let peer = Member { name: "db-1".into(), ip: "100.64.0.3".parse()?, labels: Default::default() };
+//! let members = vec![me.clone(), peer];
+//! let mut firewall =
+//!     Firewall::new(CompiledPolicy::compile(&policy, &me, &members), ConntrackConfig::default());
+//!
+//! // An ICMP echo request from web-1 to db-1.
+//! let mut ping = vec![0x45, 0, 0, 28, 0, 0, 0, 0, 64, 1, 0, 0, 100, 64, 0, 2, 100, 64, 0, 3];
+//! ping.extend_from_slice(&[8, 0, 0, 0, 0, 7, 0, 1]);
+//! let now = Instant::now(); // the caller owns the clock
+//! match firewall.egress(&ping, now) {
+//!     Verdict::Allow { rule, new_connection } => {
+//!         assert_eq!(rule.and_then(|r| firewall.policy().rule_name(r)), Some("ping"));
+//!         assert!(new_connection);
+//!     }
+//!     Verdict::Deny { reason } => panic!("denied: {reason}"),
+//! }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

@@ -251,7 +251,10 @@ mod tests {
         b.commit(3);
         b.tail(2)[..2].copy_from_slice(&[5, 6]);
         b.commit(2);
-        assert_eq!(b.iter().collect::<Vec<_>>(), vec![&[7, 8, 9][..], &[5, 6][..]]);
+        assert_eq!(
+            b.iter().collect::<Vec<_>>(),
+            vec![&[7, 8, 9][..], &[5, 6][..]]
+        );
         let with = b.with_headroom_mut(1).expect("packet 1");
         assert_eq!(with.len(), 12);
         assert_eq!(&with[10..], &[5, 6]);

@@ -41,8 +41,8 @@
 mod batch;
 mod keys;
 mod peer;
-mod routes;
 mod router;
+mod routes;
 mod stats;
 mod timers;
 mod wg;

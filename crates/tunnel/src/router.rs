@@ -340,7 +340,9 @@ impl Router {
                 peer.absorb(&r);
             }
             if old.sendable() {
-                self.indices.map.insert(old.index(), (slot, Which::Retiring));
+                self.indices
+                    .map
+                    .insert(old.index(), (slot, Which::Retiring));
                 peer.retiring = Some(old);
             } else {
                 self.indices.map.remove(&old.index());
@@ -541,13 +543,9 @@ impl Router {
 
     /// The status of every peer, with handshake ages relative to `now`.
     pub fn status(&self, now: Duration) -> RouterStatus {
-        let mut peers: Vec<PeerStatus> = self
-            .peers
-            .iter()
-            .flatten()
-            .map(|p| p.status(now))
-            .collect();
-        peers.sort_by(|a, b| a.public_key.cmp(&b.public_key));
+        let mut peers: Vec<PeerStatus> =
+            self.peers.iter().flatten().map(|p| p.status(now)).collect();
+        peers.sort_by_key(|p| p.public_key);
         RouterStatus {
             public_key: self.public_key,
             address: self.address,
@@ -565,7 +563,13 @@ impl Router {
 }
 
 /// Sends what a tunnel queued while it had no session, once it has one.
-fn drain(now: Duration, totals: &mut Totals, peer: &mut Peer, which: Which, out: &mut DatagramBatch) {
+fn drain(
+    now: Duration,
+    totals: &mut Totals,
+    peer: &mut Peer,
+    which: Which,
+    out: &mut DatagramBatch,
+) {
     let Some(ep) = peer.endpoint else { return };
     for _ in 0..WgTunnel::MAX_DRAIN {
         let r = match peer.tunnel_mut(which) {
@@ -584,7 +588,9 @@ fn ipv4_destination(packet: &[u8]) -> Option<Ipv4Addr> {
     if packet.len() < 20 || packet[0] >> 4 != 4 || packet.len() > MAX_PACKET {
         return None;
     }
-    Some(Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]))
+    Some(Ipv4Addr::new(
+        packet[16], packet[17], packet[18], packet[19],
+    ))
 }
 
 #[cfg(test)]

@@ -422,10 +422,12 @@ impl WgTunnel {
                 }
                 self.observe_sent(now, &dst[..len]);
             }
-            WgOutput::Tunnel { .. } | WgOutput::TunnelV6(_) | WgOutput::Done if kind == MSG_DATA => {
-                self.timers
-                    .on_received(now, !matches!(out, WgOutput::Done));
-                let receiver = u32::from_le_bytes([datagram[4], datagram[5], datagram[6], datagram[7]]);
+            WgOutput::Tunnel { .. } | WgOutput::TunnelV6(_) | WgOutput::Done
+                if kind == MSG_DATA =>
+            {
+                self.timers.on_received(now, !matches!(out, WgOutput::Done));
+                let receiver =
+                    u32::from_le_bytes([datagram[4], datagram[5], datagram[6], datagram[7]]);
                 if self.pending_confirm == Some(receiver) {
                     self.pending_confirm = None;
                     self.complete(now);
@@ -504,6 +506,9 @@ impl WgTunnel {
 
     fn complete(&mut self, now: Duration) {
         self.sendable = true;
+        // boringtun may hold packets queued while we thought a session existed
+        // (its own clock can drop sessions first); one drain call is cheap.
+        self.queued = true;
         self.handshakes += 1;
         self.last_handshake = Some(now);
         tracing::debug!(index = self.index, "handshake completed");

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::testutil::{ip, privileged, TestNetns};
-use crate::{create_interface, link_exists, list_links, remove_link, InterfaceConfig};
+use crate::{create_interface, link_exists, list_links, remove_link, InterfaceConfig, NetnsError};
 
 const LOCAL: Ipv4Addr = Ipv4Addr::new(100, 64, 7, 1);
 const PEER: Ipv4Addr = Ipv4Addr::new(100, 64, 7, 2);

@@ -38,6 +38,9 @@ fn tcp_states_follow_the_handshake() {
         (SynReceived, false, ACK, Established),
         (SynReceived, true, ACK, SynReceived),
         (Established, true, ACK, Established),
+        (PickedUp, false, ACK, PickedUp),
+        (PickedUp, true, ACK, Established),
+        (PickedUp, true, RST, Closed),
         (Established, false, FIN_ACK, Closing),
         (Established, true, RST, Closed),
         (SynSent, true, RST, Closed),
@@ -70,7 +73,7 @@ fn first_packet_sets_the_initial_state() {
     let mut ct = table(8);
     for (flags, port, want) in [
         (SYN, 1, State::SynSent),
-        (ACK, 2, State::Established),
+        (ACK, 2, State::PickedUp),
         (FIN_ACK, 3, State::Closing),
     ] {
         ct.insert(key(proto::TCP, port), OUT, TcpFlags(flags), None, t0);
@@ -90,12 +93,13 @@ fn first_packet_sets_the_initial_state() {
     );
 }
 
-/// (protocol, packets after the opening one as (seconds after open, is reply, flags),
-///  idle time still alive, idle time expired)
+/// (name, protocol, opening flags, later packets as (is reply, flags), idle timeout after them)
+type TimeoutCase<'a> = (&'a str, u8, u8, &'a [(bool, u8)], Duration);
+
 #[test]
 fn timeouts_expire_with_passed_in_time() {
     let t = Timeouts::default();
-    let cases: &[(&str, u8, u8, &[(bool, u8)], Duration)] = &[
+    let cases: &[TimeoutCase<'_>] = &[
         ("tcp syn sent", proto::TCP, SYN, &[], t.tcp_syn_sent),
         (
             "tcp syn received",

@@ -61,12 +61,22 @@ const MEMBER: &str = r#"{ "default": "deny", "rules": [
 const ANY: &str = r#"{ "default": "deny", "rules": [
     { "name": "web-to-cache", "from": { "labels": { "app": "web" } }, "to": { "labels": { "app": "cache" } }, "ports": ["any"] } ] }"#;
 
+/// (name, policy, local member, direction, packet, allowing rule: "" = default, None = deny)
+type VerdictCase<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    Direction,
+    Vec<u8>,
+    Option<&'a str>,
+);
+
 #[test]
 fn verdicts_for_first_packets() {
     let e = Direction::Egress;
     let i = Direction::Ingress;
     #[rustfmt::skip]
-    let cases: Vec<(&str, &str, &str, Direction, Vec<u8>, Option<&str>)> = vec![
+    let cases: Vec<VerdictCase<'_>> = vec![
         ("default deny blocks tcp", DENY_ALL, WEB, e, tcp(WEB, 40000, DB, 5432, SYN), None),
         ("default deny blocks udp in", DENY_ALL, DB, i, udp(WEB, 5000, DB, 53), None),
         ("default deny blocks icmp", DENY_ALL, WEB, e, icmp(WEB, DB, 8, 1), None),
