@@ -87,7 +87,7 @@ pub enum Caller {
     /// An admin API key.
     Admin(Admin),
     /// A node.
-    Node(NodeAuth),
+    Node(Box<NodeAuth>),
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -100,7 +100,7 @@ impl FromRequestParts<AppState> for Caller {
         if is_node {
             NodeAuth::from_request_parts(parts, state)
                 .await
-                .map(Caller::Node)
+                .map(|n| Caller::Node(Box::new(n)))
         } else {
             Admin::from_request_parts(parts, state)
                 .await
