@@ -34,7 +34,10 @@ pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
 mod tests {
     #[test]
     fn aligns_columns() {
-        let t = super::render(&["NAME", "CIDR"], &[vec!["web".into(), "100.64.1.0/24".into()]]);
+        let t = super::render(
+            &["NAME", "CIDR"],
+            &[vec!["web".into(), "100.64.1.0/24".into()]],
+        );
         assert_eq!(t, "NAME  CIDR\nweb   100.64.1.0/24\n");
     }
 }

@@ -19,7 +19,10 @@ pub async fn admin_conf(dir: &Path, store: &dyn Store, url: &str, pin: CaPin) ->
     let path = dir.join("admin.conf");
     let existing = match read_if_exists(&path)? {
         Some(text) => Some(AdminConf::parse(&text).map_err(|e| {
-            anyhow::anyhow!("{} is damaged ({e}); move it away to make a new admin key", path.display())
+            anyhow::anyhow!(
+                "{} is damaged ({e}); move it away to make a new admin key",
+                path.display()
+            )
         })?),
         None => None,
     };
@@ -29,7 +32,13 @@ pub async fn admin_conf(dir: &Path, store: &dyn Store, url: &str, pin: CaPin) ->
         None => {
             let (id, secret_text) = (secret::new_id(), secret::new_secret());
             store
-                .create_api_key(&id, &secret::hash_secret(&secret_text), "admin", "bootstrap admin key", now())
+                .create_api_key(
+                    &id,
+                    &secret::hash_secret(&secret_text),
+                    "admin",
+                    "bootstrap admin key",
+                    now(),
+                )
                 .await
                 .context("cannot store the admin key")?;
             tracing::info!(key_id = %id, path = %path.display(), "created the admin API key");

@@ -9,6 +9,7 @@ mod ipam;
 mod logging;
 mod netmap;
 mod pki;
+mod policy;
 mod secret;
 mod server;
 mod store;

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use segwire_proto::netmap::{MemberMap, NetMap, Peer};
 
 use crate::convert::member_endpoints;
-use crate::store::{NetmapRows, NodeRow};
+use crate::policy;
+use crate::store::{MemberRow, NetmapRows, NodeRow};
 
 /// The netmap for `rows.node`: each of its members with the other members of its segment.
 pub fn build(rows: &NetmapRows) -> NetMap {
@@ -16,10 +17,18 @@ pub fn build(rows: &NetmapRows) -> NetMap {
         .filter(|m| m.node_id == rows.node.id)
         .filter_map(|own| {
             let seg = rows.segments.iter().find(|s| s.id == own.segment_id)?;
-            let peers = rows
+            let pol = policy::effective(seg);
+            let seg_members: Vec<&MemberRow> = rows
                 .members
                 .iter()
-                .filter(|p| p.segment_id == own.segment_id && p.id != own.id)
+                .filter(|p| p.segment_id == own.segment_id)
+                .collect();
+            let as_policy: Vec<segwire_policy::Member> =
+                seg_members.iter().map(|m| policy::member(m)).collect();
+            let reachable = segwire_policy::reachable_peers(&pol, &policy::member(own), &as_policy);
+            let peers = seg_members
+                .iter()
+                .filter(|p| p.id != own.id && reachable.contains(&p.name))
                 .map(|p| Peer {
                     id: p.id.clone(),
                     name: p.name.clone(),
@@ -41,6 +50,8 @@ pub fn build(rows: &NetmapRows) -> NetMap {
                 psk: seg.psk.clone(),
                 psk_version: seg.psk_version as u64,
                 default: seg.default,
+                policy: serde_json::to_value(&pol).unwrap_or_default(),
+                policy_version: seg.policy_version as u64,
                 labels: own.labels.clone(),
                 peers,
             })

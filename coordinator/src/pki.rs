@@ -81,7 +81,9 @@ pub fn load_or_create(dir: &Path, names: &[String]) -> Result<Pki> {
 fn make_ca() -> Result<(KeyPair, String)> {
     let key = KeyPair::generate().context("cannot make the CA key")?;
     let mut params = CertificateParams::default();
-    params.distinguished_name.push(DnType::CommonName, "segwire CA");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "segwire CA");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
@@ -115,10 +117,7 @@ fn sans(names: &[String]) -> Result<Vec<SanType>> {
 
 fn pem_to_der(pem: &str) -> Result<Vec<u8>> {
     use base64::Engine;
-    let body: String = pem
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect();
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
     base64::engine::general_purpose::STANDARD
         .decode(body.trim())
         .context("ca.crt in the data directory is damaged")

@@ -22,7 +22,11 @@ pub struct ServeArgs {
     #[arg(long, default_value = "0.0.0.0:7443", env = "SEGWIRE_LISTEN")]
     pub listen: SocketAddr,
     /// Directory for the database, CA and admin.conf (created on first start).
-    #[arg(long, default_value = "/var/lib/segwire-coordinator", env = "SEGWIRE_DATA_DIR")]
+    #[arg(
+        long,
+        default_value = "/var/lib/segwire-coordinator",
+        env = "SEGWIRE_DATA_DIR"
+    )]
     pub data_dir: PathBuf,
     /// Database URL; default: SQLite in the data directory.
     #[arg(long, env = "SEGWIRE_DB")]
@@ -62,8 +66,12 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         Some(other) => bail!("--db {other:?}: use a sqlite:// URL or omit --db"),
     };
 
-    let listener = TcpListener::bind(args.listen)
-        .with_context(|| format!("cannot listen on {}; is another process using it?", args.listen))?;
+    let listener = TcpListener::bind(args.listen).with_context(|| {
+        format!(
+            "cannot listen on {}; is another process using it?",
+            args.listen
+        )
+    })?;
     listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
 

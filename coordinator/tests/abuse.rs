@@ -49,20 +49,42 @@ async fn bad_segment_input_changes_nothing() {
         r#"{"name":7,"cidr":"100.64.3.0/24"}"#.into(),
     ];
     for body in &bodies {
-        let (status, text) = env.raw(Method::POST, "/v1/segments", Some(&key), Some(body)).await;
+        let (status, text) = env
+            .raw(Method::POST, "/v1/segments", Some(&key), Some(body))
+            .await;
         assert!(status.is_client_error(), "{body:.60} -> {status}");
-        let err: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{body:.60}: body {text:?}"));
+        let err: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("{body:.60}: body {text:?}"));
         let msg = err["error"].as_str().unwrap();
         assert!(!msg.is_empty() && !msg.contains('\n'), "{msg}");
     }
     assert_eq!(segment_names(&env).await, ["web"]);
     // Conflicts are 409.
-    let (s, _) = env.raw(Method::POST, "/v1/segments", Some(&key), Some(r#"{"name":"web","cidr":"100.64.7.0/24"}"#)).await;
+    let (s, _) = env
+        .raw(
+            Method::POST,
+            "/v1/segments",
+            Some(&key),
+            Some(r#"{"name":"web","cidr":"100.64.7.0/24"}"#),
+        )
+        .await;
     assert_eq!(s, StatusCode::CONFLICT);
-    let (s, _) = env.raw(Method::POST, "/v1/segments", Some(&key), Some(r#"{"name":"x","cidr":"100.64.1.128/25"}"#)).await;
+    let (s, _) = env
+        .raw(
+            Method::POST,
+            "/v1/segments",
+            Some(&key),
+            Some(r#"{"name":"x","cidr":"100.64.1.128/25"}"#),
+        )
+        .await;
     assert_eq!(s, StatusCode::CONFLICT);
     // Odd paths.
-    for path in ["/v1/segments/..", "/v1/segments/a%2Fb", "/v1/segments/%00", "/v1/nope"] {
+    for path in [
+        "/v1/segments/..",
+        "/v1/segments/a%2Fb",
+        "/v1/segments/%00",
+        "/v1/nope",
+    ] {
         let (s, _) = env.raw(Method::GET, path, Some(&key), None).await;
         assert!(s.is_client_error(), "{path} -> {s}");
     }
@@ -72,9 +94,19 @@ async fn bad_segment_input_changes_nothing() {
 async fn missing_or_wrong_credentials_get_empty_401() {
     let env = Env::start();
     let wrong_secret = format!("{}x", env.key);
-    let cases: [Option<&str>; 5] = [None, Some("nonsense"), Some(&wrong_secret), Some("swk_0000000000000000.abc"), Some("swn_0000000000000000.abc")];
+    let cases: [Option<&str>; 5] = [
+        None,
+        Some("nonsense"),
+        Some(&wrong_secret),
+        Some("swk_0000000000000000.abc"),
+        Some("swn_0000000000000000.abc"),
+    ];
     for auth in cases {
-        for (method, path) in [(Method::GET, "/v1/segments"), (Method::POST, "/v1/tokens"), (Method::GET, "/v1/node/netmap")] {
+        for (method, path) in [
+            (Method::GET, "/v1/segments"),
+            (Method::POST, "/v1/tokens"),
+            (Method::GET, "/v1/node/netmap"),
+        ] {
             let (s, body) = env.raw(method.clone(), path, auth, Some("{}")).await;
             assert_eq!(s, StatusCode::UNAUTHORIZED, "{auth:?} {path}");
             assert!(body.is_empty(), "401 must have no body: {body:?}");
@@ -101,20 +133,35 @@ async fn bad_tokens_are_refused_with_a_reason() {
     }
     // Expired.
     let short = admin
-        .create_token(&segwire_proto::api::CreateToken { segments: vec!["web".into()], labels: Default::default(), ttl_seconds: Some(1), uses: Some(1) })
+        .create_token(&segwire_proto::api::CreateToken {
+            segments: vec!["web".into()],
+            labels: Default::default(),
+            ttl_seconds: Some(1),
+            uses: Some(1),
+        })
         .await
         .unwrap();
     let short: segwire_proto::JoinToken = short.token.parse().unwrap();
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let e = anon.enroll(&enroll_req(&short, "n1")).await.unwrap_err();
-    assert!(e.status() == Some(403) && e.to_string().contains("expired"), "{e}");
+    assert!(
+        e.status() == Some(403) && e.to_string().contains("expired"),
+        "{e}"
+    );
     // Used up.
     anon.enroll(&enroll_req(&good, "n1")).await.unwrap();
     let e = anon.enroll(&enroll_req(&good, "n2")).await.unwrap_err();
-    assert!(e.status() == Some(403) && e.to_string().contains("used up"), "{e}");
+    assert!(
+        e.status() == Some(403) && e.to_string().contains("used up"),
+        "{e}"
+    );
     // Bad enrolment bodies.
     let t = env.token(&["web"], 5).await;
-    for (name, key) in [("Bad Name", common::random_key()), ("ok", "short".to_string()), (&"n".repeat(5000), common::random_key())] {
+    for (name, key) in [
+        ("Bad Name", common::random_key()),
+        ("ok", "short".to_string()),
+        (&"n".repeat(5000), common::random_key()),
+    ] {
         let mut req = enroll_req(&t, "x");
         req.name = name.to_string();
         req.public_key = key;
@@ -122,8 +169,16 @@ async fn bad_tokens_are_refused_with_a_reason() {
         assert_eq!(e.status(), Some(400), "{e}");
     }
     // Token creation input.
-    for body in [r#"{"segments":[]}"#, r#"{"segments":["nope"]}"#, r#"{"segments":["web"],"ttl_seconds":0}"#, r#"{"segments":["web"],"uses":0}"#, r#"{"segments":["web"],"labels":{"a b":"c"}}"#] {
-        let (s, _) = env.raw(Method::POST, "/v1/tokens", Some(&env.key), Some(body)).await;
+    for body in [
+        r#"{"segments":[]}"#,
+        r#"{"segments":["nope"]}"#,
+        r#"{"segments":["web"],"ttl_seconds":0}"#,
+        r#"{"segments":["web"],"uses":0}"#,
+        r#"{"segments":["web"],"labels":{"a b":"c"}}"#,
+    ] {
+        let (s, _) = env
+            .raw(Method::POST, "/v1/tokens", Some(&env.key), Some(body))
+            .await;
         assert!(s.is_client_error(), "{body} -> {s}");
     }
     // Only one node exists, no 5xx anywhere above.
@@ -138,12 +193,28 @@ async fn node_reads_only_its_own_netmap_and_segments() {
     let tw = env.token(&["web"], 2).await;
     let (a, ca) = env.enroll(&tw, "a").await;
     let (b, _cb) = env.enroll(&tw, "b").await;
-    let (s, _) = env.raw(Method::GET, &format!("/v1/nodes/{}/netmap", b.node_id), Some(&a.credential), None).await;
+    let (s, _) = env
+        .raw(
+            Method::GET,
+            &format!("/v1/nodes/{}/netmap", b.node_id),
+            Some(&a.credential),
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    let (s, _) = env.raw(Method::GET, &format!("/v1/nodes/{}/netmap", a.node_id), Some(&a.credential), None).await;
+    let (s, _) = env
+        .raw(
+            Method::GET,
+            &format!("/v1/nodes/{}/netmap", a.node_id),
+            Some(&a.credential),
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
     // A node credential is not an admin key.
-    let (s, _) = env.raw(Method::GET, "/v1/segments", Some(&a.credential), None).await;
+    let (s, _) = env
+        .raw(Method::GET, "/v1/segments", Some(&a.credential), None)
+        .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     // A segment the token did not grant.
     let e = ca.attach(&attach_req("db", "host")).await.unwrap_err();
@@ -189,11 +260,17 @@ async fn thousand_concurrent_allocations_get_distinct_addresses() {
     for r in results {
         let m = r.unwrap();
         let ip: std::net::Ipv4Addr = m.address.parse().unwrap();
-        assert!(ip != "100.64.4.0".parse::<std::net::Ipv4Addr>().unwrap() && ip != "100.64.7.255".parse::<std::net::Ipv4Addr>().unwrap());
+        assert!(
+            ip != "100.64.4.0".parse::<std::net::Ipv4Addr>().unwrap()
+                && ip != "100.64.7.255".parse::<std::net::Ipv4Addr>().unwrap()
+        );
         assert!(seen.insert(ip), "duplicate {ip}");
     }
     assert_eq!(seen.len(), 1000);
-    assert_eq!(env.admin().list_members(Some("big")).await.unwrap().len(), 1000);
+    assert_eq!(
+        env.admin().list_members(Some("big")).await.unwrap().len(),
+        1000
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -207,22 +284,51 @@ async fn no_secret_in_responses_or_logs() {
     let (d, cd) = env.enroll(&td, "d").await;
     ca.attach(&attach_req("web", "host")).await.unwrap();
     cd.attach(&attach_req("db", "host")).await.unwrap();
-    let psk_db = cd.netmap(0, 0).await.unwrap().unwrap().members[0].psk.clone();
-    let psk_web = ca.netmap(0, 0).await.unwrap().unwrap().members[0].psk.clone();
+    let psk_db = cd.netmap(0, 0).await.unwrap().unwrap().members[0]
+        .psk
+        .clone();
+    let psk_web = ca.netmap(0, 0).await.unwrap().unwrap().members[0]
+        .psk
+        .clone();
     let admin_secret = env.key.split('.').nth(1).unwrap().to_string();
-    let secrets = [tw.secret.clone(), td.secret.clone(), psk_db.clone(), psk_web.clone(), admin_secret,
-        a.credential.split('.').nth(1).unwrap().to_string(), d.credential.split('.').nth(1).unwrap().to_string()];
+    let secrets = [
+        tw.secret.clone(),
+        td.secret.clone(),
+        psk_db.clone(),
+        psk_web.clone(),
+        admin_secret,
+        a.credential.split('.').nth(1).unwrap().to_string(),
+        d.credential.split('.').nth(1).unwrap().to_string(),
+    ];
 
     // Admin listings show no secrets.
     let key = env.key.clone();
     let mut seen = String::new();
-    for path in ["/v1/segments", "/v1/segments/web", "/v1/tokens", "/v1/nodes", "/v1/nodes/a", "/v1/members"] {
+    for path in [
+        "/v1/segments",
+        "/v1/segments/web",
+        "/v1/tokens",
+        "/v1/nodes",
+        "/v1/nodes/a",
+        "/v1/members",
+    ] {
         seen.push_str(&env.raw(Method::GET, path, Some(&key), None).await.1);
     }
     // Node a's netmap has its own PSK only.
-    let map_a = env.raw(Method::GET, "/v1/node/netmap?wait=0", Some(&a.credential), None).await.1;
+    let map_a = env
+        .raw(
+            Method::GET,
+            "/v1/node/netmap?wait=0",
+            Some(&a.credential),
+            None,
+        )
+        .await
+        .1;
     assert!(map_a.contains(&psk_web));
-    assert!(!map_a.contains(&psk_db), "a node must not see another segment's key");
+    assert!(
+        !map_a.contains(&psk_db),
+        "a node must not see another segment's key"
+    );
     // Errors do not echo secrets either.
     let mut bad = tw.clone();
     bad.secret = format!("{}zz", tw.secret);

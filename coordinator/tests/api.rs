@@ -17,16 +17,52 @@ async fn happy_path_survives_restart() {
     let conf = env.config();
 
     // Segments through the CLI.
-    cli_ok(&conf, &["segment", "create", "web", "--cidr", "100.64.1.0/24"]);
-    let out = cli_ok(&conf, &["segment", "create", "db", "--cidr", "100.64.2.0/24", "--default", "deny", "-o", "json"]);
+    cli_ok(
+        &conf,
+        &["segment", "create", "web", "--cidr", "100.64.1.0/24"],
+    );
+    let out = cli_ok(
+        &conf,
+        &[
+            "segment",
+            "create",
+            "db",
+            "--cidr",
+            "100.64.2.0/24",
+            "--default",
+            "deny",
+            "-o",
+            "json",
+        ],
+    );
     let db: Segment = serde_json::from_str(&out).unwrap();
-    assert_eq!((db.name.as_str(), db.cidr.as_str(), db.psk_version), ("db", "100.64.2.0/24", 1));
+    assert_eq!(
+        (db.name.as_str(), db.cidr.as_str(), db.psk_version),
+        ("db", "100.64.2.0/24", 1)
+    );
     let table = cli_ok(&conf, &["segment", "list"]);
     assert!(table.starts_with("NAME"), "{table}");
-    assert!(table.contains("web") && table.contains("100.64.2.0/24"), "{table}");
+    assert!(
+        table.contains("web") && table.contains("100.64.2.0/24"),
+        "{table}"
+    );
 
     // A token printed alone on stdout, accepted by enrolment.
-    let token_line = cli_ok(&conf, &["token", "create", "--segment", "web", "--segment", "db", "--uses", "2", "--label", "team=a"]);
+    let token_line = cli_ok(
+        &conf,
+        &[
+            "token",
+            "create",
+            "--segment",
+            "web",
+            "--segment",
+            "db",
+            "--uses",
+            "2",
+            "--label",
+            "team=a",
+        ],
+    );
     assert_eq!(token_line.lines().count(), 1);
     let token: segwire_proto::JoinToken = token_line.trim().parse().unwrap();
     let (enrolled, node) = env.enroll(&token, "host-a").await;
@@ -40,19 +76,37 @@ async fn happy_path_survives_restart() {
     assert_eq!(m1.address, "100.64.1.1");
     assert_eq!(m2.address, "100.64.1.2");
     assert_eq!(m1.labels.get("team").map(String::as_str), Some("a"));
-    node.report_endpoints(&EndpointReport { endpoints: vec!["198.18.0.9".into()] }).await.unwrap();
+    node.report_endpoints(&EndpointReport {
+        endpoints: vec!["198.18.0.9".into()],
+    })
+    .await
+    .unwrap();
     let map = node_b.netmap(0, 0).await.unwrap().unwrap();
     assert_eq!(map.members.len(), 1);
     let mm = &map.members[0];
-    assert_eq!((mm.segment.as_str(), mm.address.as_str(), mm.psk_version), ("web", "100.64.1.2", 1));
+    assert_eq!(
+        (mm.segment.as_str(), mm.address.as_str(), mm.psk_version),
+        ("web", "100.64.1.2", 1)
+    );
     assert_eq!(mm.peers.len(), 1);
     assert_eq!(mm.peers[0].address, "100.64.1.1");
-    assert!(mm.peers[0].endpoints.contains(&"198.18.0.9:51820".to_string()), "{:?}", mm.peers[0].endpoints);
+    assert!(
+        mm.peers[0]
+            .endpoints
+            .contains(&"198.18.0.9:51820".to_string()),
+        "{:?}",
+        mm.peers[0].endpoints
+    );
 
     // Listing through the CLI.
-    let members: Vec<Member> = serde_json::from_str(&cli_ok(&conf, &["member", "list", "--segment", "web", "-o", "json"])).unwrap();
+    let members: Vec<Member> = serde_json::from_str(&cli_ok(
+        &conf,
+        &["member", "list", "--segment", "web", "-o", "json"],
+    ))
+    .unwrap();
     assert_eq!(members.len(), 2);
-    let nodes: Vec<Node> = serde_json::from_str(&cli_ok(&conf, &["node", "list", "-o", "json"])).unwrap();
+    let nodes: Vec<Node> =
+        serde_json::from_str(&cli_ok(&conf, &["node", "list", "-o", "json"])).unwrap();
     assert_eq!(nodes.len(), 2);
     let shown = cli_ok(&conf, &["node", "show", "host-a"]);
     assert!(shown.contains("host-a"), "{shown}");
@@ -67,14 +121,19 @@ async fn happy_path_survives_restart() {
 
     // Restart: everything is still there, and old credentials still work.
     env.coord.restart();
-    let segs: Vec<Segment> = serde_json::from_str(&cli_ok(&conf, &["segment", "list", "-o", "json"])).unwrap();
-    assert_eq!(segs.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["db", "web"]);
+    let segs: Vec<Segment> =
+        serde_json::from_str(&cli_ok(&conf, &["segment", "list", "-o", "json"])).unwrap();
+    assert_eq!(
+        segs.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        ["db", "web"]
+    );
     assert_eq!(segs[1].psk_version, 2);
     assert_eq!(segs[1].members, 2);
     let map3 = node_b.netmap(0, 0).await.unwrap().unwrap();
     assert_eq!(map3.members[0].psk, map2.members[0].psk);
     assert_eq!(map3.members[0].peers.len(), 1);
-    let tokens: Vec<TokenInfo> = serde_json::from_str(&cli_ok(&conf, &["token", "list", "-o", "json"])).unwrap();
+    let tokens: Vec<TokenInfo> =
+        serde_json::from_str(&cli_ok(&conf, &["token", "list", "-o", "json"])).unwrap();
     assert_eq!(tokens[0].state, "used");
 
     // Deleting a segment with members is refused unless forced.
@@ -102,7 +161,10 @@ async fn happy_path_survives_restart() {
     let t2 = env.token(&["db"], 1).await;
     cli_ok(&conf, &["token", "revoke", &t2.id]);
     let anon = segwire_client::Client::new(&t2.url, t2.pin, None).unwrap();
-    let err = anon.enroll(&common::enroll_req(&t2, "host-c")).await.unwrap_err();
+    let err = anon
+        .enroll(&common::enroll_req(&t2, "host-c"))
+        .await
+        .unwrap_err();
     assert_eq!(err.status(), Some(403));
     assert!(err.to_string().contains("revoked"), "{err}");
 }
@@ -115,12 +177,21 @@ async fn released_addresses_are_quarantined() {
     let (_, node) = env.enroll(&t, "n1").await;
     let a = node.attach(&attach_req("tiny", "netns:a")).await.unwrap();
     let b = node.attach(&attach_req("tiny", "netns:b")).await.unwrap();
-    assert_eq!((a.address.as_str(), b.address.as_str()), ("100.64.9.1", "100.64.9.2"));
-    let full = node.attach(&attach_req("tiny", "netns:c")).await.unwrap_err();
+    assert_eq!(
+        (a.address.as_str(), b.address.as_str()),
+        ("100.64.9.1", "100.64.9.2")
+    );
+    let full = node
+        .attach(&attach_req("tiny", "netns:c"))
+        .await
+        .unwrap_err();
     assert_eq!(full.status(), Some(409));
     node.detach(&a.id).await.unwrap();
     // The freed address is held back, so the segment is still full.
-    let again = node.attach(&attach_req("tiny", "netns:c")).await.unwrap_err();
+    let again = node
+        .attach(&attach_req("tiny", "netns:c"))
+        .await
+        .unwrap_err();
     assert_eq!(again.status(), Some(409));
     assert!(again.to_string().contains("released recently"), "{again}");
 }
@@ -160,7 +231,10 @@ async fn long_poll_waits_and_wakes_only_affected_nodes() {
     assert!(got.version > va);
     assert_eq!(got.members[0].peers.len(), 1);
     assert!(took < Duration::from_secs(5), "woke after {took:?}");
-    assert!(wd.await.unwrap().unwrap().is_none(), "db node must not see a change");
+    assert!(
+        wd.await.unwrap().unwrap().is_none(),
+        "db node must not see a change"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -172,7 +246,13 @@ async fn openapi_and_healthz() {
     let (s, body) = env.raw(Method::GET, "/v1/openapi.json", None, None).await;
     assert_eq!(s, StatusCode::OK);
     let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
-    for p in ["/v1/segments", "/v1/tokens", "/v1/enroll", "/v1/node/netmap", "/v1/node/members"] {
+    for p in [
+        "/v1/segments",
+        "/v1/tokens",
+        "/v1/enroll",
+        "/v1/node/netmap",
+        "/v1/node/members",
+    ] {
         assert!(doc["paths"].get(p).is_some(), "{p} missing from OpenAPI");
     }
 }
@@ -196,13 +276,22 @@ async fn cli_errors_are_one_sentence() {
     std::fs::write(&bad, conf.render()).unwrap();
     let out = cli(&bad, &["segment", "list"]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("cannot reach the coordinator"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("cannot reach the coordinator"),
+        "{err}"
+    );
     // Missing config.
     let out = cli(&env.dir.path().join("nope.conf"), &["segment", "list"]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("cannot read"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("cannot read"),
+        "{err}"
+    );
     // A server error message reaches the user as is.
-    let out = cli(&env.config(), &["segment", "create", "x", "--cidr", "100.64.0.1/24"]);
+    let out = cli(
+        &env.config(),
+        &["segment", "create", "x", "--cidr", "100.64.0.1/24"],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("host bits"), "{err}");
     assert!(!err.contains("panicked"));
@@ -212,7 +301,11 @@ async fn cli_errors_are_one_sentence() {
 async fn admin_conf_is_private_and_reused() {
     use std::os::unix::fs::PermissionsExt;
     let mut env = Env::start();
-    let mode = std::fs::metadata(env.config()).unwrap().permissions().mode() & 0o777;
+    let mode = std::fs::metadata(env.config())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600);
     let before = env.coord.conf();
     assert!(before.url.starts_with("https://127.0.0.1:"));
@@ -220,6 +313,10 @@ async fn admin_conf_is_private_and_reused() {
     let after = env.coord.conf();
     assert_eq!(before.api_key, after.api_key);
     assert_eq!(before.ca_pin, after.ca_pin);
-    let key_mode = std::fs::metadata(env.coord.data_dir.join("ca.key")).unwrap().permissions().mode() & 0o777;
+    let key_mode = std::fs::metadata(env.coord.data_dir.join("ca.key"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(key_mode, 0o600);
 }

@@ -20,7 +20,15 @@ pub enum MemberCmd {
 
 fn rows(members: &[Member]) -> String {
     table::render(
-        &["SEGMENT", "NAME", "ADDRESS", "NODE", "WORKLOAD", "LABELS", "ENDPOINTS"],
+        &[
+            "SEGMENT",
+            "NAME",
+            "ADDRESS",
+            "NODE",
+            "WORKLOAD",
+            "LABELS",
+            "ENDPOINTS",
+        ],
         &members
             .iter()
             .map(|m| {
@@ -31,7 +39,11 @@ fn rows(members: &[Member]) -> String {
                     m.node.clone(),
                     m.workload.clone(),
                     labels_text(&m.labels),
-                    if m.endpoints.is_empty() { "-".into() } else { m.endpoints.join(",") },
+                    if m.endpoints.is_empty() {
+                        "-".into()
+                    } else {
+                        m.endpoints.join(",")
+                    },
                 ]
             })
             .collect::<Vec<_>>(),

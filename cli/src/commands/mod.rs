@@ -2,6 +2,7 @@
 
 mod member;
 mod node;
+mod policy;
 mod segment;
 mod token;
 
@@ -16,7 +17,10 @@ use serde::Serialize;
 use crate::{Cli, Output};
 
 /// Where admin.conf is looked for when neither --config nor SEGWIRE_CONFIG is given.
-const DEFAULT_CONFIGS: &[&str] = &["/var/lib/segwire-coordinator/admin.conf", "/etc/segwire/admin.conf"];
+const DEFAULT_CONFIGS: &[&str] = &[
+    "/var/lib/segwire-coordinator/admin.conf",
+    "/etc/segwire/admin.conf",
+];
 
 /// Top-level nouns.
 #[derive(Debug, Subcommand)]
@@ -33,6 +37,9 @@ pub enum Command {
     /// Members (workloads attached to segments): list.
     #[command(subcommand)]
     Member(member::MemberCmd),
+    /// Segment policies: set, show, validate, check.
+    #[command(subcommand)]
+    Policy(policy::PolicyCmd),
 }
 
 /// What a command needs: a client and the output format.
@@ -76,6 +83,9 @@ fn config_path(cli: &Cli) -> Result<PathBuf> {
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
+    if let Command::Policy(policy::PolicyCmd::Validate { file }) = &cli.command {
+        return policy::validate(cli.output, file);
+    }
     let conf = AdminConf::load(&config_path(&cli)?)?;
     let client = Client::new(&conf.url, conf.ca_pin, Some(conf.api_key))?;
     let ctx = Ctx {
@@ -87,6 +97,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Token(c) => token::run(&ctx, c).await,
         Command::Node(c) => node::run(&ctx, c).await,
         Command::Member(c) => member::run(&ctx, c).await,
+        Command::Policy(c) => policy::run(&ctx, c).await,
     }
 }
 
@@ -105,5 +116,8 @@ pub fn labels_text(l: &segwire_proto::api::Labels) -> String {
     if l.is_empty() {
         return "-".into();
     }
-    l.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+    l.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }

@@ -26,7 +26,15 @@ pub enum NodeCmd {
 
 fn rows(nodes: &[Node]) -> String {
     table::render(
-        &["NAME", "ID", "MEMBERS", "SEGMENTS", "LABELS", "ENDPOINTS", "LAST-SEEN"],
+        &[
+            "NAME",
+            "ID",
+            "MEMBERS",
+            "SEGMENTS",
+            "LABELS",
+            "ENDPOINTS",
+            "LAST-SEEN",
+        ],
         &nodes
             .iter()
             .map(|n| {
@@ -42,7 +50,11 @@ fn rows(nodes: &[Node]) -> String {
                     n.members.to_string(),
                     n.segments.join(","),
                     labels_text(&n.labels),
-                    if eps.is_empty() { "-".into() } else { eps.join(",") },
+                    if eps.is_empty() {
+                        "-".into()
+                    } else {
+                        eps.join(",")
+                    },
                     n.last_seen.clone().unwrap_or_else(|| "never".into()),
                 ]
             })

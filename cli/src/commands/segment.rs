@@ -60,7 +60,14 @@ fn default_text(d: DefaultAction) -> &'static str {
 
 fn rows(segs: &[Segment]) -> String {
     table::render(
-        &["NAME", "CIDR", "DEFAULT", "MEMBERS", "KEY-VERSION", "CREATED"],
+        &[
+            "NAME",
+            "CIDR",
+            "DEFAULT",
+            "MEMBERS",
+            "KEY-VERSION",
+            "CREATED",
+        ],
         &segs
             .iter()
             .map(|s| {
@@ -80,10 +87,18 @@ fn rows(segs: &[Segment]) -> String {
 /// Runs a segment command.
 pub async fn run(ctx: &Ctx, cmd: SegmentCmd) -> Result<()> {
     match cmd {
-        SegmentCmd::Create { name, cidr, default } => {
+        SegmentCmd::Create {
+            name,
+            cidr,
+            default,
+        } => {
             let s = ctx
                 .client
-                .create_segment(&CreateSegment { name, cidr, default })
+                .create_segment(&CreateSegment {
+                    name,
+                    cidr,
+                    default,
+                })
                 .await?;
             ctx.print(&s, |s| rows(std::slice::from_ref(s)))
         }

@@ -54,7 +54,9 @@ impl FromRequestParts<AppState> for Admin {
             return Err(ApiError::unauthorized());
         }
         if key.role != "admin" {
-            return Err(ApiError::forbidden("this API key's role does not allow this"));
+            return Err(ApiError::forbidden(
+                "this API key's role does not allow this",
+            ));
         }
         Ok(Admin { key_id: key.id })
     }

@@ -5,6 +5,7 @@ pub mod error;
 pub mod json;
 pub mod node_api;
 pub mod nodes;
+pub mod policy;
 pub mod segments;
 pub mod tokens;
 
@@ -38,12 +39,32 @@ pub struct AppState {
 /// The OpenAPI document of `/v1`.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "segwire coordinator API", description = "Segments, join tokens, nodes, members and netmaps. Authenticate with `Authorization: Bearer <key>`."),
+    info(
+        title = "segwire coordinator API",
+        description = "Segments, join tokens, nodes, members and netmaps. Authenticate with `Authorization: Bearer <key>`."
+    ),
     paths(
-        segments::create, segments::list, segments::show, segments::delete, segments::rotate_key,
-        tokens::create, tokens::list, tokens::revoke,
-        nodes::list, nodes::show, nodes::revoke, nodes::netmap_of, nodes::members,
-        node_api::enroll, node_api::netmap, node_api::attach, node_api::detach, node_api::endpoints,
+        segments::create,
+        segments::list,
+        segments::show,
+        segments::delete,
+        segments::rotate_key,
+        policy::set,
+        policy::show,
+        policy::check,
+        tokens::create,
+        tokens::list,
+        tokens::revoke,
+        nodes::list,
+        nodes::show,
+        nodes::revoke,
+        nodes::netmap_of,
+        nodes::members,
+        node_api::enroll,
+        node_api::netmap,
+        node_api::attach,
+        node_api::detach,
+        node_api::endpoints,
     )
 )]
 pub struct ApiDoc;
@@ -71,6 +92,11 @@ pub fn router(state: AppState) -> Router {
             get(segments::show).delete(segments::delete),
         )
         .route("/v1/segments/{name}/rotate-key", post(segments::rotate_key))
+        .route(
+            "/v1/segments/{name}/policy",
+            get(policy::show).put(policy::set),
+        )
+        .route("/v1/segments/{name}/policy/check", post(policy::check))
         .route("/v1/tokens", post(tokens::create).get(tokens::list))
         .route("/v1/tokens/{id}", delete(tokens::revoke))
         .route("/v1/nodes", get(nodes::list))

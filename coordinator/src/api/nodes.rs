@@ -52,11 +52,7 @@ pub async fn netmap_of(
 ) -> ApiResult<Json<NetMap>> {
     let id = match caller {
         Caller::Node(n) if n.node.id == node || n.node.name == node => n.node.id,
-        Caller::Node(_) => {
-            return Err(ApiError::forbidden(
-                "a node may read only its own netmap",
-            ))
-        }
+        Caller::Node(_) => return Err(ApiError::forbidden("a node may read only its own netmap")),
         Caller::Admin(a) => {
             tracing::debug!(actor = %a.key_id, %node, "admin reads a node's netmap");
             st.store.get_node(&node).await?.id

@@ -20,9 +20,10 @@ use crate::store::NewSegment;
 
 /// Parses a segment network: IPv4, prefix /8 to /30, no host bits.
 pub fn parse_cidr(s: &str) -> Result<Ipv4Net, String> {
-    let net: Ipv4Net = s.trim().parse().map_err(|_| {
-        format!("{:?} is not an IPv4 network like 100.64.1.0/24", clip(s))
-    })?;
+    let net: Ipv4Net = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{:?} is not an IPv4 network like 100.64.1.0/24", clip(s)))?;
     if !(8..=30).contains(&net.prefix_len()) {
         return Err(format!(
             "{net}: the prefix must be between /8 and /30 (a segment needs room for members)"
@@ -130,7 +131,15 @@ mod tests {
     fn cidrs() {
         assert!(parse_cidr("100.64.1.0/24").is_ok());
         assert!(parse_cidr("10.0.0.0/8").is_ok());
-        for bad in ["100.64.1.0/33", "100.64.1.1/24", "0.0.0.0/0", "100.64.0.0/31", "x", "", "::/64"] {
+        for bad in [
+            "100.64.1.0/33",
+            "100.64.1.1/24",
+            "0.0.0.0/0",
+            "100.64.0.0/31",
+            "x",
+            "",
+            "::/64",
+        ] {
             assert!(parse_cidr(bad).is_err(), "{bad}");
         }
     }

@@ -66,6 +66,10 @@ pub struct SegmentRow {
     pub created_at: i64,
     /// Attached members.
     pub members: i64,
+    /// Current policy (JSON), if one was set.
+    pub policy: Option<String>,
+    /// Policy version (0 = never set).
+    pub policy_version: i64,
 }
 
 /// A join token row (the secret is only hashed).
@@ -250,6 +254,15 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces a segment's preshared key and bumps its version.
     async fn rotate_psk(&self, name: &str, psk: String) -> StoreResult<(SegmentRow, Touched)>;
 
+    /// Replaces a segment's policy (already validated), keeps it in history, bumps versions.
+    async fn set_policy(
+        &self,
+        name: &str,
+        body: String,
+        default: DefaultAction,
+        now: i64,
+    ) -> StoreResult<(SegmentRow, Touched)>;
+
     /// Stores a new token.
     async fn create_token(&self, token: TokenRow) -> StoreResult<()>;
     /// All tokens, newest first.
@@ -276,7 +289,12 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> StoreResult<Touched>;
     /// Records the node's last contact time and observed address (no version change).
-    async fn touch_node(&self, node_id: &str, observed: Option<String>, now: i64) -> StoreResult<()>;
+    async fn touch_node(
+        &self,
+        node_id: &str,
+        observed: Option<String>,
+        now: i64,
+    ) -> StoreResult<()>;
 
     /// Attaches a workload, allocating its overlay address.
     async fn attach(&self, member: NewMember, now: i64) -> StoreResult<(MemberRow, Touched)>;
@@ -291,7 +309,14 @@ pub trait Store: Send + Sync + 'static {
     async fn netmap_rows(&self, node_id: &str) -> StoreResult<NetmapRows>;
 
     /// Stores a new API key.
-    async fn create_api_key(&self, id: &str, hash: &str, role: &str, description: &str, now: i64) -> StoreResult<()>;
+    async fn create_api_key(
+        &self,
+        id: &str,
+        hash: &str,
+        role: &str,
+        description: &str,
+        now: i64,
+    ) -> StoreResult<()>;
     /// An API key by id.
     async fn api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRow>>;
 }

@@ -4,7 +4,9 @@
 use base64::Engine;
 use reqwest::{Method, StatusCode};
 use segwire_client::Client;
-use segwire_proto::api::{AttachRequest, CreateSegment, CreateToken, EnrollRequest, EnrollResponse};
+use segwire_proto::api::{
+    AttachRequest, CreateSegment, CreateToken, EnrollRequest, EnrollResponse,
+};
 use segwire_proto::JoinToken;
 use segwire_testkit::{free_port, Coordinator};
 use tempfile::TempDir;

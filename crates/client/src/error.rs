@@ -27,7 +27,9 @@ pub enum ClientError {
         detail: String,
     },
     /// The coordinator could not be reached.
-    #[error("cannot reach the coordinator at {url}: {detail}; is it running and is the address right?")]
+    #[error(
+        "cannot reach the coordinator at {url}: {detail}; is it running and is the address right?"
+    )]
     Unreachable {
         /// The coordinator URL.
         url: String,
@@ -74,7 +76,11 @@ impl ClientError {
             .unwrap_or_else(|_| {
                 format!(
                     "the coordinator answered {status}{}",
-                    if body.is_empty() { "" } else { " with an unexpected body" }
+                    if body.is_empty() {
+                        ""
+                    } else {
+                        " with an unexpected body"
+                    }
                 )
             });
         ClientError::Api {

@@ -65,12 +65,10 @@ impl ServerCertVerifier for PinnedVerifier {
         roots
             .add(ca.clone().into_owned())
             .map_err(|_| rustls::Error::General(PIN_MISMATCH.into()))?;
-        let inner = WebPkiServerVerifier::builder_with_provider(
-            Arc::new(roots),
-            self.provider.clone(),
-        )
-        .build()
-        .map_err(|e| rustls::Error::General(e.to_string()))?;
+        let inner =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
+                .build()
+                .map_err(|e| rustls::Error::General(e.to_string()))?;
         inner.verify_server_cert(end_entity, &[], server_name, ocsp_response, now)
     }
 

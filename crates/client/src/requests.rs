@@ -3,7 +3,7 @@
 use reqwest::Method;
 use segwire_proto::api::{
     AttachRequest, CreateSegment, CreateToken, EndpointReport, EnrollRequest, EnrollResponse,
-    Member, Node, Segment, TokenCreated, TokenInfo,
+    Member, Node, PolicyCheck, PolicyCheckResult, PolicyDoc, Segment, TokenCreated, TokenInfo,
 };
 use segwire_proto::netmap::NetMap;
 
@@ -27,7 +27,8 @@ fn enc(s: &str) -> String {
 impl Client {
     /// `POST /v1/segments`.
     pub async fn create_segment(&self, req: &CreateSegment) -> Result<Segment, ClientError> {
-        self.call_json(Method::POST, "/v1/segments", Some(req)).await
+        self.call_json(Method::POST, "/v1/segments", Some(req))
+            .await
     }
 
     /// `GET /v1/segments`.
@@ -53,6 +54,32 @@ impl Client {
     pub async fn rotate_key(&self, name: &str) -> Result<Segment, ClientError> {
         let path = format!("/v1/segments/{}/rotate-key", enc(name));
         self.call_json(Method::POST, &path, NO_BODY).await
+    }
+
+    /// `PUT /v1/segments/{name}/policy` with a policy document.
+    pub async fn set_policy(
+        &self,
+        segment: &str,
+        policy: &serde_json::Value,
+    ) -> Result<PolicyDoc, ClientError> {
+        let path = format!("/v1/segments/{}/policy", enc(segment));
+        self.call_json(Method::PUT, &path, Some(policy)).await
+    }
+
+    /// `GET /v1/segments/{name}/policy`.
+    pub async fn get_policy(&self, segment: &str) -> Result<PolicyDoc, ClientError> {
+        let path = format!("/v1/segments/{}/policy", enc(segment));
+        self.call_json(Method::GET, &path, NO_BODY).await
+    }
+
+    /// `POST /v1/segments/{name}/policy/check`.
+    pub async fn check_policy(
+        &self,
+        segment: &str,
+        req: &PolicyCheck,
+    ) -> Result<PolicyCheckResult, ClientError> {
+        let path = format!("/v1/segments/{}/policy/check", enc(segment));
+        self.call_json(Method::POST, &path, Some(req)).await
     }
 
     /// `POST /v1/tokens`.
@@ -114,7 +141,8 @@ impl Client {
 
     /// `POST /v1/node/members`: attach a workload; returns the member with its overlay address.
     pub async fn attach(&self, req: &AttachRequest) -> Result<Member, ClientError> {
-        self.call_json(Method::POST, "/v1/node/members", Some(req)).await
+        self.call_json(Method::POST, "/v1/node/members", Some(req))
+            .await
     }
 
     /// `DELETE /v1/node/members/{id}`.

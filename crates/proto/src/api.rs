@@ -51,6 +51,8 @@ pub struct Segment {
     pub default: DefaultAction,
     /// Version of the segment's preshared key; bumped by every rotation.
     pub psk_version: u64,
+    /// Version of the segment's policy (0: none set, the default applies).
+    pub policy_version: u64,
     /// Members currently attached.
     pub members: u64,
     /// Change counter of the segment (monotonic).
@@ -225,4 +227,38 @@ pub struct Member {
 pub struct EndpointReport {
     /// Underlay IP addresses of the node (no ports).
     pub endpoints: Vec<String>,
+}
+
+/// A segment's policy as stored: `GET /v1/segments/{name}/policy`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PolicyDoc {
+    /// Segment name.
+    pub segment: String,
+    /// Policy version (0: none set yet; the document is the segment default with no rules).
+    pub version: u64,
+    /// The policy document (`{"default": ..., "rules": [...]}`).
+    pub policy: serde_json::Value,
+}
+
+/// `POST /v1/segments/{name}/policy/check`: would this flow be allowed?
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyCheck {
+    /// Member opening the connection.
+    pub from: String,
+    /// Member receiving it.
+    pub to: String,
+    /// `tcp/N`, `udp/N` or `icmp`.
+    pub port: String,
+}
+
+/// The answer to a policy check.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PolicyCheckResult {
+    /// Whether the flow is allowed.
+    pub allowed: bool,
+    /// The rule that decided, or `None` when the segment default did.
+    pub rule: Option<String>,
+    /// One sentence explaining the decision.
+    pub reason: String,
 }

@@ -6,7 +6,9 @@ use thiserror::Error;
 
 /// A key string that is not 32 bytes of standard base64.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("{what} must be 32 bytes in standard base64 (44 characters, as `wg genkey | wg pubkey` prints)")]
+#[error(
+    "{what} must be 32 bytes in standard base64 (44 characters, as `wg genkey | wg pubkey` prints)"
+)]
 pub struct KeyError {
     /// Which key was bad ("public key", "preshared key").
     pub what: &'static str,

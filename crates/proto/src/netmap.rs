@@ -41,9 +41,14 @@ pub struct MemberMap {
     pub psk_version: u64,
     /// Segment policy default.
     pub default: DefaultAction,
+    /// The segment's policy document (`{"default": ..., "rules": [...]}`), parsed by the agent.
+    pub policy: serde_json::Value,
+    /// Version of the policy.
+    pub policy_version: u64,
     /// Effective labels.
     pub labels: Labels,
-    /// The other members of the segment this member may talk to.
+    /// The other members of the segment this member may exchange any traffic with
+    /// (peers the policy never lets it talk to are left out).
     pub peers: Vec<Peer>,
 }
 

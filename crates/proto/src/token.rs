@@ -114,7 +114,10 @@ mod tests {
             s[..s.len() - 5].parse::<JoinToken>(),
             Err(TokenParseError::Damaged)
         );
-        assert_eq!("swt1_!!!".parse::<JoinToken>(), Err(TokenParseError::Damaged));
+        assert_eq!(
+            "swt1_!!!".parse::<JoinToken>(),
+            Err(TokenParseError::Damaged)
+        );
     }
 
     #[test]

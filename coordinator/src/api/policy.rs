@@ -1,0 +1,147 @@
+//! `/v1/segments/{name}/policy`: set (validated; a bad file changes nothing), show, check.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::Json;
+use segwire_policy::{CompiledPolicy, Direction, Flow, Policy};
+use segwire_proto::api::{ErrorBody, PolicyCheck, PolicyCheckResult, PolicyDoc};
+
+use super::auth::Admin;
+use super::error::{ApiError, ApiResult};
+use super::json::ApiJson;
+use super::AppState;
+use crate::convert::now;
+use crate::policy;
+
+/// Largest policy document accepted.
+const MAX_POLICY_BYTES: usize = 4 << 20;
+
+fn doc(seg: &crate::store::SegmentRow) -> PolicyDoc {
+    PolicyDoc {
+        segment: seg.name.clone(),
+        version: seg.policy_version as u64,
+        policy: serde_json::to_value(policy::effective(seg)).unwrap_or_default(),
+    }
+}
+
+/// Replace the segment's policy. An invalid document is refused and the old policy stays.
+#[utoipa::path(put, path = "/v1/segments/{name}/policy", request_body(content = serde_json::Value, description = "policy document"),
+    responses((status = 200, body = PolicyDoc), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn set(
+    admin: Admin,
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<PolicyDoc>> {
+    if body.len() > MAX_POLICY_BYTES {
+        return Err(ApiError::bad_request(
+            "the policy document is larger than 4 MiB",
+        ));
+    }
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::bad_request("the policy document is not UTF-8 text"))?;
+    let parsed = Policy::from_json(text)
+        .map_err(|e| ApiError::bad_request(format!("invalid policy: {e}")))?;
+    let stored = serde_json::to_string(&parsed).unwrap_or_default();
+    let (row, touched) = st
+        .store
+        .set_policy(&name, stored, policy::default_of(&parsed), now())
+        .await?;
+    st.hub.wake(&touched);
+    tracing::info!(actor = %admin.key_id, segment = %name, version = row.policy_version, rules = parsed.rules.len(), "policy set");
+    Ok(Json(doc(&row)))
+}
+
+/// Show the segment's policy in force.
+#[utoipa::path(get, path = "/v1/segments/{name}/policy", responses((status = 200, body = PolicyDoc), (status = 404, body = ErrorBody)))]
+pub async fn show(
+    _: Admin,
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<PolicyDoc>> {
+    Ok(Json(doc(&st.store.get_segment(&name).await?)))
+}
+
+/// Parses `tcp/N`, `udp/N` or `icmp` into (IP protocol, port).
+pub fn parse_probe(s: &str) -> Result<(u8, u16), String> {
+    let s = s.trim().to_ascii_lowercase();
+    if s == "icmp" {
+        return Ok((1, 0));
+    }
+    let (proto, port) = s
+        .split_once('/')
+        .ok_or_else(|| format!("{s:?}: write tcp/PORT, udp/PORT or icmp"))?;
+    let proto = match proto {
+        "tcp" => 6,
+        "udp" => 17,
+        _ => return Err(format!("{s:?}: the protocol must be tcp, udp or icmp")),
+    };
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| format!("{s:?}: the port must be 1-65535"))?;
+    Ok((proto, port))
+}
+
+/// Would a connection from one member to another be allowed, and by which rule?
+#[utoipa::path(post, path = "/v1/segments/{name}/policy/check", request_body = PolicyCheck,
+    responses((status = 200, body = PolicyCheckResult), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn check(
+    _: Admin,
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    ApiJson(req): ApiJson<PolicyCheck>,
+) -> ApiResult<Json<PolicyCheckResult>> {
+    let seg = st.store.get_segment(&name).await?;
+    let (protocol, port) = parse_probe(&req.port).map_err(ApiError::bad_request)?;
+    let members = st.store.list_members(Some(&name)).await?;
+    let find = |n: &str| {
+        members.iter().find(|m| m.name == n).ok_or_else(|| {
+            ApiError::not_found(format!("segment {name:?} has no member named {n:?}"))
+        })
+    };
+    let (from, to) = (find(&req.from)?, find(&req.to)?);
+    let pol = policy::effective(&seg);
+    let all: Vec<_> = members.iter().map(policy::member).collect();
+    let compiled = CompiledPolicy::compile(&pol, &policy::member(from), &all);
+    let decision = compiled.classify(&Flow {
+        direction: Direction::Egress,
+        remote: to.address,
+        protocol,
+        port,
+    });
+    let rule = decision
+        .rule
+        .and_then(|id| compiled.rule_name(id))
+        .map(str::to_string);
+    let verdict = if decision.allowed {
+        "allowed"
+    } else {
+        "denied"
+    };
+    let reason = match &rule {
+        Some(r) => format!("{verdict} by rule {r:?}"),
+        None => format!("{verdict} by the segment default (no rule matches)"),
+    };
+    Ok(Json(PolicyCheckResult {
+        allowed: decision.allowed,
+        rule,
+        reason,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_probe;
+
+    #[test]
+    fn probes() {
+        assert_eq!(parse_probe("tcp/5432"), Ok((6, 5432)));
+        assert_eq!(parse_probe("UDP/53"), Ok((17, 53)));
+        assert_eq!(parse_probe("icmp"), Ok((1, 0)));
+        for bad in ["tcp/0", "tcp/70000", "sctp/1", "5432", "tcp/x"] {
+            assert!(parse_probe(bad).is_err(), "{bad}");
+        }
+    }
+}

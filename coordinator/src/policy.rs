@@ -1,0 +1,48 @@
+//! Segment policies on the coordinator: the effective policy of a segment, and which
+//! peers each member may exchange any traffic with (the rest stay out of its netmap).
+
+use segwire_policy::{Action, Member, Policy};
+use segwire_proto::api::DefaultAction;
+
+use crate::store::{MemberRow, SegmentRow};
+
+/// The policy in force: the stored one, or the segment default with no rules.
+pub fn effective(seg: &SegmentRow) -> Policy {
+    seg.policy
+        .as_deref()
+        .and_then(|body| match Policy::from_json(body) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::error!(segment = %seg.name, error = %e, "stored policy does not parse; applying the segment default");
+                None
+            }
+        })
+        .unwrap_or_else(|| Policy {
+            default: action(seg.default),
+            rules: Vec::new(),
+        })
+}
+
+/// The policy's default as the API's type.
+pub fn default_of(p: &Policy) -> DefaultAction {
+    match p.default {
+        Action::Allow => DefaultAction::Allow,
+        Action::Deny => DefaultAction::Deny,
+    }
+}
+
+fn action(d: DefaultAction) -> Action {
+    match d {
+        DefaultAction::Allow => Action::Allow,
+        DefaultAction::Deny => Action::Deny,
+    }
+}
+
+/// A member row as the policy crate sees it.
+pub fn member(m: &MemberRow) -> Member {
+    Member {
+        name: m.name.clone(),
+        ip: m.address,
+        labels: m.labels.clone(),
+    }
+}
