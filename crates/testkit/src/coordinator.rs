@@ -70,7 +70,10 @@ impl Coordinator {
         loop {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
-                    panic!("coordinator exited early ({status}); log:\n{}", self.log_text());
+                    panic!(
+                        "coordinator exited early ({status}); log:\n{}",
+                        self.log_text()
+                    );
                 }
             }
             if let Ok(conf) = AdminConf::load(&self.admin_conf()) {
@@ -81,13 +84,21 @@ impl Coordinator {
                     }
                 }
             }
-            assert!(Instant::now() < deadline, "coordinator not ready in 30 s; log:\n{}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "coordinator not ready in 30 s; log:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 
     fn port(&self) -> String {
-        self.listen.rsplit(':').next().unwrap_or_default().to_string()
+        self.listen
+            .rsplit(':')
+            .next()
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// Path of admin.conf.
