@@ -4,11 +4,13 @@
 //! `cargo build --workspace --bins` put next to the test executable's `deps/` folder.
 
 pub mod coordinator;
+pub mod netlab;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
 pub use coordinator::Coordinator;
+pub use netlab::Lab;
 
 /// Path of a workspace binary built into the same target directory as the running test.
 ///
