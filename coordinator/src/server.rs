@@ -66,6 +66,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         Some(other) => bail!("--db {other:?}: use a sqlite:// URL or omit --db"),
     };
 
+    restrict_db_files(&args.data_dir);
     let listener = TcpListener::bind(args.listen).with_context(|| {
         format!(
             "cannot listen on {}; is another process using it?",
@@ -119,6 +120,19 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         .context("the HTTPS server failed")?;
     tracing::info!("shutting down");
     Ok(())
+}
+
+/// The database holds key material (segment PSKs): keep its files private.
+fn restrict_db_files(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for name in ["segwire.db", "segwire.db-wal", "segwire.db-shm"] {
+        let p = dir.join(name);
+        if p.exists() {
+            if let Err(e) = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)) {
+                tracing::warn!(path = %p.display(), error = %e, "cannot make the database file private");
+            }
+        }
+    }
 }
 
 async fn shutdown_on_signal(handle: axum_server::Handle) {

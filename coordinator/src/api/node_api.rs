@@ -95,7 +95,7 @@ pub struct NetmapQuery {
     wait: Option<u64>,
 }
 
-/// The calling node's netmap: at once if newer than `since`, else after a change or `wait` seconds (204).
+/// The calling node's netmap: at once if its version differs from `since`, else after a change or `wait` seconds (204).
 #[utoipa::path(get, path = "/v1/node/netmap",
     params(("since" = Option<u64>, Query, description = "version the node has"), ("wait" = Option<u64>, Query, description = "seconds to wait, default 30, at most 60")),
     responses((status = 200, body = NetMap), (status = 204, description = "nothing newer within the wait")))]
@@ -124,7 +124,9 @@ pub async fn netmap(
         tokio::pin!(notified);
         notified.as_mut().enable();
         let version = st.store.node_version(&node.id).await? as u64;
-        if version > q.since {
+        // Any difference counts: a coordinator restored from an older backup has lower
+        // versions than its nodes hold, and they must still get its map.
+        if version != q.since {
             let map = netmap::build(&st.store.netmap_rows(&node.id).await?);
             return Ok(Json(map).into_response());
         }

@@ -1,0 +1,196 @@
+//! Helpers of the end-to-end suites: traffic inside namespaces, agents, status.
+#![allow(dead_code, clippy::unwrap_used, missing_docs)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use segwire_netdev::Netns;
+use segwire_testkit::{bin, Lab};
+use sha2::{Digest, Sha256};
+
+/// Runs `f` on a thread inside namespace `ns`; sockets it opens stay there.
+pub fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    Netns::Named(ns.to_string()).run_blocking(f).unwrap()
+}
+
+/// One ping from `ns` to `addr` with a timeout in seconds.
+pub fn ping(lab: &Lab, ns: &str, addr: &str, wait_secs: &str) -> bool {
+    lab.cmd(ns, "ping")
+        .args(["-c1", "-W", wait_secs, "-q", addr])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// Polls `f` every 50 ms until it is true or `within` passes; returns the time it took.
+pub fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
+    let t0 = Instant::now();
+    while t0.elapsed() < within {
+        if f() {
+            return Some(t0.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+/// Sends `bytes` of pseudo-random data over TCP from `from_ns` to `to_ns` at `to_addr`;
+/// the receiver hashes what it got and sends the digest back; returns whether they match.
+pub fn tcp_transfer(from_ns: &str, to_ns: &str, to_addr: &str, bytes: usize) -> bool {
+    let addr: SocketAddr = format!("{to_addr}:5201").parse().unwrap();
+    let listener = in_ns(to_ns, move || TcpListener::bind(addr).unwrap());
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = s.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        s.write_all(&h.finalize()).unwrap();
+    });
+    let mut stream = in_ns(from_ns, move || {
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap()
+    });
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut h = Sha256::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut left = bytes;
+    let mut x: u64 = 0x1234_5678;
+    while left > 0 {
+        for b in chunk.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+        let n = left.min(chunk.len());
+        stream.write_all(&chunk[..n]).unwrap();
+        h.update(&chunk[..n]);
+        left -= n;
+    }
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut digest = Vec::new();
+    stream.read_to_end(&mut digest).unwrap();
+    server.join().unwrap();
+    digest == h.finalize().as_slice()
+}
+
+/// Sends one UDP datagram carrying `payload` from `from_ns` to `to_addr:port` in `to_ns`
+/// and returns whether it arrived.
+pub fn udp_marker(from_ns: &str, to_ns: &str, to_addr: &str, payload: &[u8]) -> bool {
+    let addr: SocketAddr = format!("{to_addr}:5301").parse().unwrap();
+    let rx = in_ns(to_ns, move || UdpSocket::bind(addr).unwrap());
+    rx.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let tx = in_ns(from_ns, || UdpSocket::bind("0.0.0.0:0").unwrap());
+    tx.send_to(payload, addr).unwrap();
+    let mut buf = [0u8; 2048];
+    matches!(rx.recv_from(&mut buf), Ok((n, _)) if &buf[..n] == payload)
+}
+
+/// A node agent on a lab host.
+pub struct Agent {
+    pub host: String,
+    pub state: PathBuf,
+    pub log: PathBuf,
+    pub pid: Option<u32>,
+}
+
+impl Agent {
+    pub fn new(host: &str, dir: &Path) -> Agent {
+        Agent {
+            host: host.to_string(),
+            state: dir.join(format!("{host}-state")),
+            log: dir.join(format!("{host}.log")),
+            pid: None,
+        }
+    }
+
+    /// `segwire-node <args>` inside the host namespace.
+    pub fn cmd(&self, lab: &Lab, args: &[&str]) -> Command {
+        let mut c = lab.cmd(&self.host, bin("segwire-node").to_str().unwrap());
+        c.arg("--state-dir").arg(&self.state).args(args);
+        c
+    }
+
+    pub fn run_ok(&self, lab: &Lab, args: &[&str]) -> String {
+        let out = self.cmd(lab, args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "segwire-node {args:?} on {} failed: {}\nagent log:\n{}",
+            self.host,
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn join(&self, lab: &Lab, token: &str, name: &str) {
+        self.run_ok(lab, &["join", token, "--name", name]);
+    }
+
+    /// Starts `run` and waits for the control socket.
+    pub fn start(&mut self, lab: &mut Lab) {
+        let mut c = self.cmd(lab, &["run"]);
+        c.env("RUST_LOG", "info");
+        self.pid = Some(lab.spawn(c, &self.log));
+        let sock = self.state.join("agent.sock");
+        let up = wait_until(Duration::from_secs(20), || {
+            sock.exists() && self.cmd(lab, &["status"]).output().map(|o| o.status.success()).unwrap_or(false)
+        });
+        assert!(up.is_some(), "agent on {} did not start:\n{}", self.host, std::fs::read_to_string(&self.log).unwrap_or_default());
+    }
+
+    pub fn stop(&mut self, lab: &mut Lab) {
+        if let Some(pid) = self.pid.take() {
+            lab.stop(pid);
+        }
+    }
+
+    pub fn kill(&mut self, lab: &mut Lab) {
+        if let Some(pid) = self.pid.take() {
+            lab.kill(pid);
+        }
+    }
+
+    /// Attaches container namespace `ns` to `segment`; returns its overlay address.
+    pub fn attach(&self, lab: &Lab, segment: &str, ns: &str, label: &str) -> String {
+        let out = self.run_ok(lab, &["attach", "--segment", segment, "--netns", ns, "--label", label, "-o", "json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("attach output {out:?}: {e}"));
+        v["address"].as_str().unwrap().to_string()
+    }
+
+    pub fn status(&self, lab: &Lab) -> serde_json::Value {
+        serde_json::from_str(&self.run_ok(lab, &["status", "-o", "json"])).unwrap()
+    }
+
+    /// Names of the peers of this agent's member in `segment`.
+    pub fn peer_names(&self, lab: &Lab, segment: &str) -> Vec<String> {
+        let st = self.status(lab);
+        st["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["segment"] == segment)
+            .flat_map(|m| m["peers"].as_array().cloned().unwrap_or_default())
+            .map(|p| p["name"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+}
+
+/// Appends a measured figure to `target/e2e-figures.txt` and prints it (visible with --nocapture).
+pub fn figure(name: &str, value: String) {
+    let line = format!("{name}: {value}\n");
+    eprint!("FIGURE {line}");
+    let path = bin("segwire-node").parent().unwrap().join("e2e-figures.txt");
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        let _ = f.write_all(line.as_bytes());
+    }
+}
