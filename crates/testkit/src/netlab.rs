@@ -77,6 +77,12 @@ impl Lab {
         ip(&["netns", "add", &full]);
         self.namespaces.push(full.clone());
         ip(&["-n", &full, "link", "set", "lo", "up"]);
+        // IPv4 only: no IPv6 autoconfiguration chatter on the underlay or in containers.
+        for key in ["all", "default"] {
+            sh(Command::new("ip").args(["netns", "exec", &full, "sysctl", "-qw"]).arg(format!(
+                "net.ipv6.conf.{key}.disable_ipv6=1"
+            )));
+        }
         full
     }
 
