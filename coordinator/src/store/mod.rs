@@ -4,6 +4,8 @@
 //! to wire types in the API layer. Every mutating method runs in one write transaction
 //! and returns the ids of the nodes whose netmap it changed, so the caller can wake them.
 
+pub mod access;
+pub mod audit;
 pub mod sqlite;
 
 use std::net::Ipv4Addr;
@@ -151,19 +153,6 @@ pub struct MemberRow {
     pub created_at: i64,
 }
 
-/// An API key row.
-#[derive(Debug, Clone)]
-pub struct ApiKeyRow {
-    /// Key id.
-    pub id: String,
-    /// SHA-256 of the secret.
-    pub secret_hash: String,
-    /// `admin`, `operator` or `viewer`.
-    pub role: String,
-    /// Revocation time.
-    pub revoked_at: Option<i64>,
-}
-
 /// A new segment.
 #[derive(Debug, Clone)]
 pub struct NewSegment {
@@ -290,8 +279,7 @@ pub trait Store: Send + Sync + 'static {
     /// Everything needed to build the node's netmap.
     async fn netmap_rows(&self, node_id: &str) -> StoreResult<NetmapRows>;
 
-    /// Stores a new API key.
+    /// Stores a new unscoped, non-expiring API key (the bootstrap admin key; the API
+    /// uses [`access::AccessStore`]).
     async fn create_api_key(&self, id: &str, hash: &str, role: &str, description: &str, now: i64) -> StoreResult<()>;
-    /// An API key by id.
-    async fn api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRow>>;
 }

@@ -23,6 +23,10 @@ use tokio::sync::Mutex;
 use super::*;
 use crate::{ipam, secret};
 
+mod access;
+use self::access::record;
+use super::audit::{self, Change};
+
 /// The SQLite store.
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -310,6 +314,8 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?;
         let row = segment_by_name(&mut tx, &seg.name).await?;
+        let target = format!("segment:{}", row.name);
+        record(&mut tx, Change::new("segment.create", target, None, Some(audit::segment(&row)))).await?;
         tx.commit().await?;
         Ok(row)
     }
@@ -355,6 +361,8 @@ impl Store for SqliteStore {
             let v = bump(&mut tx).await?;
             set_node_version(&mut tx, n, v).await?;
         }
+        let target = format!("segment:{}", seg.name);
+        record(&mut tx, Change::new("segment.delete", target, Some(audit::segment(&seg)), None)).await?;
         tx.commit().await?;
         Ok(touched)
     }
@@ -374,12 +382,20 @@ impl Store for SqliteStore {
         .await?;
         let touched = nodes_in_segment(&mut tx, &seg.id).await?;
         let row = segment_by_name(&mut tx, name).await?;
+        let change = Change::new(
+            "segment.rotate_key",
+            format!("segment:{}", row.name),
+            Some(audit::segment(&seg)),
+            Some(audit::segment(&row)),
+        );
+        record(&mut tx, change).await?;
         tx.commit().await?;
         Ok((row, touched))
     }
 
     async fn create_token(&self, t: TokenRow) -> StoreResult<()> {
         let _w = self.write.lock().await;
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO tokens (id, secret_hash, segments, labels, uses, uses_left, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -392,8 +408,10 @@ impl Store for SqliteStore {
         .bind(t.uses_left)
         .bind(t.created_at)
         .bind(t.expires_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        record(&mut tx, Change::new("token.create", format!("token:{}", t.id), None, Some(audit::token(&t)))).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -406,20 +424,26 @@ impl Store for SqliteStore {
 
     async fn revoke_token(&self, id: &str, now: i64) -> StoreResult<()> {
         let _w = self.write.lock().await;
-        let done = sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+        let mut tx = self.pool.begin().await?;
+        let token_by_id = format!("{TOKEN_SELECT} WHERE id = $1");
+        let before = match sqlx::query(&token_by_id).bind(id).fetch_optional(&mut *tx).await? {
+            Some(r) => token_row(&r)?,
+            None => return Err(StoreError::NotFound(format!("no token with id {id:?}"))),
+        };
+        sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(now)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        if done.rows_affected() == 0 {
-            let exists: Option<String> = sqlx::query_scalar("SELECT id FROM tokens WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-            if exists.is_none() {
-                return Err(StoreError::NotFound(format!("no token with id {id:?}")));
-            }
-        }
+        let after = token_row(&sqlx::query(&token_by_id).bind(id).fetch_one(&mut *tx).await?)?;
+        let change = Change::new(
+            "token.revoke",
+            format!("token:{id}"),
+            Some(audit::token(&before)),
+            Some(audit::token(&after)),
+        );
+        record(&mut tx, change).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -497,6 +521,11 @@ impl Store for SqliteStore {
             }
         }
         let node = live_node(&mut tx, &n.id).await?;
+        let mut after = audit::node(&node);
+        after["token_id"] = serde_json::Value::String(token.id.clone());
+        let mut change = Change::new("node.enroll", format!("node:{}", node.name), None, Some(after));
+        change.actor = Some(format!("node:{}", node.id));
+        record(&mut tx, change).await?;
         tx.commit().await?;
         Ok(node)
     }
@@ -550,6 +579,8 @@ impl Store for SqliteStore {
             .bind(&node.id)
             .execute(&mut *tx)
             .await?;
+        let target = format!("node:{}", node.name);
+        record(&mut tx, Change::new("node.revoke", target, Some(audit::node(&node)), None)).await?;
         tx.commit().await?;
         touched.insert(node.id.clone());
         Ok((node, touched.into_iter().collect()))
@@ -573,6 +604,13 @@ impl Store for SqliteStore {
             .bind(node_id)
             .execute(&mut *tx)
             .await?;
+        let change = Change::new(
+            "node.endpoints",
+            format!("node:{}", node.name),
+            Some(serde_json::json!({"endpoints": node.endpoints, "observed": node.observed})),
+            Some(serde_json::json!({"endpoints": endpoints, "observed": observed})),
+        );
+        record(&mut tx, change).await?;
         if node.endpoints == endpoints && node.observed == observed {
             tx.commit().await?;
             return Ok(Vec::new());
@@ -736,6 +774,8 @@ impl Store for SqliteStore {
             .await?;
         let member = member_row(&row)?;
         let touched = nodes_in_segment(&mut tx, &seg.id).await?;
+        let target = format!("member:{}", member.id);
+        record(&mut tx, Change::new("member.attach", target, None, Some(audit::member(&member)))).await?;
         tx.commit().await?;
         Ok((member, touched))
     }
@@ -759,6 +799,8 @@ impl Store for SqliteStore {
         let v = bump(&mut tx).await?;
         set_segment_version(&mut tx, &m.segment_id, v).await?;
         set_node_version(&mut tx, node_id, v).await?;
+        let target = format!("member:{}", m.id);
+        record(&mut tx, Change::new("member.detach", target, Some(audit::member(&m)), None)).await?;
         tx.commit().await?;
         Ok(touched)
     }
@@ -852,22 +894,6 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await?;
         Ok(())
-    }
-
-    async fn api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRow>> {
-        let row = sqlx::query("SELECT id, secret_hash, role, revoked_at FROM api_keys WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| {
-            Ok(ApiKeyRow {
-                id: r.try_get("id")?,
-                secret_hash: r.try_get("secret_hash")?,
-                role: r.try_get("role")?,
-                revoked_at: r.try_get("revoked_at")?,
-            })
-        })
-        .transpose()
     }
 }
 
