@@ -1,5 +1,8 @@
 //! Subcommands, one module per noun.
 
+mod apikey;
+mod audit;
+mod events;
 mod member;
 mod node;
 mod segment;
@@ -33,6 +36,13 @@ pub enum Command {
     /// Members (workloads attached to segments): list.
     #[command(subcommand)]
     Member(member::MemberCmd),
+    /// API keys with roles: create, list, revoke, rotate.
+    #[command(subcommand)]
+    Apikey(apikey::ApikeyCmd),
+    /// The audit log: who changed what, when, from where.
+    Audit(audit::AuditArgs),
+    /// Events: nodes going offline and back, token use, revocations.
+    Events(events::EventsArgs),
 }
 
 /// What a command needs: a client and the output format.
@@ -41,6 +51,8 @@ pub struct Ctx {
     pub client: Client,
     /// Output format.
     pub output: Output,
+    /// The admin config file in use.
+    pub config: PathBuf,
 }
 
 impl Ctx {
@@ -76,17 +88,22 @@ fn config_path(cli: &Cli) -> Result<PathBuf> {
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
-    let conf = AdminConf::load(&config_path(&cli)?)?;
+    let config = config_path(&cli)?;
+    let conf = AdminConf::load(&config)?;
     let client = Client::new(&conf.url, conf.ca_pin, Some(conf.api_key))?;
     let ctx = Ctx {
         client,
         output: cli.output,
+        config,
     };
     match cli.command {
         Command::Segment(c) => segment::run(&ctx, c).await,
         Command::Token(c) => token::run(&ctx, c).await,
         Command::Node(c) => node::run(&ctx, c).await,
         Command::Member(c) => member::run(&ctx, c).await,
+        Command::Apikey(c) => apikey::run(&ctx, c).await,
+        Command::Audit(a) => audit::run(&ctx, a).await,
+        Command::Events(a) => events::run(&ctx, a).await,
     }
 }
 

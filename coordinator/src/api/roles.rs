@@ -15,7 +15,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use segwire_proto::access::Role;
 
-use super::auth::{authenticate, Principal};
+use super::auth::{authenticate, AuthFailure, Principal};
 use super::error::ApiError;
 use super::AppState;
 use crate::ratelimit::FailureLimiter;
@@ -162,7 +162,8 @@ pub async fn authorize(State(st): State<AppState>, mut req: Request, next: Next)
         Err(reason) => {
             metrics::counter!("segwire_auth_failures_total", "reason" => reason.as_str()).increment(1);
             tracing::debug!(source = ?ip, reason = reason.as_str(), %path, "authentication failed");
-            if let Some(ip) = ip {
+            // A missing credential guesses nothing, so only wrong ones count toward the limit.
+            if let (Some(ip), true) = (ip, reason != AuthFailure::Missing) {
                 failed(&st.ops.auth_failures, ip);
             }
             return ApiError::unauthorized().into_response();
