@@ -142,9 +142,9 @@ async fn node_reads_only_its_own_netmap_and_segments() {
     assert_eq!(s, StatusCode::FORBIDDEN);
     let (s, _) = env.raw(Method::GET, &format!("/v1/nodes/{}/netmap", a.node_id), Some(&a.credential), None).await;
     assert_eq!(s, StatusCode::OK);
-    // A node credential is not an admin key.
-    let (s, _) = env.raw(Method::GET, "/v1/segments", Some(&a.credential), None).await;
-    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // A node credential is not an API key: authenticated, but not admitted (403, no body).
+    let (s, body) = env.raw(Method::GET, "/v1/segments", Some(&a.credential), None).await;
+    assert_eq!((s, body.as_str()), (StatusCode::FORBIDDEN, ""));
     // A segment the token did not grant.
     let e = ca.attach(&attach_req("db", "host")).await.unwrap_err();
     assert_eq!(e.status(), Some(403));

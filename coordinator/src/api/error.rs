@@ -84,7 +84,7 @@ impl From<StoreError> for ApiError {
         let status = match &e {
             StoreError::NotFound(_) => StatusCode::NOT_FOUND,
             StoreError::Conflict(_) => StatusCode::CONFLICT,
-            StoreError::TokenRejected(_) | StoreError::Forbidden(_) => StatusCode::FORBIDDEN,
+            StoreError::TokenRejected(_) | StoreError::TokenUnknown(_) | StoreError::Forbidden(_) => StatusCode::FORBIDDEN,
             StoreError::Db(_) | StoreError::Migrate(_) | StoreError::Corrupt(_) => {
                 tracing::error!(error = %e, "store failure");
                 return ApiError {

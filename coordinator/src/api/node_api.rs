@@ -75,7 +75,12 @@ pub async fn enroll(
             now(),
         )
         .await
-        .inspect_err(|e| tracing::warn!(source = %peer.ip(), reason = %e, "enrolment refused"))?;
+        .inspect_err(|e| {
+            tracing::warn!(source = %peer.ip(), reason = %e, "enrolment refused");
+            if matches!(e, crate::store::StoreError::TokenUnknown(_)) {
+                super::roles::record_enroll_failure(&st, peer.ip());
+            }
+        })?;
     tracing::info!(node = %node.name, node_id = %node.id, source = %peer.ip(), "node enrolled");
     st.ops
         .events

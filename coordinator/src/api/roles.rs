@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{Method, StatusCode};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use segwire_proto::access::Role;
@@ -116,6 +116,11 @@ fn throttled(limiter: &std::sync::Mutex<FailureLimiter>, ip: std::net::IpAddr, w
     Some(ApiError::throttled(t.retry_after).into_response())
 }
 
+/// Counts a wrong join token (unknown id or wrong secret) from `ip` toward its limit.
+pub fn record_enroll_failure(st: &AppState, ip: std::net::IpAddr) {
+    failed(&st.ops.enroll_failures, ip);
+}
+
 fn failed(limiter: &std::sync::Mutex<FailureLimiter>, ip: std::net::IpAddr) {
     limiter
         .lock()
@@ -143,14 +148,9 @@ pub async fn authorize(State(st): State<AppState>, mut req: Request, next: Next)
             if let Some(refused) = ip.and_then(|ip| throttled(&st.ops.enroll_failures, ip, "enroll")) {
                 return refused;
             }
+            // The enrol handler records wrong tokens (see `record_enroll_failure`).
             let ctx = AuditCtx::new("anonymous".into(), source);
-            let resp = audit::scope(ctx, next.run(req)).await;
-            if resp.status() == StatusCode::FORBIDDEN {
-                if let Some(ip) = ip {
-                    failed(&st.ops.enroll_failures, ip);
-                }
-            }
-            return resp;
+            return audit::scope(ctx, next.run(req)).await;
         }
         _ => {}
     }

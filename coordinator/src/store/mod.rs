@@ -24,9 +24,12 @@ pub enum StoreError {
     /// The change conflicts with existing state (duplicate name, overlapping CIDR, ...).
     #[error("{0}")]
     Conflict(String),
-    /// The token cannot be used (unknown, wrong secret, expired, used up, revoked).
+    /// The token cannot be used (expired, used up, revoked).
     #[error("{0}")]
     TokenRejected(String),
+    /// The token is unknown or its secret is wrong: a guess, counted by the rate limit.
+    #[error("{0}")]
+    TokenUnknown(String),
     /// The caller may not do this.
     #[error("{0}")]
     Forbidden(String),

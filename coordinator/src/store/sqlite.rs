@@ -451,7 +451,7 @@ impl Store for SqliteStore {
         let _w = self.write.lock().await;
         let mut tx = self.pool.begin().await?;
         let rejected = || {
-            StoreError::TokenRejected(
+            StoreError::TokenUnknown(
                 "the join token is not valid (unknown id or wrong secret); create a new one with `segwire token create`".into(),
             )
         };
