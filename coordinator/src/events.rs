@@ -17,7 +17,10 @@ use crate::webhook::Dispatcher;
 
 /// Something that happened. Agents will report the last two (a typed hook for later).
 #[derive(Debug, Clone)]
-#[allow(dead_code, reason = "HandshakeFailed and DeniedFlowBurst are reported by agents (not yet)")]
+#[allow(
+    dead_code,
+    reason = "HandshakeFailed and DeniedFlowBurst are reported by agents (not yet)"
+)]
 pub enum EventKind {
     /// No netmap poll from the node for the configured time.
     NodeOffline {
@@ -93,7 +96,11 @@ impl EventKind {
     /// (kind, subject, data) as stored and sent.
     pub fn parts(&self) -> (&'static str, String, Value) {
         match self {
-            EventKind::NodeOffline { node_id, name, quiet_secs } => (
+            EventKind::NodeOffline {
+                node_id,
+                name,
+                quiet_secs,
+            } => (
                 "node.offline",
                 format!("node:{node_id}"),
                 json!({"node_id": node_id, "name": name, "quiet_secs": quiet_secs}),
@@ -103,12 +110,21 @@ impl EventKind {
                 format!("node:{node_id}"),
                 json!({"node_id": node_id, "name": name}),
             ),
-            EventKind::NodeRevoked { node_id, name, actor } => (
+            EventKind::NodeRevoked {
+                node_id,
+                name,
+                actor,
+            } => (
                 "node.revoked",
                 format!("node:{node_id}"),
                 json!({"node_id": node_id, "name": name, "actor": actor}),
             ),
-            EventKind::TokenUsed { token_id, node_id, name, source } => (
+            EventKind::TokenUsed {
+                token_id,
+                node_id,
+                name,
+                source,
+            } => (
                 "token.used",
                 format!("token:{token_id}"),
                 json!({"token_id": token_id, "node_id": node_id, "name": name, "source": source}),
@@ -123,12 +139,20 @@ impl EventKind {
                 format!("apikey:{key_id}"),
                 json!({"key_id": key_id, "actor": actor}),
             ),
-            EventKind::HandshakeFailed { node_id, peer, failures } => (
+            EventKind::HandshakeFailed {
+                node_id,
+                peer,
+                failures,
+            } => (
                 "peer.handshake_failed",
                 format!("node:{node_id}"),
                 json!({"node_id": node_id, "peer": peer, "failures": failures}),
             ),
-            EventKind::DeniedFlowBurst { node_id, segment, denied } => (
+            EventKind::DeniedFlowBurst {
+                node_id,
+                segment,
+                denied,
+            } => (
                 "flow.denied_burst",
                 format!("node:{node_id}"),
                 json!({"node_id": node_id, "segment": segment, "denied": denied}),

@@ -70,11 +70,16 @@ fn webhook_config(args: &OpsArgs) -> Result<WebhookConfig> {
                 .with_context(|| format!("cannot read --webhook-secret-file {}", path.display()))?;
             let secret = text.trim_end_matches(['\n', '\r']).as_bytes().to_vec();
             if secret.len() < 16 {
-                bail!("{}: the webhook secret must have at least 16 characters", path.display());
+                bail!(
+                    "{}: the webhook secret must have at least 16 characters",
+                    path.display()
+                );
             }
             secret
         }
-        (None, false) => bail!("--webhook needs --webhook-secret-file: webhook bodies are always signed"),
+        (None, false) => {
+            bail!("--webhook needs --webhook-secret-file: webhook bodies are always signed")
+        }
         (None, true) => Vec::new(),
     };
     Ok(WebhookConfig {
@@ -97,11 +102,20 @@ pub fn start(args: &OpsArgs, access: Arc<dyn AccessStore>) -> Result<Arc<Ops>> {
     };
     let events = Arc::new(Events::new(access.clone(), webhooks));
     let presence = Arc::new(Presence::default());
-    tokio::spawn(events::monitor(presence.clone(), events.clone(), args.node_offline_after));
+    tokio::spawn(events::monitor(
+        presence.clone(),
+        events.clone(),
+        args.node_offline_after,
+    ));
     if !args.webhooks.is_empty() {
         tracing::info!(webhooks = args.webhooks.len(), "webhook delivery on");
     }
-    let limiter = || Mutex::new(FailureLimiter::new(args.auth_failure_burst, args.auth_failure_interval));
+    let limiter = || {
+        Mutex::new(FailureLimiter::new(
+            args.auth_failure_burst,
+            args.auth_failure_interval,
+        ))
+    };
     Ok(Arc::new(Ops {
         access,
         events,

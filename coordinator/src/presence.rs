@@ -106,7 +106,13 @@ mod tests {
         assert!(p.sweep(t0 + 129 * s, 30 * s).is_empty());
         assert_eq!(p.connected(t0 + 129 * s, 60 * s), 1);
         let off = p.sweep(t0 + 130 * s, 30 * s);
-        assert_eq!(off, vec![NodeRef { id: "n1".into(), name: "a".into() }]);
+        assert_eq!(
+            off,
+            vec![NodeRef {
+                id: "n1".into(),
+                name: "a".into()
+            }]
+        );
         assert!(p.sweep(t0 + 200 * s, 30 * s).is_empty(), "reported once");
         assert_eq!(p.connected(t0 + 200 * s, 60 * s), 0);
         assert!(p.poll_started("n1", "a", t0 + 201 * s), "back");

@@ -47,7 +47,8 @@ impl FailureLimiter {
     }
 
     fn refill(&self, b: &mut Bucket, now: Instant) {
-        let gained = now.saturating_duration_since(b.at).as_secs_f64() / self.interval.as_secs_f64();
+        let gained =
+            now.saturating_duration_since(b.at).as_secs_f64() / self.interval.as_secs_f64();
         b.tokens = (b.tokens + gained).min(self.burst);
         b.at = now;
     }

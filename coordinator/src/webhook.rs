@@ -74,7 +74,13 @@ impl Dispatcher {
         let mut queues = Vec::new();
         for url in &cfg.urls {
             let (tx, rx) = mpsc::channel(QUEUE);
-            tokio::spawn(worker(url.clone(), rx, http.clone(), secret.clone(), cfg.clone()));
+            tokio::spawn(worker(
+                url.clone(),
+                rx,
+                http.clone(),
+                secret.clone(),
+                cfg.clone(),
+            ));
             queues.push((url.clone(), tx));
         }
         Ok(Dispatcher { queues })
@@ -121,11 +127,13 @@ async fn worker(
                 Err(e) => Some(format!("request failed: {e}")),
             };
             let Some(reason) = failure else {
-                metrics::counter!("segwire_webhook_deliveries_total", "result" => "ok").increment(1);
+                metrics::counter!("segwire_webhook_deliveries_total", "result" => "ok")
+                    .increment(1);
                 tracing::debug!(%url, event_id = event.id, attempt, "webhook delivered");
                 break;
             };
-            metrics::counter!("segwire_webhook_deliveries_total", "result" => "failed").increment(1);
+            metrics::counter!("segwire_webhook_deliveries_total", "result" => "failed")
+                .increment(1);
             if attempt == cfg.attempts.max(1) {
                 tracing::error!(%url, event_id = event.id, kind = %event.kind, attempt, %reason, "webhook delivery failed; giving up on this event");
                 break;

@@ -55,7 +55,10 @@ fn rows(keys: &[ApiKeyInfo]) -> String {
                     k.id.clone(),
                     k.role.to_string(),
                     k.state.clone(),
-                    k.segments.as_ref().map(|s| s.join(",")).unwrap_or_else(|| "*".into()),
+                    k.segments
+                        .as_ref()
+                        .map(|s| s.join(","))
+                        .unwrap_or_else(|| "*".into()),
                     k.expires_at.clone().unwrap_or_else(|| "never".into()),
                     k.description.clone(),
                 ]
@@ -128,7 +131,11 @@ pub async fn run(ctx: &Ctx, cmd: ApikeyCmd) -> Result<()> {
                     format!("the old key is revoked; the new one is {} — put it into your config by hand", created.key)
                 })?;
                 return ctx.done(
-                    &format!("API key rotated: {} now holds key {}", ctx.config.display(), created.id),
+                    &format!(
+                        "API key rotated: {} now holds key {}",
+                        ctx.config.display(),
+                        created.id
+                    ),
                     serde_json::json!({"ok": true, "id": created.id, "config": ctx.config}),
                 );
             }

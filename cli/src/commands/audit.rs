@@ -40,7 +40,10 @@ fn since_param(s: &str) -> String {
 }
 
 fn short(v: &Option<serde_json::Value>) -> String {
-    let s = v.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+    let s = v
+        .as_ref()
+        .map(|v| v.to_string())
+        .unwrap_or_else(|| "-".into());
     if s.chars().count() > 60 {
         format!("{}…", s.chars().take(59).collect::<String>())
     } else {

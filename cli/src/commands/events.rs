@@ -30,7 +30,15 @@ pub async fn run(ctx: &Ctx, a: EventsArgs) -> Result<()> {
             table::render(
                 &["ID", "TIME", "KIND", "SUBJECT", "DATA"],
                 &ev.iter()
-                    .map(|e| vec![e.id.to_string(), e.at.clone(), e.kind.clone(), e.subject.clone(), e.data.to_string()])
+                    .map(|e| {
+                        vec![
+                            e.id.to_string(),
+                            e.at.clone(),
+                            e.kind.clone(),
+                            e.subject.clone(),
+                            e.data.to_string(),
+                        ]
+                    })
                     .collect::<Vec<_>>(),
             )
         });

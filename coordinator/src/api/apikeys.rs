@@ -37,7 +37,12 @@ fn info(k: &KeyRow, t: i64) -> ApiKeyInfo {
     }
 }
 
-fn new_key(role: Role, segments: Option<Vec<String>>, expires_at: Option<i64>, description: String) -> (KeyRow, ApiKeyCreated) {
+fn new_key(
+    role: Role,
+    segments: Option<Vec<String>>,
+    expires_at: Option<i64>,
+    description: String,
+) -> (KeyRow, ApiKeyCreated) {
     let (id, secret_text) = (secret::new_id(), secret::new_secret());
     let row = KeyRow {
         id: id.clone(),
@@ -74,7 +79,9 @@ pub async fn create(
             ))
         }
         Some(s) if s.is_empty() => {
-            return Err(ApiError::bad_request("give at least one segment, or none for all segments"))
+            return Err(ApiError::bad_request(
+                "give at least one segment, or none for all segments",
+            ))
         }
         Some(mut s) => {
             for name in &s {
@@ -89,14 +96,18 @@ pub async fn create(
     let expires_at = match req.ttl_seconds {
         Some(0) => return Err(ApiError::bad_request("ttl_seconds must be at least 1")),
         Some(t) if t > MAX_TTL_SECS => {
-            return Err(ApiError::bad_request("ttl_seconds must be at most ten years"))
+            return Err(ApiError::bad_request(
+                "ttl_seconds must be at most ten years",
+            ))
         }
         Some(t) => Some(now() + t as i64),
         None => None,
     };
     let description = req.description.unwrap_or_default();
     if description.len() > 200 || description.contains(['\n', '\0']) {
-        return Err(ApiError::bad_request("the description must be one line of at most 200 characters"));
+        return Err(ApiError::bad_request(
+            "the description must be one line of at most 200 characters",
+        ));
     }
     let (row, created) = new_key(req.role, segments, expires_at, description);
     st.ops.access.create_key(row).await?;
@@ -108,12 +119,24 @@ pub async fn create(
 #[utoipa::path(get, path = "/v1/apikeys", responses((status = 200, body = [ApiKeyInfo])))]
 pub async fn list(_: Actor, State(st): State<AppState>) -> ApiResult<Json<Vec<ApiKeyInfo>>> {
     let t = now();
-    Ok(Json(st.ops.access.list_keys().await?.iter().map(|k| info(k, t)).collect()))
+    Ok(Json(
+        st.ops
+            .access
+            .list_keys()
+            .await?
+            .iter()
+            .map(|k| info(k, t))
+            .collect(),
+    ))
 }
 
 /// Revoke an API key (the last live admin key cannot be revoked).
 #[utoipa::path(delete, path = "/v1/apikeys/{id}", responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn revoke(actor: Actor, State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn revoke(
+    actor: Actor,
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     st.ops.access.revoke_key(&id, now()).await?;
     tracing::info!(actor = %actor.key_id, key_id = %id, "API key revoked");
     st.ops
@@ -129,7 +152,10 @@ pub async fn revoke(actor: Actor, State(st): State<AppState>, Path(id): Path<Str
 /// Replace the calling key: a new key with the same role, scope and expiry is returned
 /// once, and the calling key stops working (e.g. to rotate the bootstrap admin key).
 #[utoipa::path(post, path = "/v1/apikeys/rotate", responses((status = 201, body = ApiKeyCreated)))]
-pub async fn rotate(actor: Actor, State(st): State<AppState>) -> ApiResult<(StatusCode, Json<ApiKeyCreated>)> {
+pub async fn rotate(
+    actor: Actor,
+    State(st): State<AppState>,
+) -> ApiResult<(StatusCode, Json<ApiKeyCreated>)> {
     let old = st
         .ops
         .access

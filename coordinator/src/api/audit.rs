@@ -30,7 +30,9 @@ fn parse_time(s: &str) -> Option<i64> {
     if let Ok(t) = s.parse::<i64>() {
         return Some(t);
     }
-    OffsetDateTime::parse(s, &Rfc3339).ok().map(|t| t.unix_timestamp())
+    OffsetDateTime::parse(s, &Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp())
 }
 
 fn parse_json(s: Option<&str>) -> Option<serde_json::Value> {
@@ -57,10 +59,16 @@ fn to_wire(r: &AuditRow) -> AuditRecord {
            ("target" = Option<String>, Query, description = "target prefix, e.g. segment:web"),
            ("limit" = Option<i64>, Query, description = "at most 10000")),
     responses((status = 200, body = [AuditRecord]), (status = 400, body = ErrorBody)))]
-pub async fn list(_: Actor, State(st): State<AppState>, Query(q): Query<AuditParams>) -> ApiResult<Json<Vec<AuditRecord>>> {
+pub async fn list(
+    _: Actor,
+    State(st): State<AppState>,
+    Query(q): Query<AuditParams>,
+) -> ApiResult<Json<Vec<AuditRecord>>> {
     let since = match q.since.as_deref() {
         Some(s) => Some(parse_time(s).ok_or_else(|| {
-            ApiError::bad_request("since must be an RFC 3339 time (2024-05-01T12:00:00Z) or unix seconds")
+            ApiError::bad_request(
+                "since must be an RFC 3339 time (2024-05-01T12:00:00Z) or unix seconds",
+            )
         })?),
         None => None,
     };

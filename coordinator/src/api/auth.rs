@@ -97,7 +97,9 @@ pub async fn authenticate(headers: &HeaderMap, st: &AppState) -> Result<Principa
             }
         }
         NODE_CRED_PREFIX => match st.store.node_for_auth(id).await {
-            Ok(Some(n)) if secret::verify_secret(secret, &n.cred_hash) => Ok(Principal::Node(Arc::new(n))),
+            Ok(Some(n)) if secret::verify_secret(secret, &n.cred_hash) => {
+                Ok(Principal::Node(Arc::new(n)))
+            }
             Ok(_) => Err(AuthFailure::Wrong),
             Err(e) => {
                 tracing::error!(error = %e, "store failure while authenticating");
@@ -192,12 +194,17 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, ApiError> {
-        if matches!(parts.extensions.get::<Principal>(), Some(Principal::Node(_))) {
+        if matches!(
+            parts.extensions.get::<Principal>(),
+            Some(Principal::Node(_))
+        ) {
             NodeAuth::from_request_parts(parts, st)
                 .await
                 .map(|n| Caller::Node(Box::new(n)))
         } else {
-            Actor::from_request_parts(parts, st).await.map(Caller::Admin)
+            Actor::from_request_parts(parts, st)
+                .await
+                .map(Caller::Admin)
         }
     }
 }

@@ -34,7 +34,11 @@ pub struct EventParams {
            ("wait" = Option<u64>, Query, description = "seconds to wait when following"),
            ("limit" = Option<i64>, Query, description = "at most 1000")),
     responses((status = 200, body = [Event]), (status = 400, body = ErrorBody)))]
-pub async fn list(_: Actor, State(st): State<AppState>, Query(q): Query<EventParams>) -> ApiResult<Json<Vec<Event>>> {
+pub async fn list(
+    _: Actor,
+    State(st): State<AppState>,
+    Query(q): Query<EventParams>,
+) -> ApiResult<Json<Vec<Event>>> {
     let limit = q.limit.unwrap_or(1000);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request("limit must be between 1 and 1000"));

@@ -19,7 +19,11 @@ pub struct PollGuard {
 impl PollGuard {
     /// Starts a poll of `node`; emits `node.online` when the node was offline.
     pub async fn start(st: &AppState, node: &NodeRow) -> PollGuard {
-        if st.ops.presence.poll_started(&node.id, &node.name, Instant::now()) {
+        if st
+            .ops
+            .presence
+            .poll_started(&node.id, &node.name, Instant::now())
+        {
             tracing::info!(node = %node.name, node_id = %node.id, "node back online");
             st.ops
                 .events

@@ -103,7 +103,11 @@ fn is_mutating(m: &Method) -> bool {
 }
 
 /// Refuses `ip` if it has failed too often; logs the first refusal and every 100th.
-fn throttled(limiter: &std::sync::Mutex<FailureLimiter>, ip: std::net::IpAddr, what: &'static str) -> Option<Response> {
+fn throttled(
+    limiter: &std::sync::Mutex<FailureLimiter>,
+    ip: std::net::IpAddr,
+    what: &'static str,
+) -> Option<Response> {
     let verdict = limiter
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -145,7 +149,9 @@ pub async fn authorize(State(st): State<AppState>, mut req: Request, next: Next)
     match access {
         Public => return next.run(req).await,
         Enroll => {
-            if let Some(refused) = ip.and_then(|ip| throttled(&st.ops.enroll_failures, ip, "enroll")) {
+            if let Some(refused) =
+                ip.and_then(|ip| throttled(&st.ops.enroll_failures, ip, "enroll"))
+            {
                 return refused;
             }
             // The enrol handler records wrong tokens (see `record_enroll_failure`).
@@ -160,7 +166,8 @@ pub async fn authorize(State(st): State<AppState>, mut req: Request, next: Next)
     let principal = match authenticate(req.headers(), &st).await {
         Ok(p) => p,
         Err(reason) => {
-            metrics::counter!("segwire_auth_failures_total", "reason" => reason.as_str()).increment(1);
+            metrics::counter!("segwire_auth_failures_total", "reason" => reason.as_str())
+                .increment(1);
             tracing::debug!(source = ?ip, reason = reason.as_str(), %path, "authentication failed");
             // A missing credential guesses nothing, so only wrong ones count toward the limit.
             if let (Some(ip), true) = (ip, reason != AuthFailure::Missing) {

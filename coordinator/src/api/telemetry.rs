@@ -45,7 +45,8 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
 pub async fn readyz(State(st): State<AppState>) -> Response {
     let started = Instant::now();
     let result = st.ops.access.ping().await;
-    metrics::histogram!("segwire_store_seconds", "op" => "ping").record(started.elapsed().as_secs_f64());
+    metrics::histogram!("segwire_store_seconds", "op" => "ping")
+        .record(started.elapsed().as_secs_f64());
     match result {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(e) => {

@@ -106,7 +106,13 @@ pub trait AccessStore: Send + Sync + 'static {
     /// Audit records matching the query, oldest first.
     async fn audit(&self, q: AuditQuery) -> StoreResult<Vec<AuditRow>>;
     /// Appends an event and returns it with its id.
-    async fn append_event(&self, kind: &str, subject: &str, data: &str, now: i64) -> StoreResult<EventRow>;
+    async fn append_event(
+        &self,
+        kind: &str,
+        subject: &str,
+        data: &str,
+        now: i64,
+    ) -> StoreResult<EventRow>;
     /// Events with an id above `since`, oldest first, at most `limit`.
     async fn events(&self, since: i64, limit: i64) -> StoreResult<Vec<EventRow>>;
 }

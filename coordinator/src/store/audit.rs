@@ -92,7 +92,14 @@ impl Change {
 
 /// Field names whose values are never recorded.
 const SECRET_FIELDS: &[&str] = &[
-    "psk", "secret", "secret_hash", "cred_hash", "credential", "token", "token_secret", "key",
+    "psk",
+    "secret",
+    "secret_hash",
+    "cred_hash",
+    "credential",
+    "token",
+    "token_secret",
+    "key",
     "private_key",
 ];
 

@@ -28,7 +28,8 @@ pub fn start_with(extra: &[&str]) -> Env {
 
 /// A raw HTTPS client trusting the coordinator's CA, optionally bound to a source address.
 pub fn pinned(conf: &segwire_client::config::AdminConf, source: Option<IpAddr>) -> reqwest::Client {
-    let mut b = reqwest::Client::builder().use_preconfigured_tls(segwire_client::pinning::client_config(conf.ca_pin));
+    let mut b = reqwest::Client::builder()
+        .use_preconfigured_tls(segwire_client::pinning::client_config(conf.ca_pin));
     if let Some(ip) = source {
         b = b.local_address(ip);
     }
@@ -49,7 +50,9 @@ pub async fn send(
         req = req.bearer_auth(a);
     }
     if let Some(b) = body {
-        req = req.header("content-type", "application/json").body(b.to_string());
+        req = req
+            .header("content-type", "application/json")
+            .body(b.to_string());
     }
     let resp = req.send().await.unwrap();
     let (status, headers) = (resp.status(), resp.headers().clone());

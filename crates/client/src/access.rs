@@ -42,7 +42,8 @@ impl Client {
 
     /// `POST /v1/apikeys/rotate`: replaces the key this client uses (which stops working).
     pub async fn rotate_api_key(&self) -> Result<ApiKeyCreated, ClientError> {
-        self.call_json(Method::POST, "/v1/apikeys/rotate", NO_BODY).await
+        self.call_json(Method::POST, "/v1/apikeys/rotate", NO_BODY)
+            .await
     }
 
     /// `GET /v1/audit`.
@@ -69,7 +70,11 @@ impl Client {
     }
 
     /// `GET /v1/events?since=ID[&follow=true&wait=S]`: with `wait_secs`, waits that long for new events.
-    pub async fn events(&self, since: u64, wait_secs: Option<u64>) -> Result<Vec<Event>, ClientError> {
+    pub async fn events(
+        &self,
+        since: u64,
+        wait_secs: Option<u64>,
+    ) -> Result<Vec<Event>, ClientError> {
         let path = match wait_secs {
             Some(w) => format!("/v1/events?since={since}&follow=true&wait={w}"),
             None => format!("/v1/events?since={since}"),

@@ -115,7 +115,9 @@ async fn revoke_in(tx: &mut Tx<'_>, id: &str, now: i64) -> StoreResult<(KeyRow, 
 #[async_trait]
 impl AccessStore for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(&self.pool).await?;
+        sqlx::query_scalar::<_, i64>("SELECT 1")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -124,7 +126,11 @@ impl AccessStore for SqliteStore {
         let mut tx = self.pool.begin().await?;
         insert_key(&mut tx, &key).await?;
         let target = format!("apikey:{}", key.id);
-        record(&mut tx, Change::new("apikey.create", target, None, Some(audit::api_key(&key)))).await?;
+        record(
+            &mut tx,
+            Change::new("apikey.create", target, None, Some(audit::api_key(&key))),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -211,7 +217,13 @@ impl AccessStore for SqliteStore {
             .collect()
     }
 
-    async fn append_event(&self, kind: &str, subject: &str, data: &str, now: i64) -> StoreResult<EventRow> {
+    async fn append_event(
+        &self,
+        kind: &str,
+        subject: &str,
+        data: &str,
+        now: i64,
+    ) -> StoreResult<EventRow> {
         let _w = self.write.lock().await;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO events (id, at, kind, subject, data) \
@@ -262,7 +274,9 @@ mod tests {
     #[tokio::test]
     async fn audit_log_is_append_only_and_keys_round_trip() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let s = SqliteStore::open(&dir.path().join("t.db")).await.expect("open");
+        let s = SqliteStore::open(&dir.path().join("t.db"))
+            .await
+            .expect("open");
         let ctx = audit::AuditCtx::new("key:a".into(), Some("127.0.0.1".into()));
         let key = KeyRow {
             id: "k1".into(),
@@ -274,19 +288,35 @@ mod tests {
             expires_at: Some(10),
             revoked_at: None,
         };
-        audit::scope(ctx.clone(), s.create_key(key)).await.expect("create");
+        audit::scope(ctx.clone(), s.create_key(key))
+            .await
+            .expect("create");
         assert_eq!(ctx.appended(), 1);
         let k = s.key("k1").await.expect("key").expect("some");
-        assert_eq!((k.role, k.segments.as_deref()), (Role::Viewer, Some(&["web".to_string()][..])));
+        assert_eq!(
+            (k.role, k.segments.as_deref()),
+            (Role::Viewer, Some(&["web".to_string()][..]))
+        );
         assert!(k.is_live(5) && !k.is_live(10));
-        let rows = s.audit(AuditQuery { limit: 10, ..Default::default() }).await.expect("audit");
+        let rows = s
+            .audit(AuditQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .expect("audit");
         assert_eq!(rows.len(), 1);
         assert!(!rows[0].after.as_deref().unwrap_or("").contains("\"h\""));
         for sql in ["UPDATE audit_log SET actor = 'x'", "DELETE FROM audit_log"] {
             assert!(sqlx::query(sql).execute(&s.pool).await.is_err(), "{sql}");
         }
         // The last admin key cannot be revoked.
-        s.create_api_key("adm", "h", "admin", "bootstrap", 1).await.expect("admin");
-        assert!(matches!(s.revoke_key("adm", 2).await, Err(StoreError::Conflict(_))));
+        s.create_api_key("adm", "h", "admin", "bootstrap", 1)
+            .await
+            .expect("admin");
+        assert!(matches!(
+            s.revoke_key("adm", 2).await,
+            Err(StoreError::Conflict(_))
+        ));
     }
 }
