@@ -26,16 +26,32 @@ impl Ctl {
             .args(args)
             .output()
             .unwrap();
-        assert!(out.status.success(), "segwire {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "segwire {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 }
 
-fn start_coordinator(lab: &mut Lab, ns: &str, data: &std::path::Path, log: &std::path::Path) -> u32 {
+fn start_coordinator(
+    lab: &mut Lab,
+    ns: &str,
+    data: &std::path::Path,
+    log: &std::path::Path,
+) -> u32 {
     let mut c = lab.cmd(ns, bin("segwire-coordinator").to_str().unwrap());
-    c.args(["serve", "--listen", "198.18.0.1:7443", "--advertise", "198.18.0.1", "--data-dir"])
-        .arg(data)
-        .env("RUST_LOG", "info");
+    c.args([
+        "serve",
+        "--listen",
+        "198.18.0.1:7443",
+        "--advertise",
+        "198.18.0.1",
+        "--data-dir",
+    ])
+    .arg(data)
+    .env("RUST_LOG", "info");
     lab.spawn(c, log)
 }
 
@@ -69,7 +85,10 @@ fn cluster_end_to_end() {
     let coord_log = d.join("coordinator.log");
     let mut coord = start_coordinator(&mut lab, &ctl_ns, &coord_data, &coord_log);
     let conf = coord_data.join("admin.conf");
-    let ctl = Ctl { ns: ctl_ns.clone(), conf: conf.clone() };
+    let ctl = Ctl {
+        ns: ctl_ns.clone(),
+        conf: conf.clone(),
+    };
     let ready = wait_until(Duration::from_secs(30), || {
         conf.exists()
             && lab
@@ -81,11 +100,24 @@ fn cluster_end_to_end() {
                 .map(|o| o.status.success())
                 .unwrap_or(false)
     });
-    assert!(ready.is_some(), "coordinator did not start:\n{}", std::fs::read_to_string(&coord_log).unwrap_or_default());
-    ctl.sw(&lab, &["segment", "create", "web", "--cidr", "100.64.1.0/24"]);
-    ctl.sw(&lab, &["segment", "create", "db", "--cidr", "100.64.2.0/24"]);
+    assert!(
+        ready.is_some(),
+        "coordinator did not start:\n{}",
+        std::fs::read_to_string(&coord_log).unwrap_or_default()
+    );
+    ctl.sw(
+        &lab,
+        &["segment", "create", "web", "--cidr", "100.64.1.0/24"],
+    );
+    ctl.sw(
+        &lab,
+        &["segment", "create", "db", "--cidr", "100.64.2.0/24"],
+    );
     let t_web = ctl.sw(&lab, &["token", "create", "--segment", "web"]);
-    let t_both = ctl.sw(&lab, &["token", "create", "--segment", "web", "--segment", "db"]);
+    let t_both = ctl.sw(
+        &lab,
+        &["token", "create", "--segment", "web", "--segment", "db"],
+    );
     let t_db = ctl.sw(&lab, &["token", "create", "--segment", "db"]);
 
     let mut a1 = Agent::new(&h1, d);
@@ -105,13 +137,26 @@ fn cluster_end_to_end() {
 
     // 1. Same-segment containers reach each other across hosts: ICMP and TCP.
     let first = wait_until(Duration::from_secs(15), || ping(&lab, &web1, &ip_web2, "1"));
-    assert!(first.is_some(), "web1 cannot reach web2:\n{}", std::fs::read_to_string(&a1.log).unwrap_or_default());
+    assert!(
+        first.is_some(),
+        "web1 cannot reach web2:\n{}",
+        std::fs::read_to_string(&a1.log).unwrap_or_default()
+    );
     assert!(ping(&lab, &web2, &ip_web1, "1"));
     assert!(wait_until(Duration::from_secs(10), || ping(&lab, &dual, &ip_db1, "1")).is_some());
     let t = Instant::now();
-    assert!(tcp_transfer(&web1, &web2, &ip_web2, 50 << 20), "50 MB web1 -> web2 corrupted");
-    figure("tcp 50MB web1->web2 seconds", format!("{:.2}", t.elapsed().as_secs_f64()));
-    assert!(tcp_transfer(&web2, &web1, &ip_web1, 50 << 20), "50 MB web2 -> web1 corrupted");
+    assert!(
+        tcp_transfer(&web1, &web2, &ip_web2, 50 << 20),
+        "50 MB web1 -> web2 corrupted"
+    );
+    figure(
+        "tcp 50MB web1->web2 seconds",
+        format!("{:.2}", t.elapsed().as_secs_f64()),
+    );
+    assert!(
+        tcp_transfer(&web2, &web1, &ip_web1, 50 << 20),
+        "50 MB web2 -> web1 corrupted"
+    );
 
     // 2. Segments are isolated; the dual container reaches both.
     assert!(!ping(&lab, &web1, &ip_db1, "1"), "web1 must not reach db1");
@@ -123,7 +168,10 @@ fn cluster_end_to_end() {
     assert_eq!(dual_links, ["sw-db", "sw-web"]);
     let routes = lab.routes(&web1);
     assert_eq!(routes.len(), 1, "{routes:?}");
-    assert!(routes[0].starts_with("100.64.1.0/24 dev sw-web"), "{routes:?}");
+    assert!(
+        routes[0].starts_with("100.64.1.0/24 dev sw-web"),
+        "{routes:?}"
+    );
     let _ = (&ip_dual_web, &ip_dual_db);
 
     // 3. The underlay carries only WireGuard UDP and the control plane's TLS.
@@ -138,15 +186,25 @@ fn cluster_end_to_end() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(800));
     let marker = format!("SEGWIRE-MARKER-{:016x}", rand::random::<u64>());
-    assert!(udp_marker(&web1, &web2, &ip_web2, marker.as_bytes()), "marker datagram lost");
-    assert!(udp_marker(&dual, &db1, &ip_db1, marker.as_bytes()), "marker datagram lost");
+    assert!(
+        udp_marker(&web1, &web2, &ip_web2, marker.as_bytes()),
+        "marker datagram lost"
+    );
+    assert!(
+        udp_marker(&dual, &db1, &ip_db1, marker.as_bytes()),
+        "marker datagram lost"
+    );
     std::thread::sleep(Duration::from_millis(500));
-    let _ = Command::new("kill").args(["-INT", &dump.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-INT", &dump.id().to_string()])
+        .status();
     let _ = dump.wait();
     let captured = std::fs::read(&pcap).unwrap();
     assert!(captured.len() > 200, "capture is empty");
     assert!(
-        !captured.windows(marker.len()).any(|w| w == marker.as_bytes()),
+        !captured
+            .windows(marker.len())
+            .any(|w| w == marker.as_bytes()),
         "the marker crossed the underlay in clear text"
     );
     let other = Command::new("tcpdump")
@@ -155,7 +213,11 @@ fn cluster_end_to_end() {
         .args(["-n", "ip and not udp and not (tcp port 7443)"])
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&other.stdout).trim().is_empty(), "unexpected underlay traffic:\n{}", String::from_utf8_lossy(&other.stdout));
+    assert!(
+        String::from_utf8_lossy(&other.stdout).trim().is_empty(),
+        "unexpected underlay traffic:\n{}",
+        String::from_utf8_lossy(&other.stdout)
+    );
 
     // 4. A segment key rotation keeps traffic flowing.
     let flood = lab
@@ -168,7 +230,10 @@ fn cluster_end_to_end() {
     ctl.sw(&lab, &["segment", "rotate-key", "web"]);
     let out = flood.wait_with_output().unwrap();
     let loss = loss_percent(&String::from_utf8_lossy(&out.stdout));
-    figure("ping loss during key rotation (250 pings at 20 ms)", format!("{loss}%"));
+    figure(
+        "ping loss during key rotation (250 pings at 20 ms)",
+        format!("{loss}%"),
+    );
     assert!(loss <= 5.0, "lost {loss}% of pings during rotation");
     let rotated = wait_until(Duration::from_secs(5), || {
         a1.status(&lab)["members"][0]["psk_version"] == 2
@@ -186,20 +251,40 @@ fn cluster_end_to_end() {
     let t_started = Instant::now();
     a4.start(&mut lab);
     let ip_web3 = a4.attach(&lab, "web", &web3, "app=web");
-    let reached = wait_until(Duration::from_secs(10), || ping(&lab, &web3, &ip_web1, "0.2"));
+    let reached = wait_until(Duration::from_secs(10), || {
+        ping(&lab, &web3, &ip_web1, "0.2")
+    });
     assert!(reached.is_some(), "new host never reached web1");
-    figure("join to first ping reply (ms)", format!("{}", t0.elapsed().as_millis()));
-    figure("agent start to first ping reply (ms)", format!("{}", t_started.elapsed().as_millis()));
+    figure(
+        "join to first ping reply (ms)",
+        format!("{}", t0.elapsed().as_millis()),
+    );
+    figure(
+        "agent start to first ping reply (ms)",
+        format!("{}", t_started.elapsed().as_millis()),
+    );
     assert!(ping(&lab, &web1, &ip_web3, "1"));
 
     // 6. Without the coordinator, traffic flows and a restarted agent restores its members.
     lab.stop(coord);
-    assert!(ping(&lab, &web1, &ip_web2, "1"), "traffic stopped with the coordinator");
+    assert!(
+        ping(&lab, &web1, &ip_web2, "1"),
+        "traffic stopped with the coordinator"
+    );
     a1.stop(&mut lab);
     a1.start(&mut lab);
-    let back = wait_until(Duration::from_secs(15), || ping(&lab, &web1, &ip_web2, "0.5"));
-    assert!(back.is_some(), "restarted agent did not restore web1 from saved state:\n{}", std::fs::read_to_string(&a1.log).unwrap_or_default());
-    figure("agent restart (coordinator down) to traffic (ms)", format!("{}", back.unwrap().as_millis()));
+    let back = wait_until(Duration::from_secs(15), || {
+        ping(&lab, &web1, &ip_web2, "0.5")
+    });
+    assert!(
+        back.is_some(),
+        "restarted agent did not restore web1 from saved state:\n{}",
+        std::fs::read_to_string(&a1.log).unwrap_or_default()
+    );
+    figure(
+        "agent restart (coordinator down) to traffic (ms)",
+        format!("{}", back.unwrap().as_millis()),
+    );
     coord = start_coordinator(&mut lab, &ctl_ns, &coord_data, &coord_log);
     let again = wait_until(Duration::from_secs(30), || {
         lab.cmd(&ctl_ns, bin("segwire").to_str().unwrap())
@@ -211,7 +296,8 @@ fn cluster_end_to_end() {
             .unwrap_or(false)
     });
     assert!(again.is_some());
-    let members: serde_json::Value = serde_json::from_str(&ctl.sw(&lab, &["member", "list", "-o", "json"])).unwrap();
+    let members: serde_json::Value =
+        serde_json::from_str(&ctl.sw(&lab, &["member", "list", "-o", "json"])).unwrap();
     assert_eq!(members.as_array().unwrap().len(), 6, "{members}");
 
     // 7. A revoked node's members become unreachable within 2 s and leave peers' status.
@@ -221,12 +307,23 @@ fn cluster_end_to_end() {
     let gone = wait_until(Duration::from_secs(2), || {
         !a2.peer_names(&lab, "db").iter().any(|n| n.contains("db1"))
     });
-    assert!(gone.is_some(), "h2 still lists db1 as a peer 2 s after revocation: {:?}", a2.peer_names(&lab, "db"));
-    let unreachable = wait_until(Duration::from_secs(2).saturating_sub(t_rev.elapsed()), || {
-        !ping(&lab, &dual, &ip_db1, "0.2")
-    });
-    assert!(unreachable.is_some(), "db1 still reachable after revocation");
-    figure("revocation to peer removal (ms)", format!("{}", t_rev.elapsed().as_millis()));
+    assert!(
+        gone.is_some(),
+        "h2 still lists db1 as a peer 2 s after revocation: {:?}",
+        a2.peer_names(&lab, "db")
+    );
+    let unreachable = wait_until(
+        Duration::from_secs(2).saturating_sub(t_rev.elapsed()),
+        || !ping(&lab, &dual, &ip_db1, "0.2"),
+    );
+    assert!(
+        unreachable.is_some(),
+        "db1 still reachable after revocation"
+    );
+    figure(
+        "revocation to peer removal (ms)",
+        format!("{}", t_rev.elapsed().as_millis()),
+    );
 
     a4.stop(&mut lab);
     for a in [&mut a1, &mut a2, &mut a3] {
@@ -234,5 +331,9 @@ fn cluster_end_to_end() {
     }
     lab.stop(coord);
     // Agents remove their interfaces when they stop.
-    assert!(lab.links(&web1).is_empty(), "sw-web left behind: {:?}", lab.links(&web1));
+    assert!(
+        lab.links(&web1).is_empty(),
+        "sw-web left behind: {:?}",
+        lab.links(&web1)
+    );
 }

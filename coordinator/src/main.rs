@@ -3,16 +3,21 @@
 mod api;
 mod bootstrap;
 mod convert;
+mod events;
 mod files;
 mod hub;
 mod ipam;
 mod logging;
 mod netmap;
+mod ops;
 mod pki;
 mod policy;
+mod presence;
+mod ratelimit;
 mod secret;
 mod server;
 mod store;
+mod webhook;
 
 use clap::{Parser, Subcommand};
 

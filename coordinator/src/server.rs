@@ -37,6 +37,9 @@ pub struct ServeArgs {
     /// How long a released overlay address is held back before reuse (e.g. 10m, 1h).
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     pub ip_quarantine: Duration,
+    /// Monitoring, webhooks and rate limits.
+    #[command(flatten)]
+    pub ops: crate::ops::OpsArgs,
 }
 
 fn host_for_url(h: &str) -> String {
@@ -49,7 +52,7 @@ fn host_for_url(h: &str) -> String {
 /// Runs the coordinator until a shutdown signal.
 pub async fn serve(args: ServeArgs) -> Result<()> {
     files::ensure_private_dir(&args.data_dir)?;
-    let store: Arc<dyn Store> = match args.db.as_deref() {
+    let sqlite: Arc<SqliteStore> = match args.db.as_deref() {
         None => Arc::new(
             SqliteStore::open(&args.data_dir.join("segwire.db"))
                 .await
@@ -65,6 +68,8 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         ),
         Some(other) => bail!("--db {other:?}: use a sqlite:// URL or omit --db"),
     };
+    let store: Arc<dyn Store> = sqlite.clone();
+    let ops = crate::ops::start(&args.ops, sqlite)?;
 
     restrict_db_files(&args.data_dir);
     let listener = TcpListener::bind(args.listen).with_context(|| {
@@ -108,6 +113,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         url: url.clone(),
         pin: pki.pin,
         quarantine_secs: args.ip_quarantine.as_secs() as i64,
+        ops,
     };
     let app = api::router(state);
     let handle = axum_server::Handle::new();

@@ -211,11 +211,11 @@ async fn node_reads_only_its_own_netmap_and_segments() {
         )
         .await;
     assert_eq!(s, StatusCode::OK);
-    // A node credential is not an admin key.
-    let (s, _) = env
+    // A node credential is not an API key: authenticated, but not admitted (403, no body).
+    let (s, body) = env
         .raw(Method::GET, "/v1/segments", Some(&a.credential), None)
         .await;
-    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!((s, body.as_str()), (StatusCode::FORBIDDEN, ""));
     // A segment the token did not grant.
     let e = ca.attach(&attach_req("db", "host")).await.unwrap_err();
     assert_eq!(e.status(), Some(403));

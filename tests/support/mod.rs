@@ -59,7 +59,9 @@ pub fn tcp_transfer(from_ns: &str, to_ns: &str, to_addr: &str, bytes: usize) -> 
     let mut stream = in_ns(from_ns, move || {
         TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap()
     });
-    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
     let mut h = Sha256::new();
     let mut chunk = vec![0u8; 64 * 1024];
     let mut left = bytes;
@@ -143,9 +145,19 @@ impl Agent {
         self.pid = Some(lab.spawn(c, &self.log));
         let sock = self.state.join("agent.sock");
         let up = wait_until(Duration::from_secs(20), || {
-            sock.exists() && self.cmd(lab, &["status"]).output().map(|o| o.status.success()).unwrap_or(false)
+            sock.exists()
+                && self
+                    .cmd(lab, &["status"])
+                    .output()
+                    .map(|o| o.status.success())
+                    .unwrap_or(false)
         });
-        assert!(up.is_some(), "agent on {} did not start:\n{}", self.host, std::fs::read_to_string(&self.log).unwrap_or_default());
+        assert!(
+            up.is_some(),
+            "agent on {} did not start:\n{}",
+            self.host,
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
     }
 
     pub fn stop(&mut self, lab: &mut Lab) {
@@ -162,8 +174,22 @@ impl Agent {
 
     /// Attaches container namespace `ns` to `segment`; returns its overlay address.
     pub fn attach(&self, lab: &Lab, segment: &str, ns: &str, label: &str) -> String {
-        let out = self.run_ok(lab, &["attach", "--segment", segment, "--netns", ns, "--label", label, "-o", "json"]);
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("attach output {out:?}: {e}"));
+        let out = self.run_ok(
+            lab,
+            &[
+                "attach",
+                "--segment",
+                segment,
+                "--netns",
+                ns,
+                "--label",
+                label,
+                "-o",
+                "json",
+            ],
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("attach output {out:?}: {e}"));
         v["address"].as_str().unwrap().to_string()
     }
 
@@ -189,8 +215,15 @@ impl Agent {
 pub fn figure(name: &str, value: String) {
     let line = format!("{name}: {value}\n");
     eprint!("FIGURE {line}");
-    let path = bin("segwire-node").parent().unwrap().join("e2e-figures.txt");
-    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+    let path = bin("segwire-node")
+        .parent()
+        .unwrap()
+        .join("e2e-figures.txt");
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
         let _ = f.write_all(line.as_bytes());
     }
 }

@@ -1,5 +1,8 @@
 //! Subcommands, one module per noun.
 
+mod apikey;
+mod audit;
+mod events;
 mod member;
 mod node;
 mod policy;
@@ -40,6 +43,13 @@ pub enum Command {
     /// Segment policies: set, show, validate, check.
     #[command(subcommand)]
     Policy(policy::PolicyCmd),
+    /// API keys with roles: create, list, revoke, rotate.
+    #[command(subcommand)]
+    Apikey(apikey::ApikeyCmd),
+    /// The audit log: who changed what, when, from where.
+    Audit(audit::AuditArgs),
+    /// Events: nodes going offline and back, token use, revocations.
+    Events(events::EventsArgs),
 }
 
 /// What a command needs: a client and the output format.
@@ -48,6 +58,8 @@ pub struct Ctx {
     pub client: Client,
     /// Output format.
     pub output: Output,
+    /// The admin config file in use.
+    pub config: PathBuf,
 }
 
 impl Ctx {
@@ -86,11 +98,13 @@ pub async fn run(cli: Cli) -> Result<()> {
     if let Command::Policy(policy::PolicyCmd::Validate { file }) = &cli.command {
         return policy::validate(cli.output, file);
     }
-    let conf = AdminConf::load(&config_path(&cli)?)?;
+    let config = config_path(&cli)?;
+    let conf = AdminConf::load(&config)?;
     let client = Client::new(&conf.url, conf.ca_pin, Some(conf.api_key))?;
     let ctx = Ctx {
         client,
         output: cli.output,
+        config,
     };
     match cli.command {
         Command::Segment(c) => segment::run(&ctx, c).await,
@@ -98,6 +112,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Node(c) => node::run(&ctx, c).await,
         Command::Member(c) => member::run(&ctx, c).await,
         Command::Policy(c) => policy::run(&ctx, c).await,
+        Command::Apikey(c) => apikey::run(&ctx, c).await,
+        Command::Audit(a) => audit::run(&ctx, a).await,
+        Command::Events(a) => events::run(&ctx, a).await,
     }
 }
 

@@ -2,21 +2,164 @@
 //!
 //! Credentials are bearer tokens `swk_<id>.<secret>` (API keys) and `swn_<id>.<secret>`
 //! (nodes). The id finds the row; the secret is compared with its stored hash in constant
-//! time. Any failure answers 401 with an empty body, at once.
+//! time. [`authenticate`] is called once per request by the authorization middleware
+//! ([`super::roles`]), which stores the resulting [`Principal`] in the request; the
+//! extractors here only read it back, so a handler can never skip the role check.
+
+use std::sync::Arc;
+use std::time::Instant;
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::HeaderMap;
 
-use super::error::ApiError;
+use super::error::{ApiError, ApiResult};
 use super::AppState;
+use crate::convert::now;
 use crate::secret::{self, API_KEY_PREFIX, NODE_CRED_PREFIX};
+use crate::store::access::KeyRow;
 use crate::store::NodeRow;
 
-/// An authenticated API key with the admin role.
-pub struct Admin {
-    /// The key id (the audit actor).
+/// An authenticated caller, stored in the request's extensions.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    /// An API key.
+    Key(Arc<KeyRow>),
+    /// An enrolled node.
+    Node(Arc<NodeRow>),
+}
+
+impl Principal {
+    /// The audit actor: `key:<id>` or `node:<id>`.
+    pub fn actor(&self) -> String {
+        match self {
+            Principal::Key(k) => format!("key:{}", k.id),
+            Principal::Node(n) => format!("node:{}", n.id),
+        }
+    }
+}
+
+/// Why a credential was refused (a metrics label; never shown to the caller).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No `Authorization: Bearer` header.
+    Missing,
+    /// Not a credential of ours.
+    Malformed,
+    /// Unknown id or wrong secret.
+    Wrong,
+    /// Revoked or expired.
+    Dead,
+}
+
+impl AuthFailure {
+    /// Label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthFailure::Missing => "missing",
+            AuthFailure::Malformed => "malformed",
+            AuthFailure::Wrong => "wrong",
+            AuthFailure::Dead => "revoked_or_expired",
+        }
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+/// Checks the request's credential.
+pub async fn authenticate(headers: &HeaderMap, st: &AppState) -> Result<Principal, AuthFailure> {
+    let raw = bearer(headers).ok_or(AuthFailure::Missing)?;
+    let (prefix, id, secret) = secret::split_credential(raw).ok_or(AuthFailure::Malformed)?;
+    let started = Instant::now();
+    let result = match prefix {
+        API_KEY_PREFIX => {
+            let key = st.ops.access.key(id).await.map_err(|e| {
+                tracing::error!(error = %e, "store failure while authenticating");
+                AuthFailure::Wrong
+            })?;
+            match key {
+                Some(k) if secret::verify_secret(secret, &k.secret_hash) => {
+                    if k.is_live(now()) {
+                        Ok(Principal::Key(Arc::new(k)))
+                    } else {
+                        Err(AuthFailure::Dead)
+                    }
+                }
+                _ => Err(AuthFailure::Wrong),
+            }
+        }
+        NODE_CRED_PREFIX => match st.store.node_for_auth(id).await {
+            Ok(Some(n)) if secret::verify_secret(secret, &n.cred_hash) => {
+                Ok(Principal::Node(Arc::new(n)))
+            }
+            Ok(_) => Err(AuthFailure::Wrong),
+            Err(e) => {
+                tracing::error!(error = %e, "store failure while authenticating");
+                Err(AuthFailure::Wrong)
+            }
+        },
+        _ => Err(AuthFailure::Malformed),
+    };
+    metrics::histogram!("segwire_store_seconds", "op" => "authenticate")
+        .record(started.elapsed().as_secs_f64());
+    result
+}
+
+/// An authenticated API key (any role the route admits; see [`super::roles::ROUTES`]).
+pub struct Actor {
+    /// The key id (the audit actor is `key:<id>`).
     pub key_id: String,
+    /// Segments the key is limited to; `None` for all.
+    pub segments: Option<Vec<String>>,
+}
+
+/// The name handlers used before roles existed: any API key the route admits.
+pub type Admin = Actor;
+
+impl Actor {
+    /// True when the key may see or change segment `name`.
+    pub fn sees(&self, name: &str) -> bool {
+        self.segments
+            .as_ref()
+            .is_none_or(|s| s.iter().any(|x| x == name))
+    }
+
+    /// True when the key may see or change every one of `names`.
+    pub fn sees_all<'a>(&self, mut names: impl Iterator<Item = &'a String>) -> bool {
+        names.all(|n| self.sees(n))
+    }
+
+    /// 403 (no body) unless the key may use segment `name`.
+    pub fn check_segment(&self, name: &str) -> ApiResult<()> {
+        if self.sees(name) {
+            Ok(())
+        } else {
+            Err(ApiError::denied())
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Actor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
+        match parts.extensions.get::<Principal>() {
+            Some(Principal::Key(k)) => Ok(Actor {
+                key_id: k.id.clone(),
+                segments: k.segments.clone(),
+            }),
+            Some(Principal::Node(_)) => Err(ApiError::denied()),
+            None => Err(ApiError::unauthorized()),
+        }
+    }
 }
 
 /// An authenticated node.
@@ -25,68 +168,23 @@ pub struct NodeAuth {
     pub node: NodeRow,
 }
 
-fn bearer(parts: &Parts) -> Option<&str> {
-    parts
-        .headers
-        .get(AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
-}
-
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let (prefix, id, secret) = bearer(parts)
-            .and_then(secret::split_credential)
-            .ok_or_else(ApiError::unauthorized)?;
-        if prefix != API_KEY_PREFIX {
-            return Err(ApiError::unauthorized());
-        }
-        let key = state
-            .store
-            .api_key(id)
-            .await?
-            .ok_or_else(ApiError::unauthorized)?;
-        if key.revoked_at.is_some() || !secret::verify_secret(secret, &key.secret_hash) {
-            return Err(ApiError::unauthorized());
-        }
-        if key.role != "admin" {
-            return Err(ApiError::forbidden(
-                "this API key's role does not allow this",
-            ));
-        }
-        Ok(Admin { key_id: key.id })
-    }
-}
-
 impl FromRequestParts<AppState> for NodeAuth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let (prefix, id, secret) = bearer(parts)
-            .and_then(secret::split_credential)
-            .ok_or_else(ApiError::unauthorized)?;
-        if prefix != NODE_CRED_PREFIX {
-            return Err(ApiError::unauthorized());
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
+        match parts.extensions.get::<Principal>() {
+            Some(Principal::Node(n)) => Ok(NodeAuth {
+                node: n.as_ref().clone(),
+            }),
+            Some(Principal::Key(_)) => Err(ApiError::denied()),
+            None => Err(ApiError::unauthorized()),
         }
-        let node = state
-            .store
-            .node_for_auth(id)
-            .await?
-            .ok_or_else(ApiError::unauthorized)?;
-        if !secret::verify_secret(secret, &node.cred_hash) {
-            return Err(ApiError::unauthorized());
-        }
-        Ok(NodeAuth { node })
     }
 }
 
 /// Either kind of caller, for routes both may use (e.g. reading a node's netmap).
 pub enum Caller {
-    /// An admin API key.
+    /// An API key.
     Admin(Admin),
     /// A node.
     Node(Box<NodeAuth>),
@@ -95,16 +193,16 @@ pub enum Caller {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let is_node = bearer(parts)
-            .map(|b| b.starts_with(NODE_CRED_PREFIX))
-            .unwrap_or(false);
-        if is_node {
-            NodeAuth::from_request_parts(parts, state)
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, ApiError> {
+        if matches!(
+            parts.extensions.get::<Principal>(),
+            Some(Principal::Node(_))
+        ) {
+            NodeAuth::from_request_parts(parts, st)
                 .await
                 .map(|n| Caller::Node(Box::new(n)))
         } else {
-            Admin::from_request_parts(parts, state)
+            Actor::from_request_parts(parts, st)
                 .await
                 .map(Caller::Admin)
         }

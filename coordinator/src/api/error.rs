@@ -1,7 +1,7 @@
 //! The one place where errors become HTTP status codes and bodies.
 //!
-//! Every error answers `{"error": "<one sentence>"}` except authentication failures,
-//! which answer 401 with no body at all. Database failures are logged in full and shown
+//! Every error answers `{"error": "<one sentence>"}` except authentication failures and
+//! role denials, which answer 401 or 403 with no body at all; 429 carries `Retry-After`. Database failures are logged in full and shown
 //! to the client only as a generic sentence.
 
 use axum::http::StatusCode;
@@ -16,8 +16,10 @@ use crate::store::StoreError;
 pub struct ApiError {
     /// HTTP status.
     pub status: StatusCode,
-    /// One sentence (unused for 401).
+    /// One sentence (unused for 401 and role denials).
     pub message: String,
+    /// Seconds to wait, for 429.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -26,6 +28,7 @@ impl ApiError {
         ApiError {
             status: StatusCode::BAD_REQUEST,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -34,6 +37,26 @@ impl ApiError {
         ApiError {
             status: StatusCode::UNAUTHORIZED,
             message: String::new(),
+            retry_after: None,
+        }
+    }
+
+    /// 403 with no body: the caller's role or segment scope does not admit this.
+    pub fn denied() -> Self {
+        ApiError {
+            status: StatusCode::FORBIDDEN,
+            message: String::new(),
+            retry_after: None,
+        }
+    }
+
+    /// 429 with `Retry-After`: too many failures from the caller's address.
+    pub fn throttled(retry_after: std::time::Duration) -> Self {
+        let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+        ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: format!("too many failed attempts from this address; retry in {secs} s"),
+            retry_after: Some(secs),
         }
     }
 
@@ -42,6 +65,7 @@ impl ApiError {
         ApiError {
             status: StatusCode::FORBIDDEN,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -50,6 +74,7 @@ impl ApiError {
         ApiError {
             status: StatusCode::NOT_FOUND,
             message: message.into(),
+            retry_after: None,
         }
     }
 }
@@ -59,34 +84,45 @@ impl From<StoreError> for ApiError {
         let status = match &e {
             StoreError::NotFound(_) => StatusCode::NOT_FOUND,
             StoreError::Conflict(_) => StatusCode::CONFLICT,
-            StoreError::TokenRejected(_) | StoreError::Forbidden(_) => StatusCode::FORBIDDEN,
+            StoreError::TokenRejected(_)
+            | StoreError::TokenUnknown(_)
+            | StoreError::Forbidden(_) => StatusCode::FORBIDDEN,
             StoreError::Db(_) | StoreError::Migrate(_) | StoreError::Corrupt(_) => {
                 tracing::error!(error = %e, "store failure");
                 return ApiError {
                     status: StatusCode::SERVICE_UNAVAILABLE,
                     message: "the coordinator's database failed; see the coordinator log".into(),
+                    retry_after: None,
                 };
             }
         };
         ApiError {
             status,
             message: e.to_string(),
+            retry_after: None,
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status == StatusCode::UNAUTHORIZED {
-            return StatusCode::UNAUTHORIZED.into_response();
+        if self.status == StatusCode::UNAUTHORIZED
+            || (self.status == StatusCode::FORBIDDEN && self.message.is_empty())
+        {
+            return self.status.into_response();
         }
-        (
+        let mut resp = (
             self.status,
             Json(ErrorBody {
                 error: self.message,
             }),
         )
-            .into_response()
+            .into_response();
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        resp
     }
 }
 

@@ -1,12 +1,18 @@
 //! The REST API: routes, shared state, OpenAPI document.
 
+pub mod apikeys;
+pub mod audit;
 pub mod auth;
 pub mod error;
+pub mod events;
 pub mod json;
 pub mod node_api;
+pub mod node_presence;
 pub mod nodes;
 pub mod policy;
+pub mod roles;
 pub mod segments;
+pub mod telemetry;
 pub mod tokens;
 
 use std::sync::Arc;
@@ -19,6 +25,7 @@ use segwire_proto::CaPin;
 use utoipa::OpenApi;
 
 use crate::hub::Hub;
+use crate::ops::Ops;
 use crate::store::Store;
 
 /// State shared by all handlers.
@@ -34,6 +41,8 @@ pub struct AppState {
     pub pin: CaPin,
     /// Seconds a released overlay address is held back.
     pub quarantine_secs: i64,
+    /// Access control and monitoring: keys, audit, events, presence, limits, metrics.
+    pub ops: Arc<Ops>,
 }
 
 /// The OpenAPI document of `/v1`.
@@ -65,6 +74,12 @@ pub struct AppState {
         node_api::attach,
         node_api::detach,
         node_api::endpoints,
+        apikeys::create,
+        apikeys::list,
+        apikeys::revoke,
+        apikeys::rotate,
+        audit::list,
+        events::list,
     )
 )]
 pub struct ApiDoc;
@@ -108,6 +123,18 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/node/members", post(node_api::attach))
         .route("/v1/node/members/{id}", delete(node_api::detach))
         .route("/v1/node/endpoints", post(node_api::endpoints))
+        .route("/readyz", get(telemetry::readyz))
+        .route("/metrics", get(telemetry::metrics))
+        .route("/v1/apikeys", post(apikeys::create).get(apikeys::list))
+        .route("/v1/apikeys/rotate", post(apikeys::rotate))
+        .route("/v1/apikeys/{id}", delete(apikeys::revoke))
+        .route("/v1/audit", get(audit::list))
+        .route("/v1/events", get(events::list))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            roles::authorize,
+        ))
+        .route_layer(axum::middleware::from_fn(telemetry::track))
         .fallback(not_found)
         .with_state(state)
 }

@@ -20,6 +20,7 @@ use super::error::{ApiError, ApiResult};
 use super::json::ApiJson;
 use super::AppState;
 use crate::convert::{self, now};
+use crate::events::EventKind;
 use crate::netmap;
 use crate::secret::{self, NODE_CRED_PREFIX};
 use crate::store::{NewMember, NewNode};
@@ -57,11 +58,12 @@ pub async fn enroll(
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     check_endpoints_ips(&req.endpoints)?;
     let (id, cred_secret) = (secret::new_id(), secret::new_secret());
+    let token_id: String = req.token_id.chars().take(64).collect();
     let node = st
         .store
         .enroll(
             NewNode {
-                token_id: req.token_id.chars().take(64).collect(),
+                token_id: token_id.clone(),
                 token_secret: req.token_secret,
                 id: id.clone(),
                 name: req.name,
@@ -73,8 +75,22 @@ pub async fn enroll(
             now(),
         )
         .await
-        .inspect_err(|e| tracing::warn!(source = %peer.ip(), reason = %e, "enrolment refused"))?;
+        .inspect_err(|e| {
+            tracing::warn!(source = %peer.ip(), reason = %e, "enrolment refused");
+            if matches!(e, crate::store::StoreError::TokenUnknown(_)) {
+                super::roles::record_enroll_failure(&st, peer.ip());
+            }
+        })?;
     tracing::info!(node = %node.name, node_id = %node.id, source = %peer.ip(), "node enrolled");
+    st.ops
+        .events
+        .emit(EventKind::TokenUsed {
+            token_id: token_id.clone(),
+            node_id: node.id.clone(),
+            name: node.name.clone(),
+            source: peer.ip().to_string(),
+        })
+        .await;
     Ok((
         StatusCode::CREATED,
         Json(EnrollResponse {
@@ -106,6 +122,7 @@ pub async fn netmap(
     Query(q): Query<NetmapQuery>,
 ) -> ApiResult<Response> {
     let node = auth.node;
+    let _present = crate::api::node_presence::PollGuard::start(&st, &node).await;
     let observed = peer.ip().to_string();
     if node.observed.as_deref() != Some(observed.as_str()) {
         let touched = st
@@ -123,11 +140,13 @@ pub async fn netmap(
         let notified = notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
+        let started = std::time::Instant::now();
         let version = st.store.node_version(&node.id).await? as u64;
         // Any difference counts: a coordinator restored from an older backup has lower
         // versions than its nodes hold, and they must still get its map.
         if version != q.since {
             let map = netmap::build(&st.store.netmap_rows(&node.id).await?);
+            crate::api::node_presence::pushed(started);
             return Ok(Json(map).into_response());
         }
         if tokio::time::timeout_at(deadline, notified).await.is_err() {

@@ -11,23 +11,50 @@ use super::auth::{Admin, Caller};
 use super::error::{ApiError, ApiResult};
 use super::AppState;
 use crate::convert::{self, now};
+use crate::events::EventKind;
 use crate::netmap;
 
 /// List enrolled nodes.
 #[utoipa::path(get, path = "/v1/nodes", responses((status = 200, body = [Node])))]
-pub async fn list(_: Admin, State(st): State<AppState>) -> ApiResult<Json<Vec<Node>>> {
+pub async fn list(admin: Admin, State(st): State<AppState>) -> ApiResult<Json<Vec<Node>>> {
     let rows = st.store.list_nodes().await?;
-    Ok(Json(rows.iter().map(convert::node).collect()))
+    Ok(Json(
+        rows.iter()
+            .filter(|n| visible(&admin, n))
+            .map(convert::node)
+            .collect(),
+    ))
+}
+
+/// A scoped key sees the nodes granted at least one of its segments.
+fn visible(admin: &Admin, n: &crate::store::NodeRow) -> bool {
+    admin.segments.is_none() || n.segments.iter().any(|s| admin.sees(s))
 }
 
 /// Show a node by id or name.
 #[utoipa::path(get, path = "/v1/nodes/{node}", responses((status = 200, body = Node), (status = 404, body = ErrorBody)))]
 pub async fn show(
-    _: Admin,
+    admin: Admin,
     State(st): State<AppState>,
     Path(node): Path<String>,
 ) -> ApiResult<Json<Node>> {
-    Ok(Json(convert::node(&st.store.get_node(&node).await?)))
+    let row = st
+        .store
+        .get_node(&node)
+        .await
+        .map_err(|e| scoped_miss(&admin, e))?;
+    if !visible(&admin, &row) {
+        return Err(ApiError::denied());
+    }
+    Ok(Json(convert::node(&row)))
+}
+
+/// A scoped key learns nothing about nodes outside its segments, not even that they are missing.
+fn scoped_miss(admin: &Admin, e: crate::store::StoreError) -> ApiError {
+    match (&admin.segments, e) {
+        (Some(_), crate::store::StoreError::NotFound(_)) => ApiError::denied(),
+        (_, e) => e.into(),
+    }
 }
 
 /// Revoke a node: its credential stops working and its members leave every peer's netmap.
@@ -37,9 +64,28 @@ pub async fn revoke(
     State(st): State<AppState>,
     Path(node): Path<String>,
 ) -> ApiResult<StatusCode> {
+    if admin.segments.is_some() {
+        let row = st
+            .store
+            .get_node(&node)
+            .await
+            .map_err(|e| scoped_miss(&admin, e))?;
+        if !admin.sees_all(row.segments.iter()) {
+            return Err(ApiError::denied());
+        }
+    }
     let (row, touched) = st.store.revoke_node(&node, now()).await?;
     st.hub.wake(&touched);
+    st.ops.presence.forget(&row.id);
     tracing::info!(actor = %admin.key_id, node = %row.name, node_id = %row.id, "node revoked");
+    st.ops
+        .events
+        .emit(EventKind::NodeRevoked {
+            node_id: row.id,
+            name: row.name,
+            actor: format!("key:{}", admin.key_id),
+        })
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -71,17 +117,19 @@ pub struct MembersQuery {
 #[utoipa::path(get, path = "/v1/members", params(("segment" = Option<String>, Query, description = "only this segment")),
     responses((status = 200, body = [Member]), (status = 404, body = ErrorBody)))]
 pub async fn members(
-    _: Admin,
+    admin: Admin,
     State(st): State<AppState>,
     Query(q): Query<MembersQuery>,
 ) -> ApiResult<Json<Vec<Member>>> {
     if let Some(s) = &q.segment {
+        admin.check_segment(s)?;
         st.store.get_segment(s).await?;
     }
     let rows = st.store.list_members(q.segment.as_deref()).await?;
     let nodes = st.store.list_nodes().await?;
     Ok(Json(
         rows.iter()
+            .filter(|m| admin.sees(&m.segment))
             .map(|m| convert::member(m, nodes.iter().find(|n| n.id == m.node_id)))
             .collect(),
     ))

@@ -33,6 +33,7 @@ pub async fn set(
     Path(name): Path<String>,
     body: Bytes,
 ) -> ApiResult<Json<PolicyDoc>> {
+    admin.check_segment(&name)?;
     if body.len() > MAX_POLICY_BYTES {
         return Err(ApiError::bad_request(
             "the policy document is larger than 4 MiB",
@@ -55,10 +56,11 @@ pub async fn set(
 /// Show the segment's policy in force.
 #[utoipa::path(get, path = "/v1/segments/{name}/policy", responses((status = 200, body = PolicyDoc), (status = 404, body = ErrorBody)))]
 pub async fn show(
-    _: Admin,
+    admin: Admin,
     State(st): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<PolicyDoc>> {
+    admin.check_segment(&name)?;
     Ok(Json(doc(&st.store.get_segment(&name).await?)))
 }
 
@@ -88,11 +90,12 @@ pub fn parse_probe(s: &str) -> Result<(u8, u16), String> {
 #[utoipa::path(post, path = "/v1/segments/{name}/policy/check", request_body = PolicyCheck,
     responses((status = 200, body = PolicyCheckResult), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn check(
-    _: Admin,
+    admin: Admin,
     State(st): State<AppState>,
     Path(name): Path<String>,
     ApiJson(req): ApiJson<PolicyCheck>,
 ) -> ApiResult<Json<PolicyCheckResult>> {
+    admin.check_segment(&name)?;
     let seg = st.store.get_segment(&name).await?;
     let (protocol, port) = parse_probe(&req.port).map_err(ApiError::bad_request)?;
     let members = st.store.list_members(Some(&name)).await?;

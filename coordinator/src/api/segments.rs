@@ -51,6 +51,7 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateSegment>,
 ) -> ApiResult<(StatusCode, Json<Segment>)> {
     validate_segment_name(&req.name).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    admin.check_segment(&req.name)?;
     let net = parse_cidr(&req.cidr).map_err(ApiError::bad_request)?;
     let row = st
         .store
@@ -70,18 +71,24 @@ pub async fn create(
 
 /// List segments.
 #[utoipa::path(get, path = "/v1/segments", responses((status = 200, body = [Segment])))]
-pub async fn list(_: Admin, State(st): State<AppState>) -> ApiResult<Json<Vec<Segment>>> {
+pub async fn list(admin: Admin, State(st): State<AppState>) -> ApiResult<Json<Vec<Segment>>> {
     let rows = st.store.list_segments().await?;
-    Ok(Json(rows.iter().map(convert::segment).collect()))
+    Ok(Json(
+        rows.iter()
+            .filter(|r| admin.sees(&r.name))
+            .map(convert::segment)
+            .collect(),
+    ))
 }
 
 /// Show one segment.
 #[utoipa::path(get, path = "/v1/segments/{name}", responses((status = 200, body = Segment), (status = 404, body = ErrorBody)))]
 pub async fn show(
-    _: Admin,
+    admin: Admin,
     State(st): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Segment>> {
+    admin.check_segment(&name)?;
     Ok(Json(convert::segment(&st.store.get_segment(&name).await?)))
 }
 
@@ -101,6 +108,7 @@ pub async fn delete(
     Path(name): Path<String>,
     Query(q): Query<DeleteQuery>,
 ) -> ApiResult<StatusCode> {
+    admin.check_segment(&name)?;
     let touched = st.store.delete_segment(&name, q.force, now()).await?;
     st.hub.wake(&touched);
     tracing::info!(actor = %admin.key_id, segment = %name, force = q.force, "segment deleted");
@@ -114,6 +122,7 @@ pub async fn rotate_key(
     State(st): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Segment>> {
+    admin.check_segment(&name)?;
     let (row, touched) = st
         .store
         .rotate_psk(&name, STANDARD.encode(secret::new_key()))

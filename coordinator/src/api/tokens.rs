@@ -12,6 +12,7 @@ use super::error::{ApiError, ApiResult};
 use super::json::ApiJson;
 use super::AppState;
 use crate::convert::{self, now, rfc3339};
+use crate::events::EventKind;
 use crate::secret;
 use crate::store::TokenRow;
 
@@ -32,6 +33,9 @@ pub async fn create(
         return Err(ApiError::bad_request(
             "a token must grant at least one segment (--segment NAME)",
         ));
+    }
+    if !admin.sees_all(req.segments.iter()) {
+        return Err(ApiError::denied());
     }
     for s in &req.segments {
         st.store.get_segment(s).await?;
@@ -91,10 +95,15 @@ pub async fn create(
 
 /// List join tokens (never their secrets).
 #[utoipa::path(get, path = "/v1/tokens", responses((status = 200, body = [TokenInfo])))]
-pub async fn list(_: Admin, State(st): State<AppState>) -> ApiResult<Json<Vec<TokenInfo>>> {
+pub async fn list(admin: Admin, State(st): State<AppState>) -> ApiResult<Json<Vec<TokenInfo>>> {
     let t = now();
     let rows = st.store.list_tokens().await?;
-    Ok(Json(rows.iter().map(|r| convert::token(r, t)).collect()))
+    Ok(Json(
+        rows.iter()
+            .filter(|r| admin.sees_all(r.segments.iter()))
+            .map(|r| convert::token(r, t))
+            .collect(),
+    ))
 }
 
 /// Revoke a join token.
@@ -104,7 +113,22 @@ pub async fn revoke(
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
+    if admin.segments.is_some() {
+        let tokens = st.store.list_tokens().await?;
+        if let Some(t) = tokens.iter().find(|t| t.id == id) {
+            if !admin.sees_all(t.segments.iter()) {
+                return Err(ApiError::denied());
+            }
+        }
+    }
     st.store.revoke_token(&id, now()).await?;
     tracing::info!(actor = %admin.key_id, token_id = %id, "join token revoked");
+    st.ops
+        .events
+        .emit(EventKind::TokenRevoked {
+            token_id: id,
+            actor: format!("key:{}", admin.key_id),
+        })
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,6 +4,8 @@
 //! to wire types in the API layer. Every mutating method runs in one write transaction
 //! and returns the ids of the nodes whose netmap it changed, so the caller can wake them.
 
+pub mod access;
+pub mod audit;
 pub mod sqlite;
 
 use std::net::Ipv4Addr;
@@ -22,9 +24,12 @@ pub enum StoreError {
     /// The change conflicts with existing state (duplicate name, overlapping CIDR, ...).
     #[error("{0}")]
     Conflict(String),
-    /// The token cannot be used (unknown, wrong secret, expired, used up, revoked).
+    /// The token cannot be used (expired, used up, revoked).
     #[error("{0}")]
     TokenRejected(String),
+    /// The token is unknown or its secret is wrong: a guess, counted by the rate limit.
+    #[error("{0}")]
+    TokenUnknown(String),
     /// The caller may not do this.
     #[error("{0}")]
     Forbidden(String),
@@ -153,19 +158,6 @@ pub struct MemberRow {
     pub labels: Labels,
     /// Attach time.
     pub created_at: i64,
-}
-
-/// An API key row.
-#[derive(Debug, Clone)]
-pub struct ApiKeyRow {
-    /// Key id.
-    pub id: String,
-    /// SHA-256 of the secret.
-    pub secret_hash: String,
-    /// `admin`, `operator` or `viewer`.
-    pub role: String,
-    /// Revocation time.
-    pub revoked_at: Option<i64>,
 }
 
 /// A new segment.
@@ -308,7 +300,8 @@ pub trait Store: Send + Sync + 'static {
     /// Everything needed to build the node's netmap.
     async fn netmap_rows(&self, node_id: &str) -> StoreResult<NetmapRows>;
 
-    /// Stores a new API key.
+    /// Stores a new unscoped, non-expiring API key (the bootstrap admin key; the API
+    /// uses [`access::AccessStore`]).
     async fn create_api_key(
         &self,
         id: &str,
@@ -317,6 +310,4 @@ pub trait Store: Send + Sync + 'static {
         description: &str,
         now: i64,
     ) -> StoreResult<()>;
-    /// An API key by id.
-    async fn api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRow>>;
 }

@@ -23,6 +23,10 @@ use tokio::sync::Mutex;
 use super::*;
 use crate::{ipam, secret};
 
+mod access;
+use self::access::record;
+use super::audit::{self, Change};
+
 /// The SQLite store.
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -336,6 +340,8 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
             let row = segment_by_name(&mut tx, &seg.name).await?;
+            let target = format!("segment:{}", row.name);
+            record(&mut tx, Change::new("segment.create", target, None, Some(audit::segment(&row)))).await?;
             Ok(row)
         }
         .await;
@@ -391,6 +397,8 @@ impl Store for SqliteStore {
                 let v = bump(&mut tx).await?;
                 set_node_version(&mut tx, n, v).await?;
             }
+            let target = format!("segment:{}", seg.name);
+            record(&mut tx, Change::new("segment.delete", target, Some(audit::segment(&seg)), None)).await?;
             Ok(touched)
         }
         .await;
@@ -413,6 +421,13 @@ impl Store for SqliteStore {
             .await?;
             let touched = nodes_in_segment(&mut tx, &seg.id).await?;
             let row = segment_by_name(&mut tx, name).await?;
+            let change = Change::new(
+                "segment.rotate_key",
+                format!("segment:{}", row.name),
+                Some(audit::segment(&seg)),
+                Some(audit::segment(&row)),
+            );
+            record(&mut tx, change).await?;
             Ok((row, touched))
         }
         .await;
@@ -453,6 +468,13 @@ impl Store for SqliteStore {
             .await?;
             let touched = nodes_in_segment(&mut tx, &seg.id).await?;
             let row = segment_by_name(&mut tx, name).await?;
+            let change = Change::new(
+                "policy.set",
+                format!("segment:{}", row.name),
+                seg.policy.as_deref().and_then(|p| serde_json::from_str(p).ok()),
+                serde_json::from_str(&body).ok(),
+            );
+            record(&mut tx, change).await?;
             Ok((row, touched))
         }
         .await;
@@ -461,21 +483,28 @@ impl Store for SqliteStore {
 
     async fn create_token(&self, t: TokenRow) -> StoreResult<()> {
         let _w = self.write.lock().await;
-        sqlx::query(
-            "INSERT INTO tokens (id, secret_hash, segments, labels, uses, uses_left, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&t.id)
-        .bind(&t.secret_hash)
-        .bind(to_json(&t.segments))
-        .bind(to_json(&t.labels))
-        .bind(t.uses)
-        .bind(t.uses_left)
-        .bind(t.created_at)
-        .bind(t.expires_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let mut tx = self.pool.begin().await?;
+        let res: StoreResult<_> = async {
+            sqlx::query(
+                "INSERT INTO tokens (id, secret_hash, segments, labels, uses, uses_left, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&t.id)
+            .bind(&t.secret_hash)
+            .bind(to_json(&t.segments))
+            .bind(to_json(&t.labels))
+            .bind(t.uses)
+            .bind(t.uses_left)
+            .bind(t.created_at)
+            .bind(t.expires_at)
+            .execute(&mut *tx)
+            .await?;
+            let change = Change::new("token.create", format!("token:{}", t.id), None, Some(audit::token(&t)));
+            record(&mut tx, change).await?;
+            Ok(())
+        }
+        .await;
+        finish(tx, res).await
     }
 
     async fn list_tokens(&self) -> StoreResult<Vec<TokenRow>> {
@@ -487,22 +516,39 @@ impl Store for SqliteStore {
 
     async fn revoke_token(&self, id: &str, now: i64) -> StoreResult<()> {
         let _w = self.write.lock().await;
-        let done =
+        let mut tx = self.pool.begin().await?;
+        let res: StoreResult<_> = async {
+            let token_by_id = format!("{TOKEN_SELECT} WHERE id = $1");
+            let before = match sqlx::query(&token_by_id)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+            {
+                Some(r) => token_row(&r)?,
+                None => return Err(StoreError::NotFound(format!("no token with id {id:?}"))),
+            };
             sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(now)
                 .bind(id)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
-        if done.rows_affected() == 0 {
-            let exists: Option<String> = sqlx::query_scalar("SELECT id FROM tokens WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-            if exists.is_none() {
-                return Err(StoreError::NotFound(format!("no token with id {id:?}")));
-            }
+            let after = token_row(
+                &sqlx::query(&token_by_id)
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?,
+            )?;
+            let change = Change::new(
+                "token.revoke",
+                format!("token:{id}"),
+                Some(audit::token(&before)),
+                Some(audit::token(&after)),
+            );
+            record(&mut tx, change).await?;
+            Ok(())
         }
-        Ok(())
+        .await;
+        finish(tx, res).await
     }
 
     async fn enroll(&self, n: NewNode, now: i64) -> StoreResult<NodeRow> {
@@ -510,7 +556,7 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin().await?;
         let res: StoreResult<_> = async {
             let rejected = || {
-                StoreError::TokenRejected(
+                StoreError::TokenUnknown(
                     "the join token is not valid (unknown id or wrong secret); create a new one with `segwire token create`".into(),
                 )
             };
@@ -580,6 +626,11 @@ impl Store for SqliteStore {
                 }
             }
             let node = live_node(&mut tx, &n.id).await?;
+            let mut after = audit::node(&node);
+            after["token_id"] = serde_json::Value::String(token.id.clone());
+            let mut change = Change::new("node.enroll", format!("node:{}", node.name), None, Some(after));
+            change.actor = Some(format!("node:{}", node.id));
+            record(&mut tx, change).await?;
             Ok(node)
         }
         .await;
@@ -640,6 +691,12 @@ impl Store for SqliteStore {
                 .bind(&node.id)
                 .execute(&mut *tx)
                 .await?;
+            let target = format!("node:{}", node.name);
+            record(
+                &mut tx,
+                Change::new("node.revoke", target, Some(audit::node(&node)), None),
+            )
+            .await?;
             touched.insert(node.id.clone());
             Ok((node, touched.into_iter().collect()))
         }
@@ -668,6 +725,13 @@ impl Store for SqliteStore {
             .bind(node_id)
             .execute(&mut *tx)
             .await?;
+            let change = Change::new(
+                "node.endpoints",
+                format!("node:{}", node.name),
+                Some(serde_json::json!({"endpoints": node.endpoints, "observed": node.observed})),
+                Some(serde_json::json!({"endpoints": endpoints, "observed": observed})),
+            );
+            record(&mut tx, change).await?;
             if node.endpoints == endpoints && node.observed == observed {
                 return Ok(Vec::new());
             }
@@ -840,6 +904,8 @@ impl Store for SqliteStore {
                 .await?;
             let member = member_row(&row)?;
             let touched = nodes_in_segment(&mut tx, &seg.id).await?;
+            let target = format!("member:{}", member.id);
+            record(&mut tx, Change::new("member.attach", target, None, Some(audit::member(&member)))).await?;
             Ok((member, touched))
         }
         .await;
@@ -870,6 +936,12 @@ impl Store for SqliteStore {
             let v = bump(&mut tx).await?;
             set_segment_version(&mut tx, &m.segment_id, v).await?;
             set_node_version(&mut tx, node_id, v).await?;
+            let target = format!("member:{}", m.id);
+            record(
+                &mut tx,
+                Change::new("member.detach", target, Some(audit::member(&m)), None),
+            )
+            .await?;
             Ok(touched)
         }
         .await;
@@ -977,23 +1049,6 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await?;
         Ok(())
-    }
-
-    async fn api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRow>> {
-        let row =
-            sqlx::query("SELECT id, secret_hash, role, revoked_at FROM api_keys WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-        row.map(|r| {
-            Ok(ApiKeyRow {
-                id: r.try_get("id")?,
-                secret_hash: r.try_get("secret_hash")?,
-                role: r.try_get("role")?,
-                revoked_at: r.try_get("revoked_at")?,
-            })
-        })
-        .transpose()
     }
 }
 

@@ -5,6 +5,7 @@
 //! verifies the chain and host name with webpki against that CA alone. Nothing secret is
 //! sent before that check passes, because the check is part of the TLS handshake.
 
+pub mod access;
 pub mod config;
 pub mod error;
 pub mod pinning;

@@ -12,7 +12,7 @@ use crate::{Client, ClientError};
 const NO_BODY: Option<&()> = None;
 
 /// Percent-encodes one path segment or query value.
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {

@@ -5,6 +5,7 @@
 //! the CA pin ([`pin`]) and the naming rules ([`names`]). No I/O, no async, so the
 //! coordinator, the node agent and the CLI agree on one definition of each.
 
+pub mod access;
 pub mod api;
 pub mod keys;
 pub mod names;

@@ -40,7 +40,9 @@ pub struct Lab {
 
 /// Runs a command and panics with its output when it fails.
 pub fn sh(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}{}",
@@ -79,9 +81,9 @@ impl Lab {
         ip(&["-n", &full, "link", "set", "lo", "up"]);
         // IPv4 only: no IPv6 autoconfiguration chatter on the underlay or in containers.
         for key in ["all", "default"] {
-            sh(Command::new("ip").args(["netns", "exec", &full, "sysctl", "-qw"]).arg(format!(
-                "net.ipv6.conf.{key}.disable_ipv6=1"
-            )));
+            sh(Command::new("ip")
+                .args(["netns", "exec", &full, "sysctl", "-qw"])
+                .arg(format!("net.ipv6.conf.{key}.disable_ipv6=1")));
         }
         full
     }
@@ -103,9 +105,19 @@ impl Lab {
         let ns = self.add_ns(name);
         self.hosts += 1;
         let port = format!("p{}", self.hosts);
-        ip(&["-n", &br, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns]);
+        ip(&[
+            "-n", &br, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+        ]);
         ip(&["-n", &br, "link", "set", &port, "master", "br0", "up"]);
-        ip(&["-n", &ns, "addr", "add", &format!("{addr}/24"), "dev", "eth0"]);
+        ip(&[
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{addr}/24"),
+            "dev",
+            "eth0",
+        ]);
         ip(&["-n", &ns, "link", "set", "eth0", "up"]);
         ns
     }
@@ -143,7 +155,9 @@ impl Lab {
     pub fn stop(&mut self, pid: u32) {
         if let Some(i) = self.children.iter().position(|c| c.id() == pid) {
             let mut child = self.children.remove(i);
-            let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
             while std::time::Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
@@ -170,7 +184,11 @@ impl Lab {
         let out = ip(&["-n", ns, "-o", "link", "show"]);
         String::from_utf8_lossy(&out.stdout)
             .lines()
-            .filter_map(|l| l.split(':').nth(1).map(|s| s.trim().split('@').next().unwrap_or("").to_string()))
+            .filter_map(|l| {
+                l.split(':')
+                    .nth(1)
+                    .map(|s| s.trim().split('@').next().unwrap_or("").to_string())
+            })
             .filter(|n| n != "lo")
             .collect()
     }
@@ -188,7 +206,9 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         for c in &mut self.children {
-            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
         }
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         for c in &mut self.children {

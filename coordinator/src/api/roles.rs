@@ -1,0 +1,219 @@
+//! Who may call what: the one table of routes and the roles they admit, and the
+//! middleware that enforces it (authentication, failure rate limits, the role check and
+//! the audit context of mutating requests).
+//!
+//! A route missing from [`ROUTES`] admits only unscoped admin keys, so forgetting an
+//! entry fails closed. Denials answer 401 (no or bad credential) or 403 (not allowed),
+//! both without a body.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use segwire_proto::access::Role;
+
+use super::auth::{authenticate, AuthFailure, Principal};
+use super::error::ApiError;
+use super::AppState;
+use crate::ratelimit::FailureLimiter;
+use crate::store::audit::{self, AuditCtx, Change};
+
+/// What a route admits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (health, metrics, the OpenAPI document).
+    Public,
+    /// Anyone with a join token in the body (rate-limited per source address).
+    Enroll,
+    /// An enrolled node (acting on itself).
+    Node,
+    /// An API key with at least this role; segment-scoped keys too (handlers check the segment).
+    Key(Role),
+    /// An unscoped API key with at least this role (keys, audit, events).
+    GlobalKey(Role),
+    /// A node, or an API key with at least this role.
+    KeyOrNode(Role),
+}
+
+use Access::*;
+use Role::{Admin, Operator, Viewer};
+
+/// Every route and what it admits: `(method, path as routed, access)`.
+pub const ROUTES: &[(&str, &str, Access)] = &[
+    ("GET", "/healthz", Public),
+    ("GET", "/readyz", Public),
+    ("GET", "/metrics", Public),
+    ("GET", "/v1/openapi.json", Public),
+    ("POST", "/v1/segments", Key(Operator)),
+    ("GET", "/v1/segments", Key(Viewer)),
+    ("GET", "/v1/segments/{name}", Key(Viewer)),
+    ("DELETE", "/v1/segments/{name}", Key(Operator)),
+    ("POST", "/v1/segments/{name}/rotate-key", Key(Operator)),
+    ("GET", "/v1/segments/{name}/policy", Key(Viewer)),
+    ("PUT", "/v1/segments/{name}/policy", Key(Operator)),
+    ("POST", "/v1/segments/{name}/policy/check", Key(Viewer)),
+    ("POST", "/v1/tokens", Key(Operator)),
+    ("GET", "/v1/tokens", Key(Viewer)),
+    ("DELETE", "/v1/tokens/{id}", Key(Operator)),
+    ("GET", "/v1/nodes", Key(Viewer)),
+    ("GET", "/v1/nodes/{node}", Key(Viewer)),
+    ("DELETE", "/v1/nodes/{node}", Key(Operator)),
+    ("GET", "/v1/nodes/{node}/netmap", KeyOrNode(Admin)),
+    ("GET", "/v1/members", Key(Viewer)),
+    ("POST", "/v1/apikeys", GlobalKey(Admin)),
+    ("GET", "/v1/apikeys", GlobalKey(Admin)),
+    ("DELETE", "/v1/apikeys/{id}", GlobalKey(Admin)),
+    ("POST", "/v1/apikeys/rotate", Key(Viewer)),
+    ("GET", "/v1/audit", GlobalKey(Viewer)),
+    ("GET", "/v1/events", GlobalKey(Viewer)),
+    ("POST", "/v1/enroll", Enroll),
+    ("GET", "/v1/node/netmap", Node),
+    ("POST", "/v1/node/members", Node),
+    ("DELETE", "/v1/node/members/{id}", Node),
+    ("POST", "/v1/node/endpoints", Node),
+];
+
+/// What `method path` admits (unlisted routes: unscoped admin keys only).
+pub fn access_of(method: &Method, path: &str) -> Access {
+    ROUTES
+        .iter()
+        .find(|(m, p, _)| *m == method.as_str() && *p == path)
+        .map(|(_, _, a)| *a)
+        .unwrap_or_else(|| {
+            tracing::warn!(%method, path, "route missing from the access table; admitting admin keys only");
+            GlobalKey(Admin)
+        })
+}
+
+/// True when `principal` may use a route with `access`.
+pub fn admits(access: Access, principal: &Principal) -> bool {
+    match (access, principal) {
+        (Public | Enroll, _) => true,
+        (Node | KeyOrNode(_), Principal::Node(_)) => true,
+        (Key(min) | KeyOrNode(min), Principal::Key(k)) => k.role >= min,
+        (GlobalKey(min), Principal::Key(k)) => k.role >= min && k.segments.is_none(),
+        _ => false,
+    }
+}
+
+/// POST routes that only compute an answer and change nothing (no audit record).
+const QUERIES: &[&str] = &["/v1/segments/{name}/policy/check"];
+
+fn is_mutating(m: &Method, route: &str) -> bool {
+    !matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS) && !QUERIES.contains(&route)
+}
+
+/// Refuses `ip` if it has failed too often; logs the first refusal and every 100th.
+fn throttled(
+    limiter: &std::sync::Mutex<FailureLimiter>,
+    ip: std::net::IpAddr,
+    what: &'static str,
+) -> Option<Response> {
+    let verdict = limiter
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .check(ip, Instant::now());
+    let t = verdict.err()?;
+    metrics::counter!("segwire_rate_limited_total", "limit" => what).increment(1);
+    if t.refused == 1 || t.refused % 100 == 0 {
+        tracing::warn!(source = %ip, limit = what, refused = t.refused, retry_after_secs = t.retry_after.as_secs_f64().ceil(), "throttling a source address after repeated failures");
+    }
+    Some(ApiError::throttled(t.retry_after).into_response())
+}
+
+/// Counts a wrong join token (unknown id or wrong secret) from `ip` toward its limit.
+pub fn record_enroll_failure(st: &AppState, ip: std::net::IpAddr) {
+    failed(&st.ops.enroll_failures, ip);
+}
+
+fn failed(limiter: &std::sync::Mutex<FailureLimiter>, ip: std::net::IpAddr) {
+    limiter
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .failed(ip, Instant::now());
+}
+
+/// The authorization middleware (a route layer, so the matched path is known).
+pub async fn authorize(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let source = ip.map(|i| i.to_string());
+    let access = access_of(&method, &path);
+    match access {
+        Public => return next.run(req).await,
+        Enroll => {
+            if let Some(refused) =
+                ip.and_then(|ip| throttled(&st.ops.enroll_failures, ip, "enroll"))
+            {
+                return refused;
+            }
+            // The enrol handler records wrong tokens (see `record_enroll_failure`).
+            let ctx = AuditCtx::new("anonymous".into(), source);
+            return audit::scope(ctx, next.run(req)).await;
+        }
+        _ => {}
+    }
+    if let Some(refused) = ip.and_then(|ip| throttled(&st.ops.auth_failures, ip, "auth")) {
+        return refused;
+    }
+    let principal = match authenticate(req.headers(), &st).await {
+        Ok(p) => p,
+        Err(reason) => {
+            metrics::counter!("segwire_auth_failures_total", "reason" => reason.as_str())
+                .increment(1);
+            tracing::debug!(source = ?ip, reason = reason.as_str(), %path, "authentication failed");
+            // A missing credential guesses nothing, so only wrong ones count toward the limit.
+            if let (Some(ip), true) = (ip, reason != AuthFailure::Missing) {
+                failed(&st.ops.auth_failures, ip);
+            }
+            return ApiError::unauthorized().into_response();
+        }
+    };
+    if !admits(access, &principal) {
+        metrics::counter!("segwire_access_denied_total").increment(1);
+        tracing::info!(actor = %principal.actor(), %method, %path, "access denied by role");
+        return ApiError::denied().into_response();
+    }
+    let actor = principal.actor();
+    req.extensions_mut().insert(principal);
+    if !is_mutating(&method, &path) {
+        return next.run(req).await;
+    }
+    let ctx = AuditCtx::new(actor, source);
+    let resp = audit::scope(ctx.clone(), next.run(req)).await;
+    if resp.status().is_success() && ctx.appended() == 0 {
+        // A change whose store method does not record itself: record it here, late
+        // rather than never.
+        tracing::warn!(%method, %path, "change not audited in its transaction; recording it now");
+        let change = Change::new(&format!("{method} {path}"), path.clone(), None, None);
+        if let Err(e) = audit::scope(ctx, st.ops.access.append_audit(change)).await {
+            tracing::error!(error = %e, "cannot write an audit record");
+        }
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_listed_once() {
+        let mut seen = std::collections::HashSet::new();
+        for (m, p, _) in ROUTES {
+            assert!(seen.insert((m, p)), "{m} {p} listed twice");
+        }
+        assert_eq!(access_of(&Method::GET, "/nope"), GlobalKey(Admin));
+    }
+}

@@ -1,0 +1,513 @@
+//! `segwire-node run`: the agent loop.
+//!
+//! One task owns everything that changes (state, netmap, applied configuration, running
+//! members) and handles, one at a time: control requests, netmaps and events from the
+//! background coordinator tasks, a periodic health check, and the shutdown signals.
+//! Every configuration change goes through [`desired`] → [`diff`] → [`Agent::apply`].
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use segwire_client::{Client, ClientError};
+use segwire_proto::api::{AttachRequest, Labels};
+use segwire_proto::names::validate_segment_name;
+use segwire_proto::netmap::NetMap;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, watch};
+
+use crate::control::{self, Attached, Incoming, Request, Response};
+use crate::keys::PrivateKey;
+use crate::member::{self, MemberCmd, MemberHandle};
+use crate::reconcile::{confirm_members, desired, diff, Change, NodeConfig};
+use crate::state::{LocalMember, NodeState, StateDir};
+use crate::status::{member_view, AgentStatus};
+use crate::sync::{poll_netmaps, report_endpoints, SyncEvent};
+use crate::workload::Workload;
+
+/// First UDP port tried for a new member.
+pub const FIRST_PORT: u16 = 51820;
+/// How often dead data paths are noticed and failed changes retried.
+const HEALTH_CHECK: Duration = Duration::from_secs(5);
+/// How long an attach waits for the netmap that lists the new member.
+const ATTACH_WAIT: Duration = Duration::from_secs(10);
+
+/// Runs the agent until SIGTERM or SIGINT, then removes every member interface and the
+/// control socket.
+///
+/// A revoked node (the coordinator answers 401) tears down all members and keeps running
+/// idle, so that `status` can say so; it never serves the old netmap again.
+///
+/// # Errors
+/// When the node has not joined, its state cannot be read, or another agent runs.
+pub async fn run(dir: StateDir) -> anyhow::Result<()> {
+    let state = dir.load_state()?;
+    dir.ensure()?;
+    let socket = dir.socket_file();
+    let listener = control::bind(&socket)?;
+    let _socket_file = RemoveOnDrop(socket);
+    let client = Client::new(
+        &state.coordinator_url,
+        state.ca_pin,
+        Some(state.credential.clone()),
+    )
+    .context("cannot set up the coordinator client")?;
+    let netmap = dir.load_netmap().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "ignoring the saved netmap");
+        None
+    });
+    let (version_tx, version_rx) = watch::channel(netmap.as_ref().map_or(0, |m| m.version));
+    let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    tracing::info!(
+        node = %state.name,
+        coordinator = %state.coordinator_url,
+        members = state.members.len(),
+        netmap_version = netmap.as_ref().map_or(0, |m| m.version),
+        "agent starting"
+    );
+
+    let (sync_tx, sync_rx) = mpsc::channel(16);
+    let mut agent = Agent {
+        dir,
+        client: client.clone(),
+        state,
+        netmap,
+        applied: NodeConfig::default(),
+        running: HashMap::new(),
+        prebound: HashMap::new(),
+        version_tx,
+        revoked: false,
+        reachable: false,
+        last_error: None,
+        last_skipped: BTreeSet::new(),
+        sync_rx,
+    };
+    agent.reconcile("restored from saved state").await;
+
+    let (control_tx, mut control_rx) = mpsc::channel::<Incoming>(16);
+    let fixed = agent.state.endpoint;
+    let tasks = [
+        tokio::spawn(poll_netmaps(client.clone(), version_rx, sync_tx.clone())),
+        tokio::spawn(report_endpoints(client, fixed, sync_tx)),
+        tokio::spawn(control::serve(listener, control_tx)),
+    ];
+    let mut health = tokio::time::interval(HEALTH_CHECK);
+    loop {
+        tokio::select! {
+            _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
+            _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); break; }
+            Some((request, reply)) = control_rx.recv() => {
+                let response = agent.handle(request).await;
+                let _ = reply.send(response);
+            }
+            Some(event) = agent.sync_rx.recv() => agent.on_sync(event).await,
+            _ = health.tick() => agent.health_check().await,
+        }
+    }
+    for task in tasks {
+        task.abort();
+    }
+    agent.shutdown().await;
+    tracing::info!("agent stopped");
+    Ok(())
+}
+
+/// Removes the control socket file when the agent ends.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Everything the agent loop owns.
+struct Agent {
+    dir: StateDir,
+    client: Client,
+    state: NodeState,
+    netmap: Option<NetMap>,
+    applied: NodeConfig,
+    running: HashMap<String, MemberHandle>,
+    /// Sockets bound at attach time, handed to the member when it starts.
+    prebound: HashMap<u16, std::net::UdpSocket>,
+    version_tx: watch::Sender<u64>,
+    revoked: bool,
+    reachable: bool,
+    last_error: Option<String>,
+    last_skipped: BTreeSet<String>,
+    /// Events of the background coordinator tasks (netmaps, reachability, revocation).
+    sync_rx: mpsc::Receiver<SyncEvent>,
+}
+
+impl Agent {
+    fn version(&self) -> u64 {
+        self.netmap.as_ref().map_or(0, |m| m.version)
+    }
+
+    async fn handle(&mut self, request: Request) -> Response {
+        let result = match request {
+            Request::Attach {
+                segment,
+                workload,
+                name,
+                labels,
+            } => self
+                .attach(segment, &workload, name, labels)
+                .await
+                .map(Response::Attached),
+            Request::Detach { segment, workload } => self.detach(&segment, &workload).await,
+            Request::Status => Ok(Response::Status(Box::new(self.status().await))),
+        };
+        result.unwrap_or_else(|e| Response::Error {
+            message: format!("{e:#}"),
+        })
+    }
+
+    async fn on_sync(&mut self, event: SyncEvent) {
+        match event {
+            SyncEvent::NetMap(map) => self.apply_netmap(*map).await,
+            SyncEvent::Reachable => {
+                if !self.reachable {
+                    tracing::info!("coordinator reachable");
+                }
+                self.reachable = true;
+                self.last_error = None;
+            }
+            SyncEvent::Unreachable(e) => {
+                self.reachable = false;
+                self.last_error = Some(e);
+            }
+            SyncEvent::Revoked => self.on_revoked().await,
+        }
+    }
+
+    fn note(&mut self, e: &ClientError) {
+        if e.is_unreachable() {
+            self.reachable = false;
+            self.last_error = Some(e.to_string());
+        }
+    }
+
+    /// Takes a netmap: saves it, forgets members the coordinator removed, reconciles.
+    async fn apply_netmap(&mut self, map: NetMap) {
+        if self.revoked {
+            return;
+        }
+        if let Some(current) = &self.netmap {
+            // Any other version is taken, lower too: a coordinator restored from a backup
+            // counts from an older version. Maps come in order from the single poller.
+            if *current == map {
+                return;
+            }
+        }
+        tracing::info!(
+            version = map.version,
+            members = map.members.len(),
+            "new netmap"
+        );
+        if let Err(e) = self.dir.save_netmap(&map) {
+            tracing::error!(error = %e, "cannot save the netmap; a restart would serve an older one");
+        }
+        let (changed, removed) = confirm_members(&mut self.state.members, &map);
+        for m in &removed {
+            tracing::warn!(member = %m.name, segment = %m.segment, "the coordinator removed this member");
+        }
+        if changed {
+            self.save_state();
+        }
+        let _ = self.version_tx.send(map.version);
+        self.netmap = Some(map);
+        self.reconcile("netmap").await;
+    }
+
+    fn save_state(&self) {
+        if let Err(e) = self.dir.save_state(&self.state) {
+            tracing::error!(error = %e, "cannot save the node state");
+        }
+    }
+
+    /// Computes the desired configuration, diffs it against the applied one, and applies
+    /// the changes. A member that fails to start stays out of `applied` and is retried.
+    async fn reconcile(&mut self, why: &str) {
+        let wanted = desired(&self.state, self.netmap.as_ref());
+        let skipped: BTreeSet<String> = wanted.skipped.iter().cloned().collect();
+        if skipped != self.last_skipped {
+            for s in skipped.difference(&self.last_skipped) {
+                tracing::warn!("netmap entry skipped: {s}");
+            }
+            self.last_skipped = skipped;
+        }
+        let changes = diff(&self.applied, &wanted.config);
+        if changes.is_empty() {
+            tracing::debug!(reason = why, "reconcile: no changes");
+            return;
+        }
+        tracing::info!(reason = why, changes = changes.len(), "reconciling");
+        let mut failed = Vec::new();
+        for change in changes {
+            tracing::info!(change = %change, "apply");
+            if let Err(id) = self.apply(change).await {
+                failed.push(id);
+            }
+        }
+        let mut applied = wanted.config;
+        for id in failed {
+            applied.members.remove(&id);
+        }
+        self.applied = applied;
+    }
+
+    /// Applies one change; `Err(member id)` when the member could not be started.
+    async fn apply(&mut self, change: Change) -> Result<(), String> {
+        match change {
+            Change::AddMember(config) => {
+                let socket = self.prebound.remove(&config.listen_port);
+                match member::start(&config, socket).await {
+                    Ok(handle) => {
+                        if let Some(old) = self.running.insert(config.id.clone(), handle) {
+                            old.stop().await;
+                        }
+                        Ok(())
+                    }
+                    Err(e) => {
+                        tracing::error!(member = %config.name, segment = %config.segment, error = %e, "member could not start; will retry");
+                        Err(config.id.clone())
+                    }
+                }
+            }
+            Change::RemoveMember { id, .. } => {
+                if let Some(handle) = self.running.remove(&id) {
+                    handle.stop().await;
+                }
+                Ok(())
+            }
+            Change::AddPeer { member, peer }
+            | Change::UpdatePeer { member, peer }
+            | Change::UpdatePeerEndpoint { member, peer, .. } => {
+                self.send(&member, MemberCmd::UpsertPeer(peer.to_peer_config()))
+                    .await;
+                Ok(())
+            }
+            Change::RemovePeer {
+                member, public_key, ..
+            } => {
+                self.send(&member, MemberCmd::RemovePeer(public_key)).await;
+                Ok(())
+            }
+            Change::SetPsk { member, psk, .. } => {
+                self.send(&member, MemberCmd::SetPsk(psk)).await;
+                Ok(())
+            }
+        }
+    }
+
+    async fn send(&self, member: &str, cmd: MemberCmd) {
+        let sent = match self.running.get(member) {
+            Some(handle) => handle.send(cmd).await,
+            None => false,
+        };
+        if !sent {
+            tracing::warn!(
+                member,
+                "member data path is not running; the change waits for its restart"
+            );
+        }
+    }
+
+    /// Notices data paths that died and retries members that could not start.
+    async fn health_check(&mut self) {
+        let dead: Vec<String> = self
+            .running
+            .iter()
+            .filter(|(_, h)| h.is_finished())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in dead {
+            tracing::warn!(member_id = %id, "data path ended; restarting it");
+            if let Some(h) = self.running.remove(&id) {
+                h.stop().await;
+            }
+            self.applied.members.remove(&id);
+        }
+        self.reconcile("health check").await;
+    }
+
+    async fn on_revoked(&mut self) {
+        if self.revoked {
+            return;
+        }
+        tracing::error!("the coordinator refused this node's credential: the node was revoked; removing all members and running idle (re-join with `segwire-node join --force TOKEN`)");
+        self.revoked = true;
+        self.reachable = true;
+        if let Some(map) = &mut self.netmap {
+            map.members.clear();
+            if let Err(e) = self.dir.save_netmap(map) {
+                tracing::error!(error = %e, "cannot save the emptied netmap");
+            }
+        }
+        self.reconcile("revoked").await;
+    }
+
+    async fn shutdown(&mut self) {
+        for (_, handle) in self.running.drain() {
+            handle.stop().await;
+        }
+        self.applied = NodeConfig::default();
+    }
+
+    /// A free port for a new member, bound right away so nothing else takes it.
+    fn pick_port(&self) -> anyhow::Result<(u16, std::net::UdpSocket)> {
+        let used = |p: u16| {
+            self.state.members.iter().any(|m| m.listen_port == p) || self.prebound.contains_key(&p)
+        };
+        for port in FIRST_PORT..=u16::MAX {
+            if used(port) {
+                continue;
+            }
+            if let Ok(socket) = member::bind_port(port) {
+                return Ok((port, socket));
+            }
+        }
+        bail!("no free UDP port from {FIRST_PORT} up");
+    }
+
+    fn attached(&self, m: &LocalMember) -> Attached {
+        Attached {
+            id: m.id.clone(),
+            name: m.name.clone(),
+            segment: m.segment.clone(),
+            workload: m.workload.to_string(),
+            interface: segwire_netdev::interface_name(&m.segment),
+            address: m.address.to_string(),
+            listen_port: m.listen_port,
+            public_key: m.private_key.public_key().to_base64(),
+            up: self.running.contains_key(&m.id),
+        }
+    }
+
+    async fn attach(
+        &mut self,
+        segment: String,
+        workload: &str,
+        name: Option<String>,
+        labels: Labels,
+    ) -> anyhow::Result<Attached> {
+        if self.revoked {
+            bail!("this node was revoked by the coordinator; re-join it with `segwire-node join --force TOKEN`");
+        }
+        validate_segment_name(&segment)?;
+        let workload: Workload = workload.parse()?;
+        workload.netns().check()?;
+        if let Some(m) = self.state.member(&segment, &workload) {
+            return Ok(self.attached(m));
+        }
+        let key = PrivateKey::generate();
+        let (port, socket) = self.pick_port()?;
+        let request = AttachRequest {
+            segment: segment.clone(),
+            workload: workload.to_string(),
+            name,
+            public_key: key.public_key().to_base64(),
+            listen_port: port,
+            endpoints: Vec::new(),
+            labels: labels.clone(),
+        };
+        let member = match self.client.attach(&request).await {
+            Ok(m) => m,
+            Err(e) => {
+                self.note(&e);
+                return Err(e.into());
+            }
+        };
+        let address = member
+            .address
+            .parse()
+            .with_context(|| format!("the coordinator gave a bad address {:?}", member.address))?;
+        let local = LocalMember {
+            id: member.id,
+            name: member.name,
+            segment,
+            workload,
+            address,
+            listen_port: port,
+            private_key: key,
+            labels,
+            confirmed: false,
+        };
+        tracing::info!(member = %local.name, segment = %local.segment, workload = %local.workload, address = %local.address, port, "member attached");
+        self.state.members.push(local.clone());
+        self.dir
+            .save_state(&self.state)
+            .context("the member was attached but could not be saved")?;
+        self.prebound.insert(port, socket);
+        // The coordinator wakes this node's long-poll: wait for the netmap that lists the
+        // new member (taking every event in order meanwhile) so it runs when we answer.
+        let deadline = tokio::time::Instant::now() + ATTACH_WAIT;
+        while !self.running.contains_key(&local.id) {
+            match tokio::time::timeout_at(deadline, self.sync_rx.recv()).await {
+                Ok(Some(event)) => self.on_sync(event).await,
+                Ok(None) | Err(_) => {
+                    tracing::warn!(member = %local.name, "no netmap with the new member yet; it comes up with the next one");
+                    break;
+                }
+            }
+        }
+        Ok(self.attached(&local))
+    }
+
+    async fn detach(&mut self, segment: &str, workload: &str) -> anyhow::Result<Response> {
+        let workload: Workload = workload.parse()?;
+        let Some(m) = self.state.member(segment, &workload).cloned() else {
+            bail!("{workload} is not attached to segment {segment} on this node");
+        };
+        if !self.revoked {
+            match self.client.detach(&m.id).await {
+                Ok(()) | Err(ClientError::Api { status: 404, .. }) => {}
+                Err(e) => {
+                    self.note(&e);
+                    return Err(anyhow::Error::from(e).context(
+                        "the coordinator must confirm a detach; try again when it is reachable",
+                    ));
+                }
+            }
+        }
+        self.state.members.retain(|x| x.id != m.id);
+        self.save_state();
+        if let Some(map) = &mut self.netmap {
+            map.members.retain(|x| x.id != m.id);
+        }
+        self.reconcile("detach").await;
+        tracing::info!(member = %m.name, segment = %m.segment, "member detached");
+        Ok(Response::Detached {
+            id: m.id,
+            interface: segwire_netdev::interface_name(&m.segment),
+        })
+    }
+
+    async fn status(&self) -> AgentStatus {
+        let mut members = Vec::new();
+        for local in &self.state.members {
+            let stats = match self.running.get(&local.id) {
+                Some(h) => h.status().await,
+                None => None,
+            };
+            members.push(member_view(
+                local,
+                self.applied.members.get(&local.id),
+                stats.as_ref(),
+            ));
+        }
+        AgentStatus {
+            node: self.state.name.clone(),
+            node_id: self.state.node_id.clone(),
+            coordinator: self.state.coordinator_url.clone(),
+            coordinator_reachable: self.reachable,
+            coordinator_error: self.last_error.clone(),
+            revoked: self.revoked,
+            netmap_version: self.version(),
+            members,
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! The command line: global flags and subcommands.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Output format of `join`, `attach`, `detach` and `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Output {
+    /// Aligned text for people.
+    #[default]
+    Table,
+    /// JSON for scripts.
+    Json,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// segwire node agent: joins a coordinator and builds the encrypted overlays of the
+/// workloads attached on this machine.
+#[derive(Debug, Parser)]
+#[command(name = "segwire-node", version)]
+pub struct Cli {
+    /// State directory (enrolment, keys, last netmap, control socket).
+    #[arg(
+        long,
+        global = true,
+        env = "SEGWIRE_STATE_DIR",
+        default_value = "/var/lib/segwire"
+    )]
+    pub state_dir: PathBuf,
+    /// Output format.
+    #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    /// Log format (logs go to stderr; RUST_LOG sets the level).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Enrol this node with a join token (private keys are made here and never leave it).
+    Join(JoinArgs),
+    /// Run the agent in the foreground.
+    Run,
+    /// Attach a workload to a segment through the running agent.
+    Attach(AttachArgs),
+    /// Detach a workload from a segment through the running agent.
+    Detach(DetachArgs),
+    /// Show members, peers, endpoints, handshakes, bytes and drops.
+    Status,
+}
+
+/// `join`.
+#[derive(Debug, Args)]
+pub struct JoinArgs {
+    /// The join token (`swt1_...`) from `segwire token create`.
+    pub token: String,
+    /// Node name (default: the host name as a DNS label).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Underlay IP to report instead of the host's addresses (e.g. behind NAT).
+    #[arg(long)]
+    pub endpoint: Option<IpAddr>,
+    /// Replace an existing enrolment.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Which workload: exactly one of `--host`, `--netns`, `--pid`.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct WorkloadArgs {
+    /// The host itself.
+    #[arg(long)]
+    pub host: bool,
+    /// A network namespace: a name from `ip netns list`, or a path.
+    #[arg(long, value_name = "NAME_OR_PATH")]
+    pub netns: Option<String>,
+    /// The network namespace of a process.
+    #[arg(long)]
+    pub pid: Option<String>,
+}
+
+/// `attach`.
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// Segment to attach to.
+    #[arg(long)]
+    pub segment: String,
+    /// The workload.
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+    /// A label `key=value` (repeatable); the token's labels win.
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Member name (default chosen by the coordinator).
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// `detach`.
+#[derive(Debug, Args)]
+pub struct DetachArgs {
+    /// Segment to detach from.
+    #[arg(long)]
+    pub segment: String,
+    /// The workload.
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+}

@@ -1,0 +1,336 @@
+//! One member's data path: a TUN device in the workload's namespace, a UDP socket in the
+//! host namespace and the sans-IO WireGuard [`Router`], moved by one tokio task.
+//!
+//! The task owns the router (no lock): peer updates and status queries arrive on a
+//! command channel. Buffers are made once when the task starts; in the steady state no
+//! packet allocates. Both directions are drained in batches (until the kernel has no more
+//! or the batch is full), and timers run every 250 ms.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+use segwire_netdev::{
+    bind_udp, create_interface, InterfaceConfig, NetdevError, Netns, TunDevice,
+    DEFAULT_SOCKET_BUFFER,
+};
+use segwire_tunnel::{
+    DatagramBatch, PacketBatch, PeerConfig, PresharedKey, PublicKey, Router, RouterConfig,
+    RouterError, RouterStatus,
+};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+use tracing::Instrument;
+
+use crate::reconcile::MemberConfig;
+
+/// Packets (or datagrams) handled per batch.
+const BATCH: usize = 64;
+/// Size of one receive slot: larger than any datagram a 1420-MTU peer sends.
+const SLOT: usize = 2048;
+/// How often WireGuard's timers run.
+const TIMER_TICK: Duration = Duration::from_millis(250);
+
+/// Why a member's data path could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum MemberError {
+    /// The UDP port could not be bound.
+    #[error("cannot listen on UDP port {port}: {source}")]
+    Bind {
+        /// The port.
+        port: u16,
+        /// The cause.
+        source: io::Error,
+    },
+    /// The interface could not be created or configured.
+    #[error(transparent)]
+    Netdev(#[from] NetdevError),
+    /// The router refused a peer.
+    #[error("a peer was refused: {0}")]
+    Router(#[from] RouterError),
+}
+
+/// Commands to a running data path.
+#[derive(Debug)]
+pub enum MemberCmd {
+    /// Add a peer or update it in place.
+    UpsertPeer(PeerConfig),
+    /// Remove a peer.
+    RemovePeer(PublicKey),
+    /// Switch to a new preshared key.
+    SetPsk(PresharedKey),
+    /// Report the router's status and the shell's own counters.
+    Status(oneshot::Sender<MemberStats>),
+}
+
+/// What a data path reports for `status`.
+#[derive(Debug, Clone)]
+pub struct MemberStats {
+    /// The router's view: peers, handshakes, traffic, drops.
+    pub router: RouterStatus,
+    /// Packets the TUN device refused.
+    pub tun_write_errors: u64,
+    /// Datagrams the UDP socket refused.
+    pub udp_send_errors: u64,
+}
+
+/// A running member: its command channel and task.
+#[derive(Debug)]
+pub struct MemberHandle {
+    tx: mpsc::Sender<MemberCmd>,
+    task: JoinHandle<()>,
+    interface: String,
+    netns: Netns,
+}
+
+/// Binds the member's UDP socket in the host namespace (all addresses, `port`).
+///
+/// # Errors
+/// [`MemberError::Bind`].
+pub fn bind_port(port: u16) -> Result<std::net::UdpSocket, MemberError> {
+    let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port));
+    bind_udp(addr, DEFAULT_SOCKET_BUFFER).map_err(|source| MemberError::Bind { port, source })
+}
+
+/// Starts the member: binds its port (unless `socket` is already bound), creates and
+/// configures its interface, adds its peers and spawns its data path.
+///
+/// # Errors
+/// [`MemberError`]; nothing is left behind on error.
+pub async fn start(
+    config: &MemberConfig,
+    socket: Option<std::net::UdpSocket>,
+) -> Result<MemberHandle, MemberError> {
+    let socket = match socket {
+        Some(s) => s,
+        None => bind_port(config.listen_port)?,
+    };
+    let port = config.listen_port;
+    let udp = UdpSocket::from_std(socket).map_err(|source| MemberError::Bind { port, source })?;
+    let netns = config.workload.netns();
+    let iface = InterfaceConfig::new(config.interface.clone(), config.address, config.cidr);
+    let tun = create_interface(&netns, &iface).await?;
+    let epoch = Instant::now();
+    let mut router = Router::new(RouterConfig::new(
+        config.private_key.secret(),
+        config.psk.clone(),
+        config.address,
+    ));
+    for peer in config.peers.values() {
+        router.upsert_peer(epoch.elapsed(), &peer.to_peer_config())?;
+    }
+    let (tx, rx) = mpsc::channel(64);
+    let span = tracing::info_span!(
+        "member",
+        segment = %config.segment,
+        member = %config.name,
+        interface = %config.interface,
+    );
+    let path = DataPath::new(router, tun, udp, epoch);
+    let task = tokio::spawn(path.run(rx).instrument(span));
+    Ok(MemberHandle {
+        tx,
+        task,
+        interface: config.interface.clone(),
+        netns,
+    })
+}
+
+impl MemberHandle {
+    /// Sends a command; false when the data path has stopped.
+    pub async fn send(&self, cmd: MemberCmd) -> bool {
+        self.tx.send(cmd).await.is_ok()
+    }
+
+    /// The data path's status, or `None` when it has stopped.
+    pub async fn status(&self) -> Option<MemberStats> {
+        let (tx, rx) = oneshot::channel();
+        if !self.send(MemberCmd::Status(tx)).await {
+            return None;
+        }
+        rx.await.ok()
+    }
+
+    /// Whether the data path task has ended (e.g. its interface was deleted).
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Stops the data path, waits for it (closing the TUN device deletes the interface)
+    /// and makes sure the interface is gone.
+    pub async fn stop(self) {
+        drop(self.tx);
+        if let Err(e) = self.task.await {
+            tracing::warn!(error = %e, "member task ended abnormally");
+        }
+        match segwire_netdev::remove_link(&self.netns, &self.interface).await {
+            Ok(_) => {}
+            Err(NetdevError::Netns(e)) => {
+                tracing::debug!(error = %e, "namespace gone; its interface went with it")
+            }
+            Err(e) => {
+                tracing::warn!(interface = %self.interface, error = %e, "could not remove interface")
+            }
+        }
+    }
+}
+
+/// The task's state: router, devices and the buffers made once.
+struct DataPath {
+    router: Router,
+    tun: TunDevice,
+    udp: UdpSocket,
+    epoch: Instant,
+    tun_in: segwire_netdev::PacketBatch,
+    udp_in: Vec<u8>,
+    udp_meta: Vec<(SocketAddr, usize)>,
+    to_tun: PacketBatch,
+    to_udp: DatagramBatch,
+    tun_write_errors: u64,
+    udp_send_errors: u64,
+}
+
+impl DataPath {
+    fn new(router: Router, tun: TunDevice, udp: UdpSocket, epoch: Instant) -> Self {
+        Self {
+            router,
+            tun,
+            udp,
+            epoch,
+            tun_in: segwire_netdev::PacketBatch::new(BATCH, SLOT),
+            udp_in: vec![0; BATCH * SLOT],
+            udp_meta: Vec::with_capacity(BATCH),
+            to_tun: PacketBatch::new(BATCH, SLOT),
+            to_udp: DatagramBatch::new(BATCH, SLOT),
+            tun_write_errors: 0,
+            udp_send_errors: 0,
+        }
+    }
+
+    fn now(&self) -> Duration {
+        self.epoch.elapsed()
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<MemberCmd>) {
+        tracing::info!("data path up");
+        let mut ticker = tokio::time::interval(TIMER_TICK);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => {
+                        self.command(cmd);
+                        self.flush_udp().await;
+                    }
+                    None => break,
+                },
+                read = self.tun.recv_batch(&mut self.tun_in) => match read {
+                    Ok(_) => {
+                        let now = self.now();
+                        self.router.encapsulate_batch(now, self.tun_in.iter(), &mut self.to_udp);
+                        self.flush_udp().await;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "the interface failed; stopping this member's data path");
+                        break;
+                    }
+                },
+                ready = self.udp.readable() => match ready {
+                    Ok(()) => self.drain_udp().await,
+                    Err(e) => tracing::warn!(error = %e, "UDP socket error"),
+                },
+                _ = ticker.tick() => {
+                    let now = self.now();
+                    self.router.handle_timers(now, &mut self.to_udp);
+                    self.flush_udp().await;
+                }
+            }
+        }
+        tracing::info!("data path down");
+    }
+
+    fn command(&mut self, cmd: MemberCmd) {
+        let now = self.now();
+        match cmd {
+            MemberCmd::UpsertPeer(peer) => {
+                if let Err(e) = self.router.upsert_peer(now, &peer) {
+                    tracing::warn!(peer = %peer.public_key, error = %e, "peer refused");
+                }
+            }
+            MemberCmd::RemovePeer(key) => {
+                self.router.remove_peer(&key);
+            }
+            MemberCmd::SetPsk(psk) => {
+                self.router.set_psk(now, psk, &mut self.to_udp);
+            }
+            MemberCmd::Status(reply) => {
+                let _ = reply.send(MemberStats {
+                    router: self.router.status(now),
+                    tun_write_errors: self.tun_write_errors,
+                    udp_send_errors: self.udp_send_errors,
+                });
+            }
+        }
+    }
+
+    /// Reads datagrams until the socket has no more (or a batch is full, then again),
+    /// decrypting each batch and writing the packets to the TUN device.
+    async fn drain_udp(&mut self) {
+        loop {
+            self.udp_meta.clear();
+            while self.udp_meta.len() < BATCH {
+                let start = self.udp_meta.len() * SLOT;
+                let slot = &mut self.udp_in[start..start + SLOT];
+                match self.udp.try_recv_from(slot) {
+                    Ok((len, src)) => self.udp_meta.push((src, len)),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        tracing::trace!(error = %e, "UDP receive error");
+                        break;
+                    }
+                }
+            }
+            if self.udp_meta.is_empty() {
+                return;
+            }
+            let full = self.udp_meta.len() == BATCH;
+            let now = self.now();
+            let buf = &self.udp_in;
+            let datagrams = self
+                .udp_meta
+                .iter()
+                .enumerate()
+                .map(|(i, (src, len))| (*src, &buf[i * SLOT..i * SLOT + len]));
+            self.router
+                .decapsulate_batch(now, datagrams, &mut self.to_tun, &mut self.to_udp);
+            self.flush_tun().await;
+            self.flush_udp().await;
+            if !full {
+                return;
+            }
+        }
+    }
+
+    async fn flush_tun(&mut self) {
+        for packet in self.to_tun.iter() {
+            if let Err(e) = self.tun.send(packet).await {
+                self.tun_write_errors += 1;
+                tracing::trace!(error = %e, "TUN write failed");
+            }
+        }
+        self.to_tun.clear();
+    }
+
+    async fn flush_udp(&mut self) {
+        for d in self.to_udp.iter() {
+            if let Err(e) = self.udp.send_to(d.bytes, d.dst).await {
+                self.udp_send_errors += 1;
+                tracing::trace!(dst = %d.dst, error = %e, "UDP send failed");
+            }
+        }
+        self.to_udp.clear();
+    }
+}

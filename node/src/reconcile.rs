@@ -1,0 +1,411 @@
+//! Reconciliation, as pure functions: [`desired`] turns the saved state and the netmap
+//! into the [`NodeConfig`] the node should run, and [`diff`] compares it with what is
+//! applied and returns typed [`Change`]s. The agent logs and applies them; peers are
+//! always updated in place, never rebuilt.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+
+use ipnet::Ipv4Net;
+use segwire_netdev::interface_name;
+use segwire_proto::netmap::{MemberMap, NetMap, Peer};
+use segwire_tunnel::{PeerConfig, PresharedKey, PublicKey};
+
+use crate::keys::PrivateKey;
+use crate::state::{LocalMember, NodeState};
+use crate::workload::Workload;
+
+/// Everything this node should run: its members, by member id.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NodeConfig {
+    /// Members by id.
+    pub members: BTreeMap<String, MemberConfig>,
+}
+
+/// One member as it should run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberConfig {
+    /// Member id.
+    pub id: String,
+    /// Member name.
+    pub name: String,
+    /// Segment name.
+    pub segment: String,
+    /// Interface name (`sw-<segment>`).
+    pub interface: String,
+    /// Where the interface lives.
+    pub workload: Workload,
+    /// Overlay address.
+    pub address: Ipv4Addr,
+    /// Segment CIDR (the one route).
+    pub cidr: Ipv4Net,
+    /// UDP port in the host namespace.
+    pub listen_port: u16,
+    /// Static private key.
+    pub private_key: PrivateKey,
+    /// Its public key.
+    pub public_key: PublicKey,
+    /// Segment preshared key.
+    pub psk: PresharedKey,
+    /// Version of the preshared key.
+    pub psk_version: u64,
+    /// Peers by public key.
+    pub peers: BTreeMap<PublicKey, PeerSpec>,
+}
+
+/// One peer of a member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerSpec {
+    /// Its public key.
+    pub public_key: PublicKey,
+    /// Member id of the peer.
+    pub id: String,
+    /// Member name of the peer.
+    pub name: String,
+    /// Node it lives on.
+    pub node: String,
+    /// Its overlay address.
+    pub address: Ipv4Addr,
+    /// Networks routed to it (its /32).
+    pub allowed_ips: Vec<Ipv4Net>,
+    /// Where to send to it (the first usable endpoint of the netmap).
+    pub endpoint: Option<SocketAddr>,
+}
+
+impl PeerSpec {
+    /// The tunnel's view of this peer.
+    #[must_use]
+    pub fn to_peer_config(&self) -> PeerConfig {
+        PeerConfig {
+            public_key: self.public_key,
+            endpoint: self.endpoint,
+            allowed_ips: self.allowed_ips.clone(),
+            persistent_keepalive: None,
+        }
+    }
+}
+
+/// The result of [`desired`]: the configuration, and what of the netmap had to be skipped.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Desired {
+    /// What to run.
+    pub config: NodeConfig,
+    /// One sentence per skipped member or peer (for the log).
+    pub skipped: Vec<String>,
+}
+
+/// What the node should run: every local member (from `state`, which has its private
+/// key) that the netmap lists, with the netmap's address, CIDR, PSK and peers. Members
+/// the netmap lists but this node has no key for, and malformed netmap entries, are
+/// skipped and reported. No netmap means no members (their PSK is unknown).
+#[must_use]
+pub fn desired(state: &NodeState, netmap: Option<&NetMap>) -> Desired {
+    let mut out = Desired::default();
+    let Some(netmap) = netmap else {
+        return out;
+    };
+    for mm in &netmap.members {
+        let Some(local) = state.members.iter().find(|m| m.id == mm.id) else {
+            out.skipped.push(format!(
+                "member {} ({}) is not attached on this node (no key); detach it from the coordinator",
+                mm.name, mm.id
+            ));
+            continue;
+        };
+        match member_config(local, mm, &mut out.skipped) {
+            Ok(config) => {
+                out.config.members.insert(config.id.clone(), config);
+            }
+            Err(why) => out
+                .skipped
+                .push(format!("member {} ({}): {why}", mm.name, mm.id)),
+        }
+    }
+    out
+}
+
+fn member_config(
+    local: &LocalMember,
+    mm: &MemberMap,
+    skipped: &mut Vec<String>,
+) -> Result<MemberConfig, String> {
+    let address: Ipv4Addr = mm
+        .address
+        .parse()
+        .map_err(|_| format!("bad address {:?}", mm.address))?;
+    let cidr: Ipv4Net = mm
+        .cidr
+        .parse()
+        .map_err(|_| format!("bad CIDR {:?}", mm.cidr))?;
+    let psk = PresharedKey::from_base64(&mm.psk).map_err(|_| "bad preshared key".to_owned())?;
+    let public_key = local.private_key.public_key();
+    let mut peers = BTreeMap::new();
+    for p in &mm.peers {
+        match peer_spec(p) {
+            Ok(spec) if spec.public_key == public_key => {
+                skipped.push(format!("peer {} has this member's own key", p.name));
+            }
+            Ok(spec) => {
+                peers.insert(spec.public_key, spec);
+            }
+            Err(why) => skipped.push(format!("peer {} of {}: {why}", p.name, mm.name)),
+        }
+    }
+    Ok(MemberConfig {
+        id: mm.id.clone(),
+        name: mm.name.clone(),
+        segment: mm.segment.clone(),
+        interface: interface_name(&mm.segment),
+        workload: local.workload.clone(),
+        address,
+        cidr,
+        listen_port: local.listen_port,
+        private_key: local.private_key.clone(),
+        public_key,
+        psk,
+        psk_version: mm.psk_version,
+        peers,
+    })
+}
+
+fn peer_spec(p: &Peer) -> Result<PeerSpec, String> {
+    let public_key: PublicKey = p
+        .public_key
+        .parse()
+        .map_err(|_| "bad public key".to_owned())?;
+    let address: Ipv4Addr = p
+        .address
+        .parse()
+        .map_err(|_| format!("bad address {:?}", p.address))?;
+    let endpoints: Vec<SocketAddr> = p.endpoints.iter().filter_map(|e| e.parse().ok()).collect();
+    let endpoint = endpoints
+        .iter()
+        .find(|e| e.is_ipv4())
+        .or(endpoints.first())
+        .copied();
+    Ok(PeerSpec {
+        public_key,
+        id: p.id.clone(),
+        name: p.name.clone(),
+        node: p.node.clone(),
+        address,
+        allowed_ips: vec![Ipv4Net::from(address)],
+        endpoint,
+    })
+}
+
+/// Marks the local members `netmap` lists as confirmed and forgets confirmed members it
+/// no longer lists (the coordinator removed them). A member not yet confirmed is kept: the
+/// netmap may predate its attach. Returns whether anything changed and what was forgotten.
+pub fn confirm_members(
+    members: &mut Vec<LocalMember>,
+    netmap: &NetMap,
+) -> (bool, Vec<LocalMember>) {
+    let listed = |m: &LocalMember| netmap.members.iter().any(|x| x.id == m.id);
+    let mut changed = false;
+    for m in members.iter_mut() {
+        if !m.confirmed && listed(m) {
+            m.confirmed = true;
+            changed = true;
+        }
+    }
+    let (keep, removed): (Vec<_>, Vec<_>) = std::mem::take(members)
+        .into_iter()
+        .partition(|m| !m.confirmed || listed(m));
+    *members = keep;
+    (changed || !removed.is_empty(), removed)
+}
+
+/// One step from the applied configuration towards the desired one.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// Create the member's socket, interface and data path, with all its peers.
+    AddMember(Box<MemberConfig>),
+    /// Tear the member down.
+    RemoveMember {
+        /// Member id.
+        id: String,
+        /// Member name.
+        name: String,
+        /// Its interface.
+        interface: String,
+        /// Its workload.
+        workload: Workload,
+    },
+    /// A new peer.
+    AddPeer {
+        /// Member id.
+        member: String,
+        /// The peer.
+        peer: PeerSpec,
+    },
+    /// A peer is gone.
+    RemovePeer {
+        /// Member id.
+        member: String,
+        /// The peer's key.
+        public_key: PublicKey,
+        /// The peer's name.
+        name: String,
+    },
+    /// A peer's endpoint changed (and maybe more): update it in place.
+    UpdatePeerEndpoint {
+        /// Member id.
+        member: String,
+        /// The peer as it should be.
+        peer: PeerSpec,
+        /// The endpoint before.
+        from: Option<SocketAddr>,
+    },
+    /// A peer's allowed IPs (or name) changed: update it in place.
+    UpdatePeer {
+        /// Member id.
+        member: String,
+        /// The peer as it should be.
+        peer: PeerSpec,
+    },
+    /// The segment's preshared key changed.
+    SetPsk {
+        /// Member id.
+        member: String,
+        /// The new key.
+        psk: PresharedKey,
+        /// Its version.
+        version: u64,
+    },
+}
+
+/// The changes that turn `applied` into `desired`, removals first. A member whose
+/// identity (interface, workload, address, CIDR, port or key) changed is removed and
+/// added again; everything else is changed in place.
+#[must_use]
+pub fn diff(applied: &NodeConfig, desired: &NodeConfig) -> Vec<Change> {
+    let mut changes = Vec::new();
+    for (id, old) in &applied.members {
+        let replaced = desired
+            .members
+            .get(id)
+            .is_some_and(|new| !same_identity(old, new));
+        if !desired.members.contains_key(id) || replaced {
+            changes.push(Change::RemoveMember {
+                id: id.clone(),
+                name: old.name.clone(),
+                interface: old.interface.clone(),
+                workload: old.workload.clone(),
+            });
+        }
+    }
+    for (id, new) in &desired.members {
+        match applied.members.get(id) {
+            Some(old) if same_identity(old, new) => diff_member(old, new, &mut changes),
+            _ => changes.push(Change::AddMember(Box::new(new.clone()))),
+        }
+    }
+    changes
+}
+
+fn same_identity(a: &MemberConfig, b: &MemberConfig) -> bool {
+    a.interface == b.interface
+        && a.workload == b.workload
+        && a.address == b.address
+        && a.cidr == b.cidr
+        && a.listen_port == b.listen_port
+        && a.private_key == b.private_key
+}
+
+fn diff_member(old: &MemberConfig, new: &MemberConfig, changes: &mut Vec<Change>) {
+    let member = &new.id;
+    for (key, peer) in &old.peers {
+        if !new.peers.contains_key(key) {
+            changes.push(Change::RemovePeer {
+                member: member.clone(),
+                public_key: *key,
+                name: peer.name.clone(),
+            });
+        }
+    }
+    if old.psk != new.psk {
+        changes.push(Change::SetPsk {
+            member: member.clone(),
+            psk: new.psk.clone(),
+            version: new.psk_version,
+        });
+    }
+    for (key, peer) in &new.peers {
+        match old.peers.get(key) {
+            None => changes.push(Change::AddPeer {
+                member: member.clone(),
+                peer: peer.clone(),
+            }),
+            Some(was) if was.endpoint != peer.endpoint => {
+                changes.push(Change::UpdatePeerEndpoint {
+                    member: member.clone(),
+                    peer: peer.clone(),
+                    from: was.endpoint,
+                })
+            }
+            Some(was) if was != peer => changes.push(Change::UpdatePeer {
+                member: member.clone(),
+                peer: peer.clone(),
+            }),
+            Some(_) => {}
+        }
+    }
+}
+
+fn show_endpoint(e: Option<SocketAddr>) -> String {
+    e.map_or_else(|| "none".to_owned(), |e| e.to_string())
+}
+
+impl fmt::Display for Change {
+    /// One line for the log; never shows a key other than public ones.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Change::AddMember(m) => write!(
+                f,
+                "add member {} ({}) on {} in {}: {} in {}, port {}, {} peers",
+                m.name,
+                m.segment,
+                m.interface,
+                m.workload,
+                m.address,
+                m.cidr,
+                m.listen_port,
+                m.peers.len()
+            ),
+            Change::RemoveMember {
+                name,
+                interface,
+                workload,
+                ..
+            } => write!(f, "remove member {name} ({interface} in {workload})"),
+            Change::AddPeer { member, peer } => write!(
+                f,
+                "member {member}: add peer {} {} at {}",
+                peer.name,
+                peer.address,
+                show_endpoint(peer.endpoint)
+            ),
+            Change::RemovePeer { member, name, .. } => {
+                write!(f, "member {member}: remove peer {name}")
+            }
+            Change::UpdatePeerEndpoint { member, peer, from } => write!(
+                f,
+                "member {member}: peer {} endpoint {} -> {}",
+                peer.name,
+                show_endpoint(*from),
+                show_endpoint(peer.endpoint)
+            ),
+            Change::UpdatePeer { member, peer } => {
+                write!(f, "member {member}: update peer {} in place", peer.name)
+            }
+            Change::SetPsk {
+                member, version, ..
+            } => write!(f, "member {member}: preshared key version {version}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,328 @@
+use segwire_proto::api::{DefaultAction, Labels};
+use segwire_proto::keys::encode_key;
+use segwire_proto::CaPin;
+
+use super::*;
+use crate::state::STATE_FORMAT;
+
+const PSK_A: [u8; 32] = [0xa; 32];
+const PSK_B: [u8; 32] = [0xb; 32];
+
+fn local(id: &str, workload: Workload, port: u16) -> LocalMember {
+    LocalMember {
+        id: id.into(),
+        name: format!("name-{id}"),
+        segment: "web".into(),
+        workload,
+        address: Ipv4Addr::new(100, 64, 1, 2),
+        listen_port: port,
+        private_key: PrivateKey::generate(),
+        labels: Labels::new(),
+        confirmed: false,
+    }
+}
+
+fn state(members: Vec<LocalMember>) -> NodeState {
+    NodeState {
+        format: STATE_FORMAT,
+        node_id: "node-a".into(),
+        name: "host-a".into(),
+        coordinator_url: "https://198.18.0.1:7443".into(),
+        ca_pin: CaPin([0; 32]),
+        credential: "swn_x".into(),
+        identity_key: PrivateKey::generate(),
+        endpoint: None,
+        segments: vec!["web".into()],
+        labels: Labels::new(),
+        members,
+    }
+}
+
+fn peer(n: u8, endpoint: &str) -> Peer {
+    Peer {
+        id: format!("p{n}"),
+        name: format!("peer-{n}"),
+        node: "host-b".into(),
+        public_key: encode_key(&PrivateKey::generate().public_key().0),
+        address: format!("100.64.1.{}", 10 + n),
+        endpoints: vec![endpoint.into()],
+        labels: Labels::new(),
+    }
+}
+
+fn member_map(local: &LocalMember, psk: [u8; 32], peers: Vec<Peer>) -> MemberMap {
+    MemberMap {
+        id: local.id.clone(),
+        name: local.name.clone(),
+        workload: local.workload.to_string(),
+        segment: local.segment.clone(),
+        cidr: "100.64.1.0/24".into(),
+        address: local.address.to_string(),
+        listen_port: local.listen_port,
+        psk: encode_key(&psk),
+        psk_version: u64::from(psk[0]),
+        default: DefaultAction::Allow,
+        policy: serde_json::Value::Null,
+        policy_version: 0,
+        labels: Labels::new(),
+        peers,
+    }
+}
+
+fn netmap(version: u64, members: Vec<MemberMap>) -> NetMap {
+    NetMap {
+        version,
+        node_id: "node-a".into(),
+        node_name: "host-a".into(),
+        members,
+    }
+}
+
+fn config(state: &NodeState, map: &NetMap) -> NodeConfig {
+    let d = desired(state, Some(map));
+    assert!(d.skipped.is_empty(), "{:?}", d.skipped);
+    d.config
+}
+
+#[test]
+fn desired_builds_members_from_state_and_netmap() {
+    let m = local("m1", Workload::Netns("ca".into()), 51820);
+    let st = state(vec![m.clone()]);
+    let p = peer(1, "198.18.0.3:51820");
+    let map = netmap(5, vec![member_map(&m, PSK_A, vec![p.clone()])]);
+    let cfg = config(&st, &map);
+    let mc = cfg.members.get("m1").expect("member");
+    assert_eq!(mc.interface, "sw-web");
+    assert_eq!(mc.workload, Workload::Netns("ca".into()));
+    assert_eq!(mc.address, Ipv4Addr::new(100, 64, 1, 2));
+    assert_eq!(mc.cidr, "100.64.1.0/24".parse::<Ipv4Net>().expect("cidr"));
+    assert_eq!(mc.listen_port, 51820);
+    assert_eq!(mc.public_key, m.private_key.public_key());
+    assert_eq!(mc.psk, PresharedKey::new(PSK_A));
+    let ps = mc.peers.values().next().expect("peer");
+    assert_eq!(ps.public_key.to_base64(), p.public_key);
+    assert_eq!(
+        ps.allowed_ips,
+        vec!["100.64.1.11/32".parse::<Ipv4Net>().expect("net")]
+    );
+    assert_eq!(ps.endpoint, Some("198.18.0.3:51820".parse().expect("ep")));
+}
+
+#[test]
+fn desired_skips_unknown_members_and_bad_peers() {
+    let m = local("m1", Workload::Host, 51820);
+    let stranger = local("m2", Workload::Host, 51821);
+    let mut bad = peer(2, "x");
+    bad.public_key = "nope".into();
+    let own = Peer {
+        public_key: encode_key(&m.private_key.public_key().0),
+        ..peer(3, "198.18.0.3:1")
+    };
+    let map = netmap(
+        2,
+        vec![
+            member_map(&m, PSK_A, vec![peer(1, "not-an-endpoint"), bad, own]),
+            member_map(&stranger, PSK_A, vec![]),
+        ],
+    );
+    let d = desired(&state(vec![m]), Some(&map));
+    assert_eq!(d.config.members.len(), 1);
+    let mc = &d.config.members["m1"];
+    assert_eq!(mc.peers.len(), 1, "only the good peer");
+    assert_eq!(mc.peers.values().next().map(|p| p.endpoint), Some(None));
+    assert_eq!(d.skipped.len(), 3, "{:?}", d.skipped);
+    assert_eq!(desired(&state(vec![]), None).config, NodeConfig::default());
+}
+
+#[test]
+fn unchanged_netmap_gives_no_changes() {
+    let m = local("m1", Workload::Host, 51820);
+    let st = state(vec![m.clone()]);
+    let map = netmap(
+        1,
+        vec![member_map(&m, PSK_A, vec![peer(1, "198.18.0.3:51820")])],
+    );
+    let cfg = config(&st, &map);
+    assert!(diff(&cfg, &cfg.clone()).is_empty());
+    let mut newer = map.clone();
+    newer.version = 9;
+    assert!(diff(&cfg, &config(&st, &newer)).is_empty());
+}
+
+#[test]
+fn add_and_remove_members() {
+    let m1 = local("m1", Workload::Host, 51820);
+    let m2 = local("m2", Workload::Netns("cb".into()), 51821);
+    let st = state(vec![m1.clone(), m2.clone()]);
+    let one = config(&st, &netmap(1, vec![member_map(&m1, PSK_A, vec![])]));
+    let two = config(
+        &st,
+        &netmap(
+            2,
+            vec![
+                member_map(&m1, PSK_A, vec![]),
+                member_map(&m2, PSK_A, vec![]),
+            ],
+        ),
+    );
+    let added = diff(&one, &two);
+    assert!(
+        matches!(added.as_slice(), [Change::AddMember(m)] if m.id == "m2"),
+        "{added:?}"
+    );
+    let removed = diff(&two, &one);
+    assert!(
+        matches!(removed.as_slice(), [Change::RemoveMember { id, interface, .. }] if id == "m2" && interface == "sw-web"),
+        "{removed:?}"
+    );
+    let from_nothing = diff(&NodeConfig::default(), &two);
+    assert_eq!(from_nothing.len(), 2);
+}
+
+#[test]
+fn add_and_remove_peers() {
+    let m = local("m1", Workload::Host, 51820);
+    let st = state(vec![m.clone()]);
+    let (p1, p2) = (peer(1, "198.18.0.3:51820"), peer(2, "198.18.0.4:51820"));
+    let before = config(
+        &st,
+        &netmap(1, vec![member_map(&m, PSK_A, vec![p1.clone()])]),
+    );
+    let after = config(
+        &st,
+        &netmap(2, vec![member_map(&m, PSK_A, vec![p2.clone()])]),
+    );
+    let changes = diff(&before, &after);
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    assert!(
+        matches!(&changes[0], Change::RemovePeer { member, public_key, .. }
+        if member == "m1" && public_key.to_base64() == p1.public_key)
+    );
+    assert!(matches!(&changes[1], Change::AddPeer { member, peer }
+        if member == "m1" && peer.public_key.to_base64() == p2.public_key));
+}
+
+#[test]
+fn endpoint_change_updates_the_peer_in_place() {
+    let m = local("m1", Workload::Host, 51820);
+    let st = state(vec![m.clone()]);
+    let p = peer(1, "198.18.0.3:51820");
+    let moved = Peer {
+        endpoints: vec!["198.18.0.9:51830".into()],
+        ..p.clone()
+    };
+    let before = config(&st, &netmap(1, vec![member_map(&m, PSK_A, vec![p])]));
+    let after = config(&st, &netmap(2, vec![member_map(&m, PSK_A, vec![moved])]));
+    let changes = diff(&before, &after);
+    match changes.as_slice() {
+        [Change::UpdatePeerEndpoint { member, peer, from }] => {
+            assert_eq!(member, "m1");
+            assert_eq!(*from, Some("198.18.0.3:51820".parse().expect("ep")));
+            assert_eq!(peer.endpoint, Some("198.18.0.9:51830".parse().expect("ep")));
+        }
+        other => panic!("expected one in-place endpoint update, got {other:?}"),
+    }
+}
+
+#[test]
+fn peer_rename_is_an_in_place_update() {
+    let m = local("m1", Workload::Host, 51820);
+    let st = state(vec![m.clone()]);
+    let p = peer(1, "198.18.0.3:51820");
+    let renamed = Peer {
+        name: "other".into(),
+        ..p.clone()
+    };
+    let before = config(&st, &netmap(1, vec![member_map(&m, PSK_A, vec![p])]));
+    let after = config(&st, &netmap(2, vec![member_map(&m, PSK_A, vec![renamed])]));
+    assert!(matches!(
+        diff(&before, &after).as_slice(),
+        [Change::UpdatePeer { .. }]
+    ));
+}
+
+#[test]
+fn psk_change_is_set_psk_and_hides_the_key() {
+    let m = local("m1", Workload::Host, 51820);
+    let st = state(vec![m.clone()]);
+    let p = peer(1, "198.18.0.3:51820");
+    let before = config(
+        &st,
+        &netmap(1, vec![member_map(&m, PSK_A, vec![p.clone()])]),
+    );
+    let after = config(&st, &netmap(2, vec![member_map(&m, PSK_B, vec![p])]));
+    let changes = diff(&before, &after);
+    match changes.as_slice() {
+        [c @ Change::SetPsk {
+            member,
+            psk,
+            version,
+        }] => {
+            assert_eq!(member, "m1");
+            assert_eq!(*psk, PresharedKey::new(PSK_B));
+            assert_eq!(*version, 0xb);
+            let shown = format!("{c} {c:?}");
+            assert!(!shown.contains(&encode_key(&PSK_B)), "{shown}");
+        }
+        other => panic!("expected SetPsk, got {other:?}"),
+    }
+}
+
+#[test]
+fn identity_change_replaces_the_member() {
+    let m = local("m1", Workload::Host, 51820);
+    let moved = LocalMember {
+        listen_port: 51821,
+        ..m.clone()
+    };
+    let before = config(
+        &state(vec![m.clone()]),
+        &netmap(1, vec![member_map(&m, PSK_A, vec![])]),
+    );
+    let after = config(
+        &state(vec![moved.clone()]),
+        &netmap(2, vec![member_map(&moved, PSK_A, vec![])]),
+    );
+    let changes = diff(&before, &after);
+    assert!(
+        matches!(changes.as_slice(), [Change::RemoveMember { .. }, Change::AddMember(m)] if m.listen_port == 51821),
+        "{changes:?}"
+    );
+}
+
+#[test]
+fn members_are_confirmed_then_forgotten_when_the_coordinator_drops_them() {
+    let m1 = local("m1", Workload::Host, 51820);
+    let m2 = local("m2", Workload::Netns("cb".into()), 51821);
+    let mut members = vec![m1.clone(), m2.clone()];
+    // A netmap from before m2 was attached must not forget it.
+    let (changed, removed) = confirm_members(
+        &mut members,
+        &netmap(3, vec![member_map(&m1, PSK_A, vec![])]),
+    );
+    assert!(changed && removed.is_empty());
+    assert!(members[0].confirmed && !members[1].confirmed);
+    let both = netmap(
+        4,
+        vec![
+            member_map(&m1, PSK_A, vec![]),
+            member_map(&m2, PSK_A, vec![]),
+        ],
+    );
+    assert_eq!(confirm_members(&mut members, &both), (true, vec![]));
+    assert_eq!(
+        confirm_members(&mut members, &both),
+        (false, vec![]),
+        "nothing new"
+    );
+    let (changed, removed) = confirm_members(
+        &mut members,
+        &netmap(5, vec![member_map(&m2, PSK_A, vec![])]),
+    );
+    assert!(changed);
+    assert_eq!(
+        removed.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+        ["m1"]
+    );
+    assert_eq!(members.len(), 1);
+}

@@ -1,0 +1,326 @@
+//! `segwire-node status`: what the agent runs, as JSON for scripts and a table for people.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use segwire_tunnel::{DropCounts, PeerStatus};
+use serde::{Deserialize, Serialize};
+
+use crate::member::MemberStats;
+use crate::reconcile::MemberConfig;
+use crate::state::LocalMember;
+
+/// The whole agent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentStatus {
+    /// Node name.
+    pub node: String,
+    /// Node id.
+    pub node_id: String,
+    /// Coordinator URL.
+    pub coordinator: String,
+    /// Whether the last request to the coordinator succeeded.
+    pub coordinator_reachable: bool,
+    /// The last error talking to the coordinator, if any since the last success.
+    pub coordinator_error: Option<String>,
+    /// True once the coordinator said the node was revoked (the agent then runs idle).
+    pub revoked: bool,
+    /// Version of the netmap applied (0: none yet).
+    pub netmap_version: u64,
+    /// The members.
+    pub members: Vec<MemberView>,
+}
+
+/// One member.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MemberView {
+    /// Member id.
+    pub id: String,
+    /// Member name.
+    pub name: String,
+    /// Segment.
+    pub segment: String,
+    /// Interface name.
+    pub interface: String,
+    /// Workload (`host`, `netns:NAME`, ...).
+    pub workload: String,
+    /// Overlay address.
+    pub address: String,
+    /// UDP listen port.
+    pub listen_port: u16,
+    /// Public key.
+    pub public_key: String,
+    /// Whether its interface and data path run.
+    pub up: bool,
+    /// Preshared key version in use.
+    pub psk_version: Option<u64>,
+    /// Drops no peer can be blamed for, and shell-level errors, by reason.
+    pub drops: BTreeMap<String, u64>,
+    /// Its peers.
+    pub peers: Vec<PeerView>,
+}
+
+/// One peer of a member.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PeerView {
+    /// Peer member name.
+    pub name: String,
+    /// Node the peer lives on.
+    pub node: String,
+    /// Public key.
+    pub public_key: String,
+    /// Current endpoint.
+    pub endpoint: Option<String>,
+    /// Allowed IPs.
+    pub allowed_ips: Vec<String>,
+    /// Seconds since the last handshake.
+    pub last_handshake_secs: Option<u64>,
+    /// Bytes received (inner packets).
+    pub rx_bytes: u64,
+    /// Bytes sent (inner packets).
+    pub tx_bytes: u64,
+    /// Drops by reason.
+    pub drops: BTreeMap<String, u64>,
+}
+
+fn drops_map(d: &DropCounts) -> BTreeMap<String, u64> {
+    d.nonzero()
+        .map(|(r, n)| (r.as_str().to_owned(), n))
+        .collect()
+}
+
+/// The view of a local member: from its running config and data path when it runs, from
+/// the saved state alone when it does not.
+#[must_use]
+pub fn member_view(
+    local: &LocalMember,
+    config: Option<&MemberConfig>,
+    stats: Option<&MemberStats>,
+) -> MemberView {
+    let mut drops = BTreeMap::new();
+    let mut peers = Vec::new();
+    if let Some(s) = stats {
+        drops = drops_map(&s.router.drops);
+        if s.tun_write_errors > 0 {
+            drops.insert("tun_write_error".into(), s.tun_write_errors);
+        }
+        if s.udp_send_errors > 0 {
+            drops.insert("udp_send_error".into(), s.udp_send_errors);
+        }
+        peers = s
+            .router
+            .peers
+            .iter()
+            .map(|p| peer_view(p, config))
+            .collect();
+    }
+    MemberView {
+        id: local.id.clone(),
+        name: local.name.clone(),
+        segment: local.segment.clone(),
+        interface: segwire_netdev::interface_name(&local.segment),
+        workload: local.workload.to_string(),
+        address: local.address.to_string(),
+        listen_port: local.listen_port,
+        public_key: local.private_key.public_key().to_base64(),
+        up: stats.is_some(),
+        psk_version: config.map(|c| c.psk_version),
+        drops,
+        peers,
+    }
+}
+
+fn peer_view(p: &PeerStatus, config: Option<&MemberConfig>) -> PeerView {
+    let spec = config.and_then(|c| c.peers.get(&p.public_key));
+    PeerView {
+        name: spec.map_or_else(|| "?".to_owned(), |s| s.name.clone()),
+        node: spec.map_or_else(String::new, |s| s.node.clone()),
+        public_key: p.public_key.to_base64(),
+        endpoint: p.endpoint.map(|e| e.to_string()),
+        allowed_ips: p.allowed_ips.iter().map(ToString::to_string).collect(),
+        last_handshake_secs: p.last_handshake_ago.map(|d| d.as_secs()),
+        rx_bytes: p.traffic.rx_bytes,
+        tx_bytes: p.traffic.tx_bytes,
+        drops: drops_map(&p.drops),
+    }
+}
+
+/// Renders the status as aligned tables.
+#[must_use]
+pub fn render(status: &AgentStatus) -> String {
+    let mut out = String::new();
+    let coordinator = if status.revoked {
+        "REVOKED (re-join with `segwire-node join --force TOKEN`)".to_owned()
+    } else if status.coordinator_reachable {
+        "reachable".to_owned()
+    } else {
+        format!(
+            "unreachable ({}), serving the saved netmap",
+            status
+                .coordinator_error
+                .as_deref()
+                .unwrap_or("not contacted yet")
+        )
+    };
+    let _ = writeln!(
+        out,
+        "node {} ({})  coordinator {}: {}  netmap v{}",
+        status.node, status.node_id, status.coordinator, coordinator, status.netmap_version
+    );
+    if status.members.is_empty() {
+        out.push_str(
+            "no members; attach one with `segwire-node attach --segment S --netns NAME`\n",
+        );
+        return out;
+    }
+    let mut rows = vec![row(&[
+        "SEGMENT",
+        "INTERFACE",
+        "WORKLOAD",
+        "ADDRESS",
+        "PORT",
+        "STATE",
+        "PUBLIC KEY",
+    ])];
+    for m in &status.members {
+        rows.push(vec![
+            m.segment.clone(),
+            m.interface.clone(),
+            m.workload.clone(),
+            m.address.clone(),
+            m.listen_port.to_string(),
+            if m.up { "up" } else { "down" }.to_owned(),
+            m.public_key.clone(),
+        ]);
+    }
+    out.push_str(&table(&rows));
+    for m in &status.members {
+        let _ = writeln!(
+            out,
+            "\npeers of {} ({} on {}):",
+            m.name, m.segment, m.workload
+        );
+        if !m.drops.is_empty() {
+            let _ = writeln!(out, "  member drops: {}", show_drops(&m.drops));
+        }
+        let mut rows = vec![row(&[
+            "PEER",
+            "NODE",
+            "ENDPOINT",
+            "ALLOWED IPS",
+            "HANDSHAKE",
+            "RX",
+            "TX",
+            "DROPS",
+            "PUBLIC KEY",
+        ])];
+        for p in &m.peers {
+            rows.push(vec![
+                p.name.clone(),
+                p.node.clone(),
+                p.endpoint.clone().unwrap_or_else(|| "-".into()),
+                p.allowed_ips.join(","),
+                p.last_handshake_secs
+                    .map_or_else(|| "never".into(), |s| format!("{s}s ago")),
+                bytes(p.rx_bytes),
+                bytes(p.tx_bytes),
+                show_drops(&p.drops),
+                p.public_key.clone(),
+            ]);
+        }
+        if m.peers.is_empty() {
+            out.push_str("  (none)\n");
+        } else {
+            for line in table(&rows).lines() {
+                let _ = writeln!(out, "  {line}");
+            }
+        }
+    }
+    out
+}
+
+fn row(cells: &[&str]) -> Vec<String> {
+    cells.iter().map(|c| (*c).to_owned()).collect()
+}
+
+fn show_drops(d: &BTreeMap<String, u64>) -> String {
+    if d.is_empty() {
+        return "0".into();
+    }
+    d.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// Left-aligned columns separated by two spaces.
+fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (c, cell) in r.iter().enumerate() {
+            if c + 1 == r.len() {
+                line.push_str(cell);
+            } else {
+                let _ = write!(line, "{cell:<w$}  ", w = widths[c]);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_and_bytes_read_well() {
+        let t = table(&[row(&["A", "BB", "C"]), row(&["long", "x", "y"])]);
+        assert_eq!(t, "A     BB  C\nlong  x   y\n");
+        assert_eq!(bytes(12), "12 B");
+        assert_eq!(bytes(50 * 1024 * 1024), "50.0 MiB");
+    }
+
+    #[test]
+    fn empty_status_says_what_to_do() {
+        let s = AgentStatus {
+            node: "a".into(),
+            node_id: "n".into(),
+            coordinator: "https://x".into(),
+            coordinator_reachable: false,
+            coordinator_error: None,
+            revoked: false,
+            netmap_version: 0,
+            members: vec![],
+        };
+        let text = render(&s);
+        assert!(text.contains("attach"), "{text}");
+    }
+}

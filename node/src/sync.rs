@@ -1,0 +1,111 @@
+//! Background tasks that talk to the coordinator: the netmap long-poll and the endpoint
+//! reports. They only fetch and forward; the agent loop decides and applies.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use segwire_client::{Client, ClientError};
+use segwire_proto::api::EndpointReport;
+use segwire_proto::netmap::NetMap;
+use tokio::sync::{mpsc, watch};
+
+use crate::backoff::Backoff;
+
+/// How long one long-poll waits on the coordinator.
+pub const POLL_WAIT_SECS: u64 = 30;
+/// How often the host's addresses are checked for changes.
+const ENDPOINT_CHECK: Duration = Duration::from_secs(30);
+
+/// What the background tasks tell the agent loop.
+#[derive(Debug)]
+pub enum SyncEvent {
+    /// A newer netmap.
+    NetMap(Box<NetMap>),
+    /// A request succeeded.
+    Reachable,
+    /// A request failed; retrying.
+    Unreachable(String),
+    /// The coordinator refused the credential: the node was revoked.
+    Revoked,
+}
+
+/// Long-polls the netmap forever (`since` = the version the agent applied), with backoff
+/// on errors; stops after a 401.
+pub async fn poll_netmaps(
+    client: Client,
+    applied: watch::Receiver<u64>,
+    tx: mpsc::Sender<SyncEvent>,
+) {
+    let mut backoff = Backoff::default();
+    loop {
+        let since = *applied.borrow();
+        let event = match client.netmap(since, POLL_WAIT_SECS).await {
+            Ok(Some(map)) => {
+                backoff.reset();
+                let _ = tx.send(SyncEvent::Reachable).await;
+                SyncEvent::NetMap(Box::new(map))
+            }
+            Ok(None) => {
+                backoff.reset();
+                SyncEvent::Reachable
+            }
+            Err(ClientError::Unauthorized) => {
+                let _ = tx.send(SyncEvent::Revoked).await;
+                return;
+            }
+            Err(e) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "netmap poll failed");
+                let _ = tx.send(SyncEvent::Unreachable(e.to_string())).await;
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+        };
+        if tx.send(event).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Reports the node's underlay addresses at start and whenever they change (`fixed`
+/// instead of the host's addresses when `join --endpoint` gave one); stops after a 401.
+pub async fn report_endpoints(client: Client, fixed: Option<IpAddr>, tx: mpsc::Sender<SyncEvent>) {
+    let mut reported: Option<Vec<String>> = None;
+    let mut backoff = Backoff::default();
+    loop {
+        let current: Vec<String> = match fixed {
+            Some(ip) => vec![ip.to_string()],
+            None => match segwire_netdev::host_ipv4_addrs().await {
+                Ok(ips) => ips.iter().map(ToString::to_string).collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot list the host's addresses");
+                    tokio::time::sleep(ENDPOINT_CHECK).await;
+                    continue;
+                }
+            },
+        };
+        if reported.as_ref() == Some(&current) {
+            tokio::time::sleep(ENDPOINT_CHECK).await;
+            continue;
+        }
+        let report = EndpointReport {
+            endpoints: current.clone(),
+        };
+        match client.report_endpoints(&report).await {
+            Ok(()) => {
+                tracing::info!(endpoints = ?current, "endpoints reported");
+                reported = Some(current);
+                backoff.reset();
+            }
+            Err(ClientError::Unauthorized) => {
+                let _ = tx.send(SyncEvent::Revoked).await;
+                return;
+            }
+            Err(e) => {
+                let delay = backoff.next_delay();
+                tracing::debug!(error = %e, "endpoint report failed; will retry");
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}

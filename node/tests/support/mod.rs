@@ -1,0 +1,354 @@
+//! A test world in network namespaces: a bridge, a coordinator host, two agent hosts and
+//! two containers, all named with a per-run prefix and deleted on drop (even on failure).
+
+#![allow(dead_code)]
+
+pub mod traffic;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+/// Underlay addresses.
+pub const CTL_IP: &str = "198.18.0.1";
+/// Host A's underlay address.
+pub const HOST_A_IP: &str = "198.18.0.2";
+/// Host B's underlay address.
+pub const HOST_B_IP: &str = "198.18.0.3";
+
+/// Whether the test runs as root (namespaces need it).
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// The binaries under test.
+pub struct Bins {
+    pub node: PathBuf,
+    pub coordinator: PathBuf,
+    pub cli: PathBuf,
+}
+
+impl Bins {
+    pub fn find() -> Bins {
+        let node = PathBuf::from(env!("CARGO_BIN_EXE_segwire-node"));
+        // SEGWIRE_BIN_DIR points at other builds of the coordinator and CLI (e.g. debug
+        // ones while this test runs a release agent).
+        let dir = std::env::var_os("SEGWIRE_BIN_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| node.parent().expect("bin dir").to_owned());
+        let bins = Bins {
+            coordinator: dir.join("segwire-coordinator"),
+            cli: dir.join("segwire"),
+            node,
+        };
+        for b in [&bins.coordinator, &bins.cli] {
+            assert!(
+                b.exists(),
+                "{} is missing: build it first with `cargo build -p segwire-coordinator -p segwire-cli`",
+                b.display()
+            );
+        }
+        bins
+    }
+}
+
+/// Runs a command and panics with its output if it fails.
+pub fn sh(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    check(program, args, &out);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn check(program: &str, args: &[&str], out: &Output) {
+    assert!(
+        out.status.success(),
+        "`{program} {}` failed ({}): {}{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A child process that is killed (SIGKILL) when dropped.
+pub struct Proc {
+    pub name: String,
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal (by number via `kill`).
+    pub fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .args([sig, &self.pid().to_string()])
+            .stderr(Stdio::null())
+            .status();
+    }
+
+    /// Waits up to `timeout` for the process to exit; its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status.code().unwrap_or(-1));
+            }
+            sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The namespaces of one test run.
+pub struct World {
+    pub prefix: String,
+    pub tmp: tempfile::TempDir,
+    pub bins: Bins,
+    namespaces: Vec<String>,
+    pub procs: Vec<Proc>,
+    /// admin.conf of the coordinator, once started.
+    pub admin_conf: Option<PathBuf>,
+}
+
+impl World {
+    /// Builds `net` (bridge), `ctl`, `ha`, `hb` (hosts on 198.18.0.0/24) and `ca`, `cb`
+    /// (containers with only a loopback).
+    pub fn build(letter: char) -> World {
+        let prefix = format!("sw{}{letter}", std::process::id() % 10000);
+        let mut world = World {
+            prefix: prefix.clone(),
+            tmp: tempfile::tempdir().expect("tempdir"),
+            bins: Bins::find(),
+            namespaces: Vec::new(),
+            procs: Vec::new(),
+            admin_conf: None,
+        };
+        for ns in ["net", "ctl", "ha", "hb", "ca", "cb"] {
+            let name = world.ns(ns);
+            let _ = Command::new("ip").args(["netns", "del", &name]).output();
+            sh("ip", &["netns", "add", &name]);
+            world.namespaces.push(name.clone());
+            sh("ip", &["-n", &name, "link", "set", "lo", "up"]);
+        }
+        let net = world.ns("net");
+        let bridge = format!("{prefix}br");
+        sh(
+            "ip",
+            &["-n", &net, "link", "add", &bridge, "type", "bridge"],
+        );
+        sh("ip", &["-n", &net, "link", "set", &bridge, "up"]);
+        for (i, (host, ip)) in [("ctl", CTL_IP), ("ha", HOST_A_IP), ("hb", HOST_B_IP)]
+            .into_iter()
+            .enumerate()
+        {
+            let ns = world.ns(host);
+            let (inner, outer) = (format!("{prefix}{i}h"), format!("{prefix}{i}b"));
+            sh(
+                "ip",
+                &[
+                    "-n", &ns, "link", "add", &inner, "type", "veth", "peer", "name", &outer,
+                    "netns", &net,
+                ],
+            );
+            sh(
+                "ip",
+                &["-n", &net, "link", "set", &outer, "master", &bridge, "up"],
+            );
+            sh(
+                "ip",
+                &["-n", &ns, "addr", "add", &format!("{ip}/24"), "dev", &inner],
+            );
+            sh("ip", &["-n", &ns, "link", "set", &inner, "up"]);
+        }
+        world
+    }
+
+    /// The full name of namespace `short` (`net`, `ctl`, `ha`, `hb`, `ca`, `cb`).
+    pub fn ns(&self, short: &str) -> String {
+        format!("{}-{short}", self.prefix)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    /// Starts `program args` inside namespace `short`, logging to a file.
+    pub fn spawn(&self, name: &str, short: &str, program: &Path, args: &[&str]) -> Proc {
+        let log = self.path(&format!("{name}.log"));
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log file");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns(short)])
+            .arg(program)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log"))
+            .stderr(file)
+            .spawn()
+            .expect("spawn");
+        Proc {
+            name: name.to_owned(),
+            child,
+            log,
+        }
+    }
+
+    /// Runs `program args` inside namespace `short` and returns stdout (panics on failure).
+    pub fn exec(&self, short: &str, program: &Path, args: &[&str]) -> String {
+        let ns = self.ns(short);
+        let program = program.to_str().expect("utf-8 path");
+        let mut all = vec!["netns", "exec", &ns, program];
+        all.extend_from_slice(args);
+        sh("ip", &all)
+    }
+
+    /// Like [`World::exec`] but returns the output whatever the exit status.
+    pub fn try_exec(&self, short: &str, program: &Path, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns(short)])
+            .arg(program)
+            .args(args)
+            .output()
+            .expect("run")
+    }
+
+    /// Starts the coordinator in `ctl` and waits until the CLI can use it.
+    pub fn start_coordinator(&mut self) -> PathBuf {
+        let data = self.path("coordinator");
+        let data_s = data.to_str().expect("utf-8").to_owned();
+        let listen = format!("{CTL_IP}:7443");
+        let p = self.spawn(
+            "coordinator",
+            "ctl",
+            &self.bins.coordinator.clone(),
+            &[
+                "serve",
+                "--listen",
+                &listen,
+                "--data-dir",
+                &data_s,
+                "--advertise",
+                CTL_IP,
+            ],
+        );
+        self.procs.push(p);
+        let conf = data.join("admin.conf");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if conf.exists() {
+                let out = self.try_exec(
+                    "ctl",
+                    &self.bins.cli,
+                    &["--config", conf.to_str().expect("utf-8"), "segment", "list"],
+                );
+                if out.status.success() {
+                    self.admin_conf = Some(conf.clone());
+                    return conf;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "coordinator did not start:\n{}",
+                self.logs()
+            );
+            sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Runs the admin CLI in `ctl`.
+    pub fn cli(&self, conf: &Path, args: &[&str]) -> String {
+        let mut all = vec!["--config", conf.to_str().expect("utf-8")];
+        all.extend_from_slice(args);
+        self.exec("ctl", &self.bins.cli, &all)
+    }
+
+    /// `segwire-node --state-dir DIR args...` inside host `short`.
+    pub fn node(&self, short: &str, args: &[&str]) -> Output {
+        let dir = self.path(&format!("state-{short}"));
+        let mut all = vec!["--state-dir", dir.to_str().expect("utf-8")];
+        all.extend_from_slice(args);
+        self.try_exec(short, &self.bins.node, &all)
+    }
+
+    /// Starts `segwire-node run` in host `short` and waits for its control socket.
+    pub fn start_agent(&mut self, short: &str) -> usize {
+        let dir = self.path(&format!("state-{short}"));
+        let p = self.spawn(
+            &format!("agent-{short}"),
+            short,
+            &self.bins.node.clone(),
+            &["--state-dir", dir.to_str().expect("utf-8"), "run"],
+        );
+        self.procs.push(p);
+        let index = self.procs.len() - 1;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if self.node(short, &["status"]).status.success() {
+                return index;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "agent {short} did not start:\n{}",
+                self.logs()
+            );
+            sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Every process log, for failure messages.
+    pub fn logs(&self) -> String {
+        self.procs
+            .iter()
+            .map(|p| format!("----- {} -----\n{}", p.name, p.log_text()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        if std::thread::panicking() || std::env::var_os("SEGWIRE_TEST_LOGS").is_some() {
+            eprintln!("{}", self.logs());
+        }
+        for p in &mut self.procs {
+            if matches!(p.child.try_wait(), Ok(None)) {
+                p.signal("-TERM");
+            }
+        }
+        for p in &mut self.procs {
+            let _ = p.wait_exit(Duration::from_secs(5));
+        }
+        self.procs.clear();
+        for ns in self.namespaces.iter().rev() {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
+}
