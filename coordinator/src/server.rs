@@ -37,6 +37,9 @@ pub struct ServeArgs {
     /// How long a released overlay address is held back before reuse (e.g. 10m, 1h).
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     pub ip_quarantine: Duration,
+    /// How long flow-log records shipped by agents are kept (e.g. 24h, 7d).
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+    pub flow_retention: Duration,
     /// Monitoring, webhooks and rate limits.
     #[command(flatten)]
     pub ops: crate::ops::OpsArgs,
@@ -69,6 +72,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         Some(other) => bail!("--db {other:?}: use a sqlite:// URL or omit --db"),
     };
     let store: Arc<dyn Store> = sqlite.clone();
+    let flows: Arc<dyn crate::store::flows::FlowStore> = sqlite.clone();
     let ops = crate::ops::start(&args.ops, sqlite)?;
 
     restrict_db_files(&args.data_dir);
@@ -114,6 +118,8 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         pin: pki.pin,
         quarantine_secs: args.ip_quarantine.as_secs() as i64,
         ops,
+        flows,
+        flow_retention_secs: args.flow_retention.as_secs() as i64,
     };
     let app = api::router(state);
     let handle = axum_server::Handle::new();

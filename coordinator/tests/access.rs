@@ -36,6 +36,8 @@ enum Case {
     PolicyShow,
     PolicySet,
     PolicyCheck,
+    Flows,
+    NodeFlows,
     SegRotate,
     TokenCreate,
     TokenList,
@@ -77,6 +79,8 @@ const TABLE: &[(Case, [u16; 6], bool)] = &[
     (PolicyShow, [A, D, 200, 200, 200, D], false),
     (PolicySet, [A, D, D, 200, 200, D], true),
     (PolicyCheck, [A, D, 200, 200, 200, D], false),
+    (Flows, [A, D, 200, 200, 200, 200], false),
+    (NodeFlows, [A, 204, D, D, D, D], false),
     (TokenCreate, [A, D, D, 201, 201, D], true),
     (TokenList, [A, D, 200, 200, 200, 200], false),
     (TokenRevoke, [A, D, D, 204, 204, D], true),
@@ -163,6 +167,12 @@ impl World {
             }
             SegRotate => (Method::POST, "/v1/segments/web/rotate-key".into(), None),
             PolicyShow => (Method::GET, "/v1/segments/web/policy".into(), None),
+            Flows => (Method::GET, "/v1/flows".into(), None),
+            NodeFlows => (
+                Method::POST,
+                "/v1/node/flows".into(),
+                Some(r#"{"flows":[]}"#.into()),
+            ),
             PolicySet => (
                 Method::PUT,
                 "/v1/segments/web/policy".into(),

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use segwire_client::{Client, ClientError};
-use segwire_proto::api::{AttachRequest, Labels};
+use segwire_proto::api::{AttachRequest, FlowReport, Labels};
 use segwire_proto::names::validate_segment_name;
 use segwire_proto::netmap::NetMap;
 use tokio::signal::unix::{signal, SignalKind};
@@ -29,6 +29,8 @@ use crate::workload::Workload;
 pub const FIRST_PORT: u16 = 51820;
 /// How often dead data paths are noticed and failed changes retried.
 const HEALTH_CHECK: Duration = Duration::from_secs(5);
+/// How often flow records are shipped to the coordinator.
+const FLOW_SHIPPING: Duration = Duration::from_secs(2);
 /// How long an attach waits for the netmap that lists the new member.
 const ATTACH_WAIT: Duration = Duration::from_secs(10);
 
@@ -93,6 +95,7 @@ pub async fn run(dir: StateDir) -> anyhow::Result<()> {
         tokio::spawn(control::serve(listener, control_tx)),
     ];
     let mut health = tokio::time::interval(HEALTH_CHECK);
+    let mut flow_tick = tokio::time::interval(FLOW_SHIPPING);
     loop {
         tokio::select! {
             _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
@@ -103,6 +106,7 @@ pub async fn run(dir: StateDir) -> anyhow::Result<()> {
             }
             Some(event) = agent.sync_rx.recv() => agent.on_sync(event).await,
             _ = health.tick() => agent.health_check().await,
+            _ = flow_tick.tick() => agent.ship_flows().await,
         }
     }
     for task in tasks {
@@ -222,6 +226,42 @@ impl Agent {
         self.reconcile("netmap").await;
     }
 
+    /// Collects the members' new flow records and ships them in the background; when the
+    /// coordinator is unreachable they are dropped (the members' tables stay bounded).
+    async fn ship_flows(&mut self) {
+        let mut records = Vec::new();
+        let mut dropped = 0;
+        for (id, handle) in &self.running {
+            let Some(config) = self.applied.members.get(id) else {
+                continue;
+            };
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            if !handle.send(MemberCmd::TakeFlows(tx)).await {
+                continue;
+            }
+            if let Ok((flows, d)) = rx.await {
+                dropped += d;
+                records.extend(flows.iter().map(|f| f.to_record(config)));
+            }
+        }
+        if records.is_empty() && dropped == 0 {
+            return;
+        }
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            for chunk in records.chunks(1000) {
+                let report = FlowReport {
+                    flows: chunk.to_vec(),
+                    dropped,
+                };
+                if let Err(e) = client.report_flows(&report).await {
+                    tracing::debug!(error = %e, records = chunk.len(), "flow records not shipped");
+                    return;
+                }
+            }
+        });
+    }
+
     fn save_state(&self) {
         if let Err(e) = self.dir.save_state(&self.state) {
             tracing::error!(error = %e, "cannot save the node state");
@@ -298,6 +338,11 @@ impl Agent {
             }
             Change::SetPsk { member, psk, .. } => {
                 self.send(&member, MemberCmd::SetPsk(psk)).await;
+                Ok(())
+            }
+            Change::SetPolicy { member, policy } => {
+                let compiled = Box::new(policy.compile());
+                self.send(&member, MemberCmd::SetPolicy(compiled)).await;
                 Ok(())
             }
         }

@@ -14,6 +14,7 @@ use segwire_netdev::{
     bind_udp, create_interface, InterfaceConfig, NetdevError, Netns, TunDevice,
     DEFAULT_SOCKET_BUFFER,
 };
+use segwire_policy::{CompiledPolicy, ConntrackConfig, Counters, Direction, Firewall};
 use segwire_tunnel::{
     DatagramBatch, PacketBatch, PeerConfig, PresharedKey, PublicKey, Router, RouterConfig,
     RouterError, RouterStatus,
@@ -24,6 +25,7 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use tracing::Instrument;
 
+use crate::flows::{FlowKey, FlowLog, FlowStat, NamedFlow};
 use crate::reconcile::MemberConfig;
 
 /// Packets (or datagrams) handled per batch.
@@ -32,6 +34,8 @@ const BATCH: usize = 64;
 const SLOT: usize = 2048;
 /// How often WireGuard's timers run.
 const TIMER_TICK: Duration = Duration::from_millis(250);
+/// Timer ticks between sweeps of expired tracked connections (4 s).
+const EXPIRE_EVERY: u32 = 16;
 
 /// Why a member's data path could not start.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +65,10 @@ pub enum MemberCmd {
     RemovePeer(PublicKey),
     /// Switch to a new preshared key.
     SetPsk(PresharedKey),
+    /// Enforce a newly compiled policy (cuts connections it no longer allows).
+    SetPolicy(Box<CompiledPolicy>),
+    /// Hand over the flow records not shipped yet.
+    TakeFlows(oneshot::Sender<(Vec<NamedFlow>, u64)>),
     /// Report the router's status and the shell's own counters.
     Status(oneshot::Sender<MemberStats>),
 }
@@ -74,6 +82,12 @@ pub struct MemberStats {
     pub tun_write_errors: u64,
     /// Datagrams the UDP socket refused.
     pub udp_send_errors: u64,
+    /// Firewall counters (allowed, denied, tracked connections, evictions).
+    pub firewall: Counters,
+    /// The busiest flow records.
+    pub flows: Vec<NamedFlow>,
+    /// New flows not logged because the flow table was full.
+    pub flows_dropped: u64,
 }
 
 /// A running member: its command channel and task.
@@ -128,7 +142,8 @@ pub async fn start(
         member = %config.name,
         interface = %config.interface,
     );
-    let path = DataPath::new(router, tun, udp, epoch);
+    let firewall = Firewall::new(config.policy.compile(), ConntrackConfig::default());
+    let path = DataPath::new(router, firewall, tun, udp, epoch);
     let task = tokio::spawn(path.run(rx).instrument(span));
     Ok(MemberHandle {
         tx,
@@ -181,6 +196,13 @@ impl MemberHandle {
 /// The task's state: router, devices and the buffers made once.
 struct DataPath {
     router: Router,
+    firewall: Firewall,
+    flows: FlowLog,
+    /// Wall-clock seconds, refreshed every timer tick (for flow records).
+    unix_now: u64,
+    ticks: u32,
+    /// Dropped-flow count already reported with a shipment.
+    flows_dropped_reported: u64,
     tun: TunDevice,
     udp: UdpSocket,
     epoch: Instant,
@@ -194,9 +216,20 @@ struct DataPath {
 }
 
 impl DataPath {
-    fn new(router: Router, tun: TunDevice, udp: UdpSocket, epoch: Instant) -> Self {
+    fn new(
+        router: Router,
+        firewall: Firewall,
+        tun: TunDevice,
+        udp: UdpSocket,
+        epoch: Instant,
+    ) -> Self {
         Self {
             router,
+            firewall,
+            flows: FlowLog::new(),
+            unix_now: unix_now(),
+            ticks: 0,
+            flows_dropped_reported: 0,
             tun,
             udp,
             epoch,
@@ -229,8 +262,7 @@ impl DataPath {
                 },
                 read = self.tun.recv_batch(&mut self.tun_in) => match read {
                     Ok(_) => {
-                        let now = self.now();
-                        self.router.encapsulate_batch(now, self.tun_in.iter(), &mut self.to_udp);
+                        self.egress();
                         self.flush_udp().await;
                     }
                     Err(e) => {
@@ -245,6 +277,11 @@ impl DataPath {
                 _ = ticker.tick() => {
                     let now = self.now();
                     self.router.handle_timers(now, &mut self.to_udp);
+                    self.unix_now = unix_now();
+                    self.ticks = self.ticks.wrapping_add(1);
+                    if self.ticks % EXPIRE_EVERY == 0 {
+                        self.firewall.expire(self.epoch + now);
+                    }
                     self.flush_udp().await;
                 }
             }
@@ -266,11 +303,24 @@ impl DataPath {
             MemberCmd::SetPsk(psk) => {
                 self.router.set_psk(now, psk, &mut self.to_udp);
             }
+            MemberCmd::SetPolicy(policy) => {
+                let s = self.firewall.replace_policy(*policy, self.epoch + now);
+                tracing::info!(kept = s.kept, cut = s.cut, "policy applied to live traffic");
+            }
+            MemberCmd::TakeFlows(reply) => {
+                let taken = self.flows.take_unshipped();
+                let dropped = self.flows.dropped - self.flows_dropped_reported;
+                self.flows_dropped_reported = self.flows.dropped;
+                let _ = reply.send((self.name_flows(taken), dropped));
+            }
             MemberCmd::Status(reply) => {
                 let _ = reply.send(MemberStats {
                     router: self.router.status(now),
                     tun_write_errors: self.tun_write_errors,
                     udp_send_errors: self.udp_send_errors,
+                    firewall: self.firewall.counters(),
+                    flows: self.name_flows(self.flows.top(20)),
+                    flows_dropped: self.flows.dropped,
                 });
             }
         }
@@ -314,8 +364,46 @@ impl DataPath {
         }
     }
 
+    fn name_flows(&self, flows: Vec<(FlowKey, FlowStat)>) -> Vec<NamedFlow> {
+        let policy = self.firewall.policy();
+        flows
+            .into_iter()
+            .map(|(key, stat)| NamedFlow {
+                key,
+                stat,
+                rule: key
+                    .rule
+                    .and_then(|r| policy.rule_name(r))
+                    .map(str::to_owned),
+            })
+            .collect()
+    }
+
+    /// Packets from the workload: the firewall judges each before it is encrypted.
+    fn egress(&mut self) {
+        let now = self.now();
+        let at = self.epoch + now;
+        let (firewall, flows, unix) = (&mut self.firewall, &mut self.flows, self.unix_now);
+        let allowed = self.tun_in.iter().filter(|p| {
+            let v = firewall.egress(p, at);
+            flows.record(Direction::Egress, p, v, unix);
+            v.is_allowed()
+        });
+        self.router
+            .encapsulate_batch(now, allowed, &mut self.to_udp);
+    }
+
+    /// Decrypted packets (already source-checked by the router): the firewall judges each
+    /// before it reaches the workload.
     async fn flush_tun(&mut self) {
+        let at = self.epoch + self.now();
         for packet in self.to_tun.iter() {
+            let v = self.firewall.ingress(packet, at);
+            self.flows
+                .record(Direction::Ingress, packet, v, self.unix_now);
+            if !v.is_allowed() {
+                continue;
+            }
             if let Err(e) = self.tun.send(packet).await {
                 self.tun_write_errors += 1;
                 tracing::trace!(error = %e, "TUN write failed");
@@ -333,4 +421,12 @@ impl DataPath {
         }
         self.to_udp.clear();
     }
+}
+
+/// Wall-clock unix seconds (flow records carry real times).
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

@@ -13,6 +13,7 @@ use segwire_proto::netmap::{MemberMap, NetMap, Peer};
 use segwire_tunnel::{PeerConfig, PresharedKey, PublicKey};
 
 use crate::keys::PrivateKey;
+use crate::policy::PolicyInput;
 use crate::state::{LocalMember, NodeState};
 use crate::workload::Workload;
 
@@ -52,6 +53,8 @@ pub struct MemberConfig {
     pub psk_version: u64,
     /// Peers by public key.
     pub peers: BTreeMap<PublicKey, PeerSpec>,
+    /// What its firewall is compiled from.
+    pub policy: PolicyInput,
 }
 
 /// One peer of a member.
@@ -71,6 +74,8 @@ pub struct PeerSpec {
     pub allowed_ips: Vec<Ipv4Net>,
     /// Where to send to it (the first usable endpoint of the netmap).
     pub endpoint: Option<SocketAddr>,
+    /// Its labels (policies select by them).
+    pub labels: segwire_proto::api::Labels,
 }
 
 impl PeerSpec {
@@ -152,6 +157,14 @@ fn member_config(
             Err(why) => skipped.push(format!("peer {} of {}: {why}", p.name, mm.name)),
         }
     }
+    let policy = PolicyInput::from_netmap(
+        mm,
+        address,
+        peers
+            .values()
+            .map(|p| (p.name.clone(), p.address, p.labels.clone())),
+        skipped,
+    );
     Ok(MemberConfig {
         id: mm.id.clone(),
         name: mm.name.clone(),
@@ -166,6 +179,7 @@ fn member_config(
         psk,
         psk_version: mm.psk_version,
         peers,
+        policy,
     })
 }
 
@@ -192,6 +206,7 @@ fn peer_spec(p: &Peer) -> Result<PeerSpec, String> {
         address,
         allowed_ips: vec![Ipv4Net::from(address)],
         endpoint,
+        labels: p.labels.clone(),
     })
 }
 
@@ -264,6 +279,14 @@ pub enum Change {
         member: String,
         /// The peer as it should be.
         peer: PeerSpec,
+    },
+    /// The member's policy, or the peers or labels it is compiled against, changed:
+    /// recompile and cut tracked connections the new policy no longer allows.
+    SetPolicy {
+        /// Member id.
+        member: String,
+        /// The new inputs.
+        policy: Box<PolicyInput>,
     },
     /// The segment's preshared key changed.
     SetPsk {
@@ -352,6 +375,12 @@ fn diff_member(old: &MemberConfig, new: &MemberConfig, changes: &mut Vec<Change>
             Some(_) => {}
         }
     }
+    if old.policy != new.policy {
+        changes.push(Change::SetPolicy {
+            member: member.clone(),
+            policy: Box::new(new.policy.clone()),
+        });
+    }
 }
 
 fn show_endpoint(e: Option<SocketAddr>) -> String {
@@ -403,6 +432,14 @@ impl fmt::Display for Change {
             Change::SetPsk {
                 member, version, ..
             } => write!(f, "member {member}: preshared key version {version}"),
+            Change::SetPolicy { member, policy } => write!(
+                f,
+                "member {member}: policy version {} ({} rules, default {:?}, {} members)",
+                policy.version,
+                policy.policy.rules.len(),
+                policy.policy.default,
+                policy.members.len()
+            ),
         }
     }
 }

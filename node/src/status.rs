@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::member::MemberStats;
 use crate::reconcile::MemberConfig;
 use crate::state::LocalMember;
+use segwire_proto::api::FlowRecord;
 
 /// The whole agent.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,6 +59,32 @@ pub struct MemberView {
     pub drops: BTreeMap<String, u64>,
     /// Its peers.
     pub peers: Vec<PeerView>,
+    /// Version of the segment policy enforced.
+    #[serde(default)]
+    pub policy_version: Option<u64>,
+    /// Firewall counters.
+    #[serde(default)]
+    pub firewall: FirewallView,
+    /// The busiest flow-log records (new allowed connections, denied packets).
+    #[serde(default)]
+    pub flows: Vec<FlowRecord>,
+}
+
+/// Firewall counters of one member.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct FirewallView {
+    /// Packets allowed.
+    pub allowed: u64,
+    /// Packets denied.
+    pub denied: u64,
+    /// Connections tracked now.
+    pub connections: u64,
+    /// Tracked connections evicted because the table was full.
+    pub evictions: u64,
+    /// Connections cut by a policy change.
+    pub cut: u64,
+    /// New flows not logged because the flow table was full.
+    pub flows_dropped: u64,
 }
 
 /// One peer of a member.
@@ -127,6 +154,19 @@ pub fn member_view(
         psk_version: config.map(|c| c.psk_version),
         drops,
         peers,
+        policy_version: config.map(|c| c.policy.version),
+        firewall: stats.map_or_else(FirewallView::default, |s| FirewallView {
+            allowed: s.firewall.allowed,
+            denied: s.firewall.denied,
+            connections: s.firewall.conntrack_entries,
+            evictions: s.firewall.conntrack_evictions,
+            cut: s.firewall.conntrack_cut,
+            flows_dropped: s.flows_dropped,
+        }),
+        flows: match (stats, config) {
+            (Some(s), Some(c)) => s.flows.iter().map(|f| f.to_record(c)).collect(),
+            _ => Vec::new(),
+        },
     }
 }
 
@@ -203,6 +243,17 @@ pub fn render(status: &AgentStatus) -> String {
         if !m.drops.is_empty() {
             let _ = writeln!(out, "  member drops: {}", show_drops(&m.drops));
         }
+        let f = &m.firewall;
+        let _ = writeln!(
+            out,
+            "  policy v{}: {} allowed, {} denied, {} connections tracked, {} evicted, {} cut",
+            m.policy_version.unwrap_or(0),
+            f.allowed,
+            f.denied,
+            f.connections,
+            f.evictions,
+            f.cut
+        );
         let mut rows = vec![row(&[
             "PEER",
             "NODE",
@@ -233,6 +284,23 @@ pub fn render(status: &AgentStatus) -> String {
         } else {
             for line in table(&rows).lines() {
                 let _ = writeln!(out, "  {line}");
+            }
+        }
+        if !m.flows.is_empty() {
+            let _ = writeln!(out, "  flows:");
+            let mut rows = vec![row(&["DIR", "VERDICT", "FLOW", "PEER", "RULE", "COUNT"])];
+            for fl in &m.flows {
+                rows.push(vec![
+                    fl.direction.clone(),
+                    fl.verdict.clone(),
+                    format!("{} {} -> {}:{}", fl.protocol, fl.src, fl.dst, fl.dst_port),
+                    fl.peer.clone().unwrap_or_else(|| "-".into()),
+                    fl.rule.clone().unwrap_or_else(|| "(default)".into()),
+                    fl.count.to_string(),
+                ]);
+            }
+            for line in table(&rows).lines() {
+                let _ = writeln!(out, "    {line}");
             }
         }
     }

@@ -227,3 +227,38 @@ pub fn figure(name: &str, value: String) {
         let _ = f.write_all(line.as_bytes());
     }
 }
+
+/// Starts a TCP echo server on `addr:port` inside `ns` (a detached thread per connection).
+pub fn tcp_echo_server(ns: &str, addr: &str, port: u16) {
+    let sa: SocketAddr = format!("{addr}:{port}").parse().unwrap();
+    let listener = in_ns(ns, move || TcpListener::bind(sa).unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut s) = conn else { return };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 || s.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+}
+
+/// Opens a TCP connection from `ns` (None when it cannot within `timeout`).
+pub fn tcp_connect(ns: &str, addr: &str, port: u16, timeout: Duration) -> Option<TcpStream> {
+    let sa: SocketAddr = format!("{addr}:{port}").parse().unwrap();
+    in_ns(ns, move || TcpStream::connect_timeout(&sa, timeout).ok())
+}
+
+/// Sends a line on `s` and expects it echoed within `timeout`.
+pub fn echoes(s: &mut TcpStream, timeout: Duration) -> bool {
+    s.set_read_timeout(Some(timeout)).unwrap();
+    if s.write_all(b"hello\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 6];
+    matches!(s.read_exact(&mut buf), Ok(()) if &buf == b"hello\n")
+}

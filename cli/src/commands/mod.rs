@@ -3,6 +3,7 @@
 mod apikey;
 mod audit;
 mod events;
+mod flows;
 mod member;
 mod node;
 mod policy;
@@ -50,6 +51,8 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Events: nodes going offline and back, token use, revocations.
     Events(events::EventsArgs),
+    /// Flow logs: connections the policies allowed and packets they denied.
+    Flows(flows::FlowsArgs),
 }
 
 /// What a command needs: a client and the output format.
@@ -115,6 +118,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Apikey(c) => apikey::run(&ctx, c).await,
         Command::Audit(a) => audit::run(&ctx, a).await,
         Command::Events(a) => events::run(&ctx, a).await,
+        Command::Flows(a) => flows::run(&ctx, a).await,
     }
 }
 

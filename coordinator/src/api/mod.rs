@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod events;
+pub mod flows;
 pub mod json;
 pub mod node_api;
 pub mod node_presence;
@@ -43,6 +44,10 @@ pub struct AppState {
     pub quarantine_secs: i64,
     /// Access control and monitoring: keys, audit, events, presence, limits, metrics.
     pub ops: Arc<Ops>,
+    /// Flow logs.
+    pub flows: Arc<dyn crate::store::flows::FlowStore>,
+    /// Seconds flow records are kept.
+    pub flow_retention_secs: i64,
 }
 
 /// The OpenAPI document of `/v1`.
@@ -74,6 +79,8 @@ pub struct AppState {
         node_api::attach,
         node_api::detach,
         node_api::endpoints,
+        flows::report,
+        flows::list,
         apikeys::create,
         apikeys::list,
         apikeys::revoke,
@@ -123,6 +130,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/node/members", post(node_api::attach))
         .route("/v1/node/members/{id}", delete(node_api::detach))
         .route("/v1/node/endpoints", post(node_api::endpoints))
+        .route("/v1/node/flows", post(flows::report))
+        .route("/v1/flows", get(flows::list))
         .route("/readyz", get(telemetry::readyz))
         .route("/metrics", get(telemetry::metrics))
         .route("/v1/apikeys", post(apikeys::create).get(apikeys::list))

@@ -74,6 +74,8 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("POST", "/v1/node/members", Node),
     ("DELETE", "/v1/node/members/{id}", Node),
     ("POST", "/v1/node/endpoints", Node),
+    ("POST", "/v1/node/flows", Node),
+    ("GET", "/v1/flows", Key(Viewer)),
 ];
 
 /// What `method path` admits (unlisted routes: unscoped admin keys only).
@@ -99,11 +101,12 @@ pub fn admits(access: Access, principal: &Principal) -> bool {
     }
 }
 
-/// POST routes that only compute an answer and change nothing (no audit record).
-const QUERIES: &[&str] = &["/v1/segments/{name}/policy/check"];
+/// POST routes that change no configuration, so they write no audit record: a query,
+/// and telemetry that nodes ship (flow logs).
+const NOT_AUDITED: &[&str] = &["/v1/segments/{name}/policy/check", "/v1/node/flows"];
 
 fn is_mutating(m: &Method, route: &str) -> bool {
-    !matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS) && !QUERIES.contains(&route)
+    !matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS) && !NOT_AUDITED.contains(&route)
 }
 
 /// Refuses `ip` if it has failed too often; logs the first refusal and every 100th.

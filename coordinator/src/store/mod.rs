@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod flows;
 pub mod sqlite;
 
 use std::net::Ipv4Addr;

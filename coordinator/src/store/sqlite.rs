@@ -24,6 +24,7 @@ use super::*;
 use crate::{ipam, secret};
 
 mod access;
+mod flows;
 use self::access::record;
 use super::audit::{self, Change};
 

@@ -3,7 +3,8 @@
 use reqwest::Method;
 use segwire_proto::api::{
     AttachRequest, CreateSegment, CreateToken, EndpointReport, EnrollRequest, EnrollResponse,
-    Member, Node, PolicyCheck, PolicyCheckResult, PolicyDoc, Segment, TokenCreated, TokenInfo,
+    FlowRecord, FlowReport, Member, Node, PolicyCheck, PolicyCheckResult, PolicyDoc, Segment,
+    TokenCreated, TokenInfo,
 };
 use segwire_proto::netmap::NetMap;
 
@@ -151,6 +152,31 @@ impl Client {
         self.call::<(), serde_json::Value>(Method::DELETE, &path, NO_BODY)
             .await
             .map(|_| ())
+    }
+
+    /// `POST /v1/node/flows`: ship flow records.
+    pub async fn report_flows(&self, req: &FlowReport) -> Result<(), ClientError> {
+        self.call::<_, serde_json::Value>(Method::POST, "/v1/node/flows", Some(req))
+            .await
+            .map(|_| ())
+    }
+
+    /// `GET /v1/flows`: flow records, newest first.
+    pub async fn list_flows(
+        &self,
+        segment: Option<&str>,
+        denied: bool,
+        since: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<FlowRecord>, ClientError> {
+        let mut path = format!("/v1/flows?denied={denied}&limit={limit}");
+        if let Some(s) = segment {
+            path.push_str(&format!("&segment={}", enc(s)));
+        }
+        if let Some(t) = since {
+            path.push_str(&format!("&since={t}"));
+        }
+        self.call_json(Method::GET, &path, NO_BODY).await
     }
 
     /// `POST /v1/node/endpoints`.

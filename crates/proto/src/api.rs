@@ -262,3 +262,52 @@ pub struct PolicyCheckResult {
     /// One sentence explaining the decision.
     pub reason: String,
 }
+
+/// One aggregated flow-log record: new allowed connections or denied packets of one
+/// (direction, verdict, protocol, source, destination, port, rule).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlowRecord {
+    /// Segment name.
+    pub segment: String,
+    /// Member that saw the flow.
+    pub member: String,
+    /// Node of that member (filled in by the coordinator).
+    #[serde(default)]
+    pub node: String,
+    /// The other member, when known.
+    #[serde(default)]
+    pub peer: Option<String>,
+    /// `egress` (sent by the member) or `ingress`.
+    pub direction: String,
+    /// `allowed` (a new connection) or `denied` (packets).
+    pub verdict: String,
+    /// `tcp`, `udp`, `icmp` or `ip-N`.
+    pub protocol: String,
+    /// Source address.
+    pub src: String,
+    /// Destination address.
+    pub dst: String,
+    /// Destination port (0 for ICMP).
+    pub dst_port: u16,
+    /// The deciding rule; `None` when the segment default decided.
+    #[serde(default)]
+    pub rule: Option<String>,
+    /// Connections (allowed) or packets (denied) in this record.
+    pub count: u64,
+    /// First seen, unix seconds.
+    pub first_seen: i64,
+    /// Last seen, unix seconds.
+    pub last_seen: i64,
+}
+
+/// `POST /v1/node/flows`: a node ships flow records (at most 1,000 per request).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlowReport {
+    /// The records.
+    pub flows: Vec<FlowRecord>,
+    /// Flows the node could not log since its last report because its table was full.
+    #[serde(default)]
+    pub dropped: u64,
+}

@@ -62,7 +62,7 @@ fn member_map(local: &LocalMember, psk: [u8; 32], peers: Vec<Peer>) -> MemberMap
         psk: encode_key(&psk),
         psk_version: u64::from(psk[0]),
         default: DefaultAction::Allow,
-        policy: serde_json::Value::Null,
+        policy: serde_json::json!({"default": "allow", "rules": []}),
         policy_version: 0,
         labels: Labels::new(),
         peers,
@@ -193,7 +193,9 @@ fn add_and_remove_peers() {
         &netmap(2, vec![member_map(&m, PSK_A, vec![p2.clone()])]),
     );
     let changes = diff(&before, &after);
-    assert_eq!(changes.len(), 2, "{changes:?}");
+    // The peer set feeds the member's classifier, so the policy is recompiled last.
+    assert_eq!(changes.len(), 3, "{changes:?}");
+    assert!(matches!(&changes[2], Change::SetPolicy { member, .. } if member == "m1"));
     assert!(
         matches!(&changes[0], Change::RemovePeer { member, public_key, .. }
         if member == "m1" && public_key.to_base64() == p1.public_key)
@@ -235,9 +237,10 @@ fn peer_rename_is_an_in_place_update() {
     };
     let before = config(&st, &netmap(1, vec![member_map(&m, PSK_A, vec![p])]));
     let after = config(&st, &netmap(2, vec![member_map(&m, PSK_A, vec![renamed])]));
+    // Names are policy inputs (member selectors), so the policy is recompiled too.
     assert!(matches!(
         diff(&before, &after).as_slice(),
-        [Change::UpdatePeer { .. }]
+        [Change::UpdatePeer { .. }, Change::SetPolicy { .. }]
     ));
 }
 
@@ -325,4 +328,39 @@ fn members_are_confirmed_then_forgotten_when_the_coordinator_drops_them() {
         ["m1"]
     );
     assert_eq!(members.len(), 1);
+}
+
+#[test]
+fn policy_change_is_set_policy_and_peer_labels_count() {
+    let m = local("m1", Workload::Host, 51820);
+    let st = state(vec![m.clone()]);
+    let p = peer(1, "198.18.0.3:51820");
+    let mut mm = member_map(&m, PSK_A, vec![p]);
+    let before = config(&st, &netmap(1, vec![mm.clone()]));
+    mm.policy = serde_json::json!({"default": "deny", "rules": []});
+    mm.policy_version = 1;
+    let after = config(&st, &netmap(2, vec![mm.clone()]));
+    let changes = diff(&before, &after);
+    assert!(
+        matches!(&changes[..], [Change::SetPolicy { policy, .. }] if policy.version == 1),
+        "{changes:?}"
+    );
+    // A peer's labels feed the classifier: changing them recompiles too.
+    mm.peers[0].labels.insert("app".into(), "db".into());
+    let relabelled = config(&st, &netmap(3, vec![mm.clone()]));
+    let changes = diff(&after, &relabelled);
+    assert!(
+        changes
+            .iter()
+            .any(|c| matches!(c, Change::SetPolicy { .. })),
+        "{changes:?}"
+    );
+    // An unreadable policy falls back to the segment default and says so.
+    mm.policy = serde_json::json!("nonsense");
+    let d = desired(&st, Some(&netmap(4, vec![mm])));
+    assert!(
+        d.skipped.iter().any(|s| s.contains("cannot be read")),
+        "{:?}",
+        d.skipped
+    );
 }

@@ -1,0 +1,107 @@
+//! Flow logs: nodes ship records (`POST /v1/node/flows`); people query them (`GET /v1/flows`).
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use segwire_proto::api::{ErrorBody, FlowRecord, FlowReport};
+use serde::Deserialize;
+
+use super::auth::{Admin, NodeAuth};
+use super::error::{ApiError, ApiResult};
+use super::json::ApiJson;
+use super::AppState;
+use crate::convert::now;
+use crate::store::flows::FlowQuery;
+
+/// Most records one report may carry.
+pub const MAX_REPORT: usize = 1000;
+/// Most records kept in all.
+pub const MAX_ROWS: i64 = 200_000;
+
+/// A node ships aggregated flow records of its members.
+#[utoipa::path(post, path = "/v1/node/flows", request_body = FlowReport,
+    responses((status = 204), (status = 400, body = ErrorBody)))]
+pub async fn report(
+    auth: NodeAuth,
+    State(st): State<AppState>,
+    ApiJson(req): ApiJson<FlowReport>,
+) -> ApiResult<StatusCode> {
+    if req.flows.len() > MAX_REPORT {
+        return Err(ApiError::bad_request(format!(
+            "a report carries at most {MAX_REPORT} flow records"
+        )));
+    }
+    let own: Vec<String> = st
+        .store
+        .list_members(None)
+        .await?
+        .into_iter()
+        .filter(|m| m.node_id == auth.node.id)
+        .map(|m| m.name)
+        .collect();
+    let flows: Vec<FlowRecord> = req
+        .flows
+        .into_iter()
+        .filter(|f| own.contains(&f.member))
+        .map(|mut f| {
+            f.node = auth.node.name.clone();
+            f
+        })
+        .collect();
+    if req.dropped > 0 {
+        tracing::warn!(node = %auth.node.name, dropped = req.dropped, "node's flow table was full; some flows were not logged");
+    }
+    if !flows.is_empty() {
+        st.flows
+            .add_flows(
+                &auth.node.id,
+                &flows,
+                now(),
+                st.flow_retention_secs,
+                MAX_ROWS,
+            )
+            .await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Query of `GET /v1/flows`.
+#[derive(Debug, Deserialize)]
+pub struct FlowsQuery {
+    segment: Option<String>,
+    #[serde(default)]
+    denied: bool,
+    since: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// Flow records, newest first; a segment-scoped key sees only its segments.
+#[utoipa::path(get, path = "/v1/flows",
+    params(("segment" = Option<String>, Query, description = "only this segment"),
+           ("denied" = Option<bool>, Query, description = "only denied packets"),
+           ("since" = Option<i64>, Query, description = "unix seconds"),
+           ("limit" = Option<i64>, Query, description = "at most this many (default 100, at most 10000)")),
+    responses((status = 200, body = [FlowRecord])))]
+pub async fn list(
+    admin: Admin,
+    State(st): State<AppState>,
+    Query(q): Query<FlowsQuery>,
+) -> ApiResult<Json<Vec<FlowRecord>>> {
+    let segments = match &q.segment {
+        Some(s) => {
+            admin.check_segment(s)?;
+            Some(vec![s.clone()])
+        }
+        None => admin.segments.clone(),
+    };
+    let flows = st
+        .flows
+        .list_flows(&FlowQuery {
+            segments,
+            denied: q.denied,
+            since: q.since,
+            limit: q.limit.unwrap_or(100).clamp(1, 10_000),
+        })
+        .await?;
+    Ok(Json(flows))
+}

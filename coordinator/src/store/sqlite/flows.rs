@@ -1,0 +1,103 @@
+//! SQLite implementation of [`FlowStore`].
+
+use async_trait::async_trait;
+use segwire_proto::api::FlowRecord;
+use sqlx::Row;
+
+use super::SqliteStore;
+use crate::store::flows::{FlowQuery, FlowStore};
+use crate::store::StoreResult;
+
+#[async_trait]
+impl FlowStore for SqliteStore {
+    async fn add_flows(
+        &self,
+        node_id: &str,
+        flows: &[FlowRecord],
+        now: i64,
+        keep_secs: i64,
+        max_rows: i64,
+    ) -> StoreResult<()> {
+        let _w = self.write.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let res: StoreResult<()> = async {
+            for f in flows {
+                sqlx::query(
+                    "INSERT INTO flows (node_id, segment, member, peer, direction, verdict, protocol, src, dst, dst_port, rule, count, first_seen, last_seen, received_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                )
+                .bind(node_id)
+                .bind(&f.segment)
+                .bind(&f.member)
+                .bind(&f.peer)
+                .bind(&f.direction)
+                .bind(&f.verdict)
+                .bind(&f.protocol)
+                .bind(&f.src)
+                .bind(&f.dst)
+                .bind(f.dst_port as i64)
+                .bind(&f.rule)
+                .bind(f.count as i64)
+                .bind(f.first_seen)
+                .bind(f.last_seen)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            sqlx::query("DELETE FROM flows WHERE received_at < $1")
+                .bind(now - keep_secs)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "DELETE FROM flows WHERE id <= (SELECT id FROM flows ORDER BY id DESC LIMIT 1 OFFSET $1)",
+            )
+            .bind(max_rows)
+            .execute(&mut *tx)
+            .await?;
+            Ok(())
+        }
+        .await;
+        super::finish(tx, res).await
+    }
+
+    async fn list_flows(&self, q: &FlowQuery) -> StoreResult<Vec<FlowRecord>> {
+        let rows = sqlx::query(
+            "SELECT f.*, COALESCE(n.name, '') AS node_name FROM flows f LEFT JOIN nodes n ON n.id = f.node_id \
+             WHERE ($1 = 0 OR f.verdict = 'denied') AND f.last_seen >= $2 ORDER BY f.last_seen DESC, f.id DESC LIMIT $3",
+        )
+        .bind(q.denied as i64)
+        .bind(q.since.unwrap_or(0))
+        .bind(if q.segments.is_some() { i64::MAX } else { q.limit })
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let segment: String = r.try_get("segment")?;
+            if let Some(segs) = &q.segments {
+                if !segs.contains(&segment) {
+                    continue;
+                }
+            }
+            out.push(FlowRecord {
+                segment,
+                member: r.try_get("member")?,
+                node: r.try_get("node_name")?,
+                peer: r.try_get("peer")?,
+                direction: r.try_get("direction")?,
+                verdict: r.try_get("verdict")?,
+                protocol: r.try_get("protocol")?,
+                src: r.try_get("src")?,
+                dst: r.try_get("dst")?,
+                dst_port: r.try_get::<i64, _>("dst_port")? as u16,
+                rule: r.try_get("rule")?,
+                count: r.try_get::<i64, _>("count")? as u64,
+                first_seen: r.try_get("first_seen")?,
+                last_seen: r.try_get("last_seen")?,
+            });
+            if out.len() as i64 >= q.limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
