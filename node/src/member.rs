@@ -279,7 +279,7 @@ impl DataPath {
                     self.router.handle_timers(now, &mut self.to_udp);
                     self.unix_now = unix_now();
                     self.ticks = self.ticks.wrapping_add(1);
-                    if self.ticks % EXPIRE_EVERY == 0 {
+                    if self.ticks.is_multiple_of(EXPIRE_EVERY) {
                         self.firewall.expire(self.epoch + now);
                     }
                     self.flush_udp().await;
