@@ -84,5 +84,18 @@ for _ in $(seq 50); do ip netns exec $P-a ping -c1 -W0.2 -q 100.96.0.2 >/dev/nul
 
 printf '%-34s %15s %15s %11s\n' "path ($SECS s per run, $(nproc) cores)" "1 stream" "4 streams" "ping avg"
 measure "segwire container->container" $P-ca $P-cb "$addr_b"
+
+# The same path with a 1,000-rule policy (999 rules that match nothing plus the ones
+# iperf3 and ping need): the classifier must cost little.
+{
+  printf '{"default":"deny","rules":['
+  for i in $(seq 1 999); do
+    printf '{"name":"r%d","from":{"cidr":"100.64.50.0/24"},"to":{"labels":{"team":"t%d"}},"ports":["tcp/%d"]},' "$i" "$i" "$((10000 + i))"
+  done
+  printf '{"name":"iperf","from":"*","to":"*","ports":["tcp/5201","icmp"]}]}'
+} > "$WORK/rules.json"
+sw policy set bench --file "$WORK/rules.json" >/dev/null
+sleep 1
+measure "segwire with 1,000 policy rules" $P-ca $P-cb "$addr_b"
 measure "boringtun-cli --threads 1 host->host" $P-a $P-b 100.96.0.2
 measure "plain veth host->host (reference)" $P-a $P-b 198.18.0.3
