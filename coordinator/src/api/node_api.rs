@@ -152,6 +152,10 @@ pub async fn netmap(
         if tokio::time::timeout_at(deadline, notified).await.is_err() {
             return Ok(StatusCode::NO_CONTENT.into_response());
         }
+        // A revocation wakes the node too: tell it at once rather than at its next poll.
+        if st.store.node_for_auth(&node.id).await?.is_none() {
+            return Err(ApiError::unauthorized());
+        }
     }
 }
 

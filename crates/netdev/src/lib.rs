@@ -27,7 +27,9 @@ mod tun;
 mod udp;
 
 pub use batch::PacketBatch;
-pub use config::{configure, create_interface, remove_link, InterfaceConfig, DEFAULT_MTU};
+pub use config::{
+    configure, create_interface, remove_link, InterfaceConfig, DEFAULT_MTU, DEFAULT_TX_QUEUE_LEN,
+};
 pub use error::NetdevError;
 pub use naming::{
     interface_name, validate_interface_name, INTERFACE_PREFIX, MAX_INTERFACE_NAME_LEN,

@@ -126,13 +126,41 @@ pub async fn list_ipv4_addrs(netns: &Netns) -> Result<Vec<InterfaceAddr>, Netdev
 /// # Errors
 /// [`NetdevError::Netlink`] when the kernel cannot be asked.
 pub async fn host_ipv4_addrs() -> Result<Vec<Ipv4Addr>, NetdevError> {
+    let links = list_links(&Netns::Current).await?;
+    let local_only = |index: u32| {
+        links
+            .iter()
+            .find(|l| l.index == index)
+            .is_some_and(|l| is_local_only_link(&l.name))
+    };
     let mut addrs: Vec<Ipv4Addr> = list_ipv4_addrs(&Netns::Current)
         .await?
         .into_iter()
+        .filter(|a| !local_only(a.index))
         .map(|a| a.addr.addr())
         .filter(|ip| !ip.is_loopback() && !ip.is_link_local() && !ip.is_unspecified())
         .collect();
     addrs.sort_unstable();
     addrs.dedup();
     Ok(addrs)
+}
+
+/// Interfaces whose addresses other hosts cannot reach: segwire's own overlay interfaces
+/// and the usual container and VM bridges.
+fn is_local_only_link(name: &str) -> bool {
+    const PREFIXES: [&str; 7] = [crate::INTERFACE_PREFIX, "docker", "podman", "cni", "virbr", "veth", "br-"];
+    PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+#[cfg(test)]
+mod link_filter_tests {
+    #[test]
+    fn overlay_and_bridge_links_are_not_endpoints() {
+        for name in ["sw-web", "docker0", "podman0", "cni0", "virbr0", "veth12ab", "br-1234"] {
+            assert!(super::is_local_only_link(name), "{name}");
+        }
+        for name in ["eth0", "ens3", "bond0", "wlan0"] {
+            assert!(!super::is_local_only_link(name), "{name}");
+        }
+    }
 }

@@ -184,6 +184,7 @@ async fn tun_in_netns_end_to_end() {
     assert_eq!(addrs.matches("inet ").count(), 1, "{addrs}");
     let link = ip(&["-n", &ns.name, "link", "show", "dev", "sw-test"]);
     assert!(link.contains("mtu 1420 "), "{link}");
+    assert!(link.contains("qlen 2000"), "{link}");
     assert!(link.contains(",UP") || link.contains("<UP"), "{link}");
     let routes = ip(&["-n", &ns.name, "-4", "route", "show"]);
     let lines: Vec<&str> = routes.lines().collect();
