@@ -148,7 +148,15 @@ pub async fn host_ipv4_addrs() -> Result<Vec<Ipv4Addr>, NetdevError> {
 /// Interfaces whose addresses other hosts cannot reach: segwire's own overlay interfaces
 /// and the usual container and VM bridges.
 fn is_local_only_link(name: &str) -> bool {
-    const PREFIXES: [&str; 7] = [crate::INTERFACE_PREFIX, "docker", "podman", "cni", "virbr", "veth", "br-"];
+    const PREFIXES: [&str; 7] = [
+        crate::INTERFACE_PREFIX,
+        "docker",
+        "podman",
+        "cni",
+        "virbr",
+        "veth",
+        "br-",
+    ];
     PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
@@ -156,7 +164,9 @@ fn is_local_only_link(name: &str) -> bool {
 mod link_filter_tests {
     #[test]
     fn overlay_and_bridge_links_are_not_endpoints() {
-        for name in ["sw-web", "docker0", "podman0", "cni0", "virbr0", "veth12ab", "br-1234"] {
+        for name in [
+            "sw-web", "docker0", "podman0", "cni0", "virbr0", "veth12ab", "br-1234",
+        ] {
             assert!(super::is_local_only_link(name), "{name}");
         }
         for name in ["eth0", "ens3", "bond0", "wlan0"] {

@@ -1,1 +1,121 @@
 //! Store tests on a temp-dir SQLite file.
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use ipnet::Ipv4Net;
+use segwire_proto::api::DefaultAction;
+
+use super::SqliteStore;
+use crate::secret;
+use crate::store::{NewMember, NewNode, NewSegment, Store, StoreError, TokenRow};
+
+const NOW: i64 = 1_800_000_000;
+
+async fn store() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
+    (dir, s)
+}
+
+fn token(id: &str, secret_text: &str, uses: i64) -> TokenRow {
+    TokenRow {
+        id: id.into(),
+        secret_hash: secret::hash_secret(secret_text),
+        segments: vec!["web".into()],
+        labels: Default::default(),
+        uses,
+        uses_left: uses,
+        created_at: NOW,
+        expires_at: NOW + 600,
+        revoked_at: None,
+    }
+}
+
+fn node(id: &str, token_secret: &str) -> NewNode {
+    NewNode {
+        token_id: "t1".into(),
+        token_secret: token_secret.into(),
+        id: id.into(),
+        name: format!("n-{id}"),
+        public_key: "k".into(),
+        cred_hash: "h".into(),
+        endpoints: vec![],
+        observed: None,
+    }
+}
+
+#[tokio::test]
+async fn a_refused_write_releases_the_database_at_once() {
+    let (_d, s) = store().await;
+    s.create_segment(
+        NewSegment {
+            name: "web".into(),
+            net: "100.64.1.0/24".parse::<Ipv4Net>().unwrap(),
+            default: DefaultAction::Allow,
+            psk: "p".into(),
+        },
+        NOW,
+    )
+    .await
+    .unwrap();
+    s.create_token(token("t1", "secret", 1)).await.unwrap();
+    s.enroll(node("a", "secret"), NOW).await.unwrap();
+    // Used up: the UPDATE that found no row took SQLite's write lock; it must be released.
+    let e = s.enroll(node("b", "secret"), NOW).await.unwrap_err();
+    assert!(matches!(e, StoreError::TokenRejected(_)), "{e}");
+    let t = Instant::now();
+    s.create_token(token("t2", "other", 1)).await.unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "the next write waited {:?}",
+        t.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn versions_grow_and_addresses_are_quarantined() {
+    let (_d, s) = store().await;
+    s.create_segment(
+        NewSegment {
+            name: "web".into(),
+            net: "100.64.1.0/30".parse::<Ipv4Net>().unwrap(),
+            default: DefaultAction::Allow,
+            psk: "p".into(),
+        },
+        NOW,
+    )
+    .await
+    .unwrap();
+    s.create_token(token("t1", "secret", 1)).await.unwrap();
+    s.enroll(node("a", "secret"), NOW).await.unwrap();
+    let attach = |w: &str| NewMember {
+        node_id: "a".into(),
+        segment: "web".into(),
+        workload: w.into(),
+        name: None,
+        public_key: format!("key-{w}"),
+        listen_port: 51820,
+        endpoints: vec![],
+        labels: Default::default(),
+        quarantine_secs: 600,
+    };
+    let v0 = s.node_version("a").await.unwrap();
+    let (m1, touched) = s.attach(attach("x"), NOW).await.unwrap();
+    assert_eq!(touched, vec!["a".to_string()]);
+    let v1 = s.node_version("a").await.unwrap();
+    assert!(v1 > v0);
+    assert_eq!(m1.address.to_string(), "100.64.1.1");
+    s.detach("a", &m1.id, NOW).await.unwrap();
+    assert!(s.node_version("a").await.unwrap() > v1);
+    // .1 is quarantined: the next member gets .2, and then the /30 is full.
+    let (m2, _) = s.attach(attach("y"), NOW + 1).await.unwrap();
+    assert_eq!(m2.address.to_string(), "100.64.1.2");
+    assert!(matches!(
+        s.attach(attach("z"), NOW + 2).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // After the quarantine the address comes back.
+    let (m3, _) = s.attach(attach("z"), NOW + 601).await.unwrap();
+    assert_eq!(m3.address.to_string(), "100.64.1.1");
+}
