@@ -12,6 +12,7 @@ mod reconcile;
 mod state;
 mod status;
 mod sync;
+mod uapi;
 mod workload;
 
 use std::io::IsTerminal;

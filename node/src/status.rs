@@ -58,6 +58,9 @@ pub struct MemberView {
     pub drops: BTreeMap<String, u64>,
     /// Its peers.
     pub peers: Vec<PeerView>,
+    /// Its WireGuard UAPI socket name (`wg show NAME`), if served.
+    #[serde(default)]
+    pub wg_socket: Option<String>,
 }
 
 /// One peer of a member.
@@ -127,6 +130,7 @@ pub fn member_view(
         psk_version: config.map(|c| c.psk_version),
         drops,
         peers,
+        wg_socket: None,
     }
 }
 
@@ -195,9 +199,13 @@ pub fn render(status: &AgentStatus) -> String {
     }
     out.push_str(&table(&rows));
     for m in &status.members {
+        let wg = m
+            .wg_socket
+            .as_ref()
+            .map_or_else(String::new, |s| format!("; `wg show {s}`"));
         let _ = writeln!(
             out,
-            "\npeers of {} ({} on {}):",
+            "\npeers of {} ({} on {}{wg}):",
             m.name, m.segment, m.workload
         );
         if !m.drops.is_empty() {
