@@ -150,13 +150,13 @@ fn status_json(world: &World, host: &str) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("status JSON")
 }
 
-#[test]
-fn stock_wireguard_device_joins_a_segment() {
+/// A coordinator, an agent on host A and container A attached to `web` with `app=web`.
+fn setup(letter: char) -> Option<(World, PathBuf, Ipv4Addr)> {
     if !is_root() || !tools_present() {
         eprintln!("skipping: needs root, wireguard-go, wg and ping");
-        return;
+        return None;
     }
-    let mut world = World::build('w');
+    let mut world = World::build(letter);
     let conf = world.start_coordinator();
     world.cli(&conf, &["segment", "create", "web", "--cidr", SEGMENT_CIDR]);
     let token = world
@@ -197,6 +197,41 @@ fn stock_wireguard_device_joins_a_segment() {
         .and_then(|a| a.parse().ok())
         .expect("address");
 
+    Some((world, conf, addr_ca))
+}
+
+/// Starts wireguard-go as `ifname` in host B, configured from `setconf`, with `address`
+/// and a route for the segment.
+fn start_device(world: &mut World, ifname: &str, setconf: &Path, address: &str) {
+    let wg_sock = PathBuf::from(UAPI_DIR).join(format!("{ifname}.sock"));
+    let proc = world.spawn(
+        "wireguard-go",
+        "hb",
+        Path::new("/usr/bin/env"),
+        &["WG_PROCESS_FOREGROUND=1", "wireguard-go", "-f", ifname],
+    );
+    world.procs.push(proc);
+    assert!(
+        wait_for(&wg_sock, true, Duration::from_secs(10)),
+        "wireguard-go did not start\n{}",
+        world.logs()
+    );
+    let ns_hb = world.ns("hb");
+    sh("wg", &["setconf", ifname, setconf.to_str().expect("utf-8")]);
+    sh("ip", &["-n", &ns_hb, "addr", "add", address, "dev", ifname]);
+    sh("ip", &["-n", &ns_hb, "link", "set", ifname, "up"]);
+    sh(
+        "ip",
+        &["-n", &ns_hb, "route", "add", SEGMENT_CIDR, "dev", ifname],
+    );
+}
+
+#[test]
+fn stock_wireguard_device_joins_a_segment() {
+    let Some((mut world, conf, addr_ca)) = setup('w') else {
+        return;
+    };
+    let ns_ca = world.ns("ca");
     // The device, added with a generated key and a fixed endpoint (host B's address).
     let endpoint = format!("{HOST_B_IP}:{DEVICE_PORT}");
     let config = world.cli(
@@ -234,37 +269,9 @@ fn stock_wireguard_device_joins_a_segment() {
         .expect("key")
         .to_owned();
 
-    // wireguard-go in host B's namespace.
+    // wireguard-go in host B, first with another private key: refused, no handshake.
     let ifname = format!("{}wg", world.prefix);
-    let wg_sock = PathBuf::from(UAPI_DIR).join(format!("{ifname}.sock"));
-    let proc = world.spawn(
-        "wireguard-go",
-        "hb",
-        Path::new("/usr/bin/env"),
-        &["WG_PROCESS_FOREGROUND=1", "wireguard-go", "-f", &ifname],
-    );
-    world.procs.push(proc);
-    assert!(
-        wait_for(&wg_sock, true, Duration::from_secs(10)),
-        "wireguard-go did not start\n{}",
-        world.logs()
-    );
-    let ns_hb = world.ns("hb");
-
-    // Another private key with the same configuration: refused, no handshake.
-    sh(
-        "wg",
-        &["setconf", &ifname, wrong_conf.to_str().expect("utf-8")],
-    );
-    sh(
-        "ip",
-        &["-n", &ns_hb, "addr", "add", &address, "dev", &ifname],
-    );
-    sh("ip", &["-n", &ns_hb, "link", "set", &ifname, "up"]);
-    sh(
-        "ip",
-        &["-n", &ns_hb, "route", "add", SEGMENT_CIDR, "dev", &ifname],
-    );
+    start_device(&mut world, &ifname, &wrong_conf, &address);
     assert!(
         !ping(&world, "hb", addr_ca, "5"),
         "a wrong key reached the segment"
@@ -380,5 +387,61 @@ fn stock_wireguard_device_joins_a_segment() {
     assert!(
         wait_for(&sock_path, false, Duration::from_secs(5)),
         "UAPI socket left after detach"
+    );
+}
+
+#[test]
+fn device_without_endpoint_is_reached_once_it_connects() {
+    let Some((mut world, conf, addr_ca)) = setup('n') else {
+        return;
+    };
+    // No --endpoint: the agent cannot start a handshake; the device's keepalive does.
+    let config = world.cli(
+        &conf,
+        &[
+            "peer",
+            "add",
+            "--segment",
+            "web",
+            "--name",
+            "roamer",
+            "--generate",
+        ],
+    );
+    assert!(!config.contains("ListenPort"), "{config}");
+    let address = value(&config, "Address").to_owned();
+    let device_ip: Ipv4Addr = address
+        .trim_end_matches("/32")
+        .parse()
+        .expect("device address");
+    let setconf = world.path("roamer.conf");
+    std::fs::write(
+        &setconf,
+        setconf_text(&config, value(&config, "PrivateKey")),
+    )
+    .expect("write");
+    let ifname = format!("{}wg", world.prefix);
+    start_device(&mut world, &ifname, &setconf, &address);
+    assert!(
+        ping_within(&world, "ca", device_ip, Duration::from_secs(40)),
+        "the container never reached the device\n{}",
+        world.logs()
+    );
+    assert!(
+        ping(&world, "hb", addr_ca, "3"),
+        "the device cannot reach the container"
+    );
+    let st = status_json(&world, "ha");
+    let peer = st["members"][0]["peers"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == "roamer"))
+        .cloned()
+        .expect("roamer in status");
+    assert_eq!(peer["node"], "", "{peer}");
+    assert!(
+        peer["endpoint"]
+            .as_str()
+            .is_some_and(|e| e.starts_with(HOST_B_IP)),
+        "{peer}"
     );
 }
