@@ -23,6 +23,7 @@ use crate::reconcile::{confirm_members, desired, diff, Change, NodeConfig};
 use crate::state::{LocalMember, NodeState, StateDir};
 use crate::status::{member_view, AgentStatus};
 use crate::sync::{poll_netmaps, report_endpoints, SyncEvent};
+use crate::uapi;
 use crate::workload::Workload;
 
 /// First UDP port tried for a new member.
@@ -84,6 +85,7 @@ pub async fn run(dir: StateDir) -> anyhow::Result<()> {
         last_error: None,
         last_skipped: BTreeSet::new(),
         sync_rx,
+        uapi: uapi::Sockets::from_env(),
     };
     agent.reconcile("restored from saved state").await;
 
@@ -143,6 +145,8 @@ struct Agent {
     last_skipped: BTreeSet<String>,
     /// Events of the background coordinator tasks (netmaps, reachability, revocation).
     sync_rx: mpsc::Receiver<SyncEvent>,
+    /// `wg show` sockets of the running members.
+    uapi: uapi::Sockets,
 }
 
 impl Agent {
@@ -306,6 +310,9 @@ impl Agent {
                 let socket = self.prebound.remove(&config.listen_port);
                 match member::start(&config, socket).await {
                     Ok(handle) => {
+                        let commands = handle.commands();
+                        self.uapi
+                            .open(&config.id, &config.interface, config.listen_port, commands);
                         if let Some(old) = self.running.insert(config.id.clone(), handle) {
                             old.stop().await;
                         }
@@ -318,6 +325,7 @@ impl Agent {
                 }
             }
             Change::RemoveMember { id, .. } => {
+                self.uapi.close(&id);
                 if let Some(handle) = self.running.remove(&id) {
                     handle.stop().await;
                 }
@@ -371,6 +379,7 @@ impl Agent {
             .collect();
         for id in dead {
             tracing::warn!(member_id = %id, "data path ended; restarting it");
+            self.uapi.close(&id);
             if let Some(h) = self.running.remove(&id) {
                 h.stop().await;
             }
@@ -396,6 +405,7 @@ impl Agent {
     }
 
     async fn shutdown(&mut self) {
+        self.uapi.close_all();
         for (_, handle) in self.running.drain() {
             handle.stop().await;
         }
@@ -538,11 +548,9 @@ impl Agent {
                 Some(h) => h.status().await,
                 None => None,
             };
-            members.push(member_view(
-                local,
-                self.applied.members.get(&local.id),
-                stats.as_ref(),
-            ));
+            let mut view = member_view(local, self.applied.members.get(&local.id), stats.as_ref());
+            view.wg_socket = self.uapi.name_of(&local.id).map(str::to_owned);
+            members.push(view);
         }
         AgentStatus {
             node: self.state.name.clone(),

@@ -14,6 +14,7 @@ mod reconcile;
 mod state;
 mod status;
 mod sync;
+mod uapi;
 mod workload;
 
 use std::io::IsTerminal;

@@ -159,6 +159,12 @@ impl MemberHandle {
         self.tx.send(cmd).await.is_ok()
     }
 
+    /// A sender of commands to the data path (for the UAPI socket).
+    #[must_use]
+    pub fn commands(&self) -> mpsc::Sender<MemberCmd> {
+        self.tx.clone()
+    }
+
     /// The data path's status, or `None` when it has stopped.
     pub async fn status(&self) -> Option<MemberStats> {
         let (tx, rx) = oneshot::channel();

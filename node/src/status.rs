@@ -59,6 +59,9 @@ pub struct MemberView {
     pub drops: BTreeMap<String, u64>,
     /// Its peers.
     pub peers: Vec<PeerView>,
+    /// Its WireGuard UAPI socket name (`wg show NAME`), if served.
+    #[serde(default)]
+    pub wg_socket: Option<String>,
     /// Version of the segment policy enforced.
     #[serde(default)]
     pub policy_version: Option<u64>,
@@ -154,6 +157,7 @@ pub fn member_view(
         psk_version: config.map(|c| c.psk_version),
         drops,
         peers,
+        wg_socket: None,
         policy_version: config.map(|c| c.policy.version),
         firewall: stats.map_or_else(FirewallView::default, |s| FirewallView {
             allowed: s.firewall.allowed,
@@ -235,9 +239,13 @@ pub fn render(status: &AgentStatus) -> String {
     }
     out.push_str(&table(&rows));
     for m in &status.members {
+        let wg = m
+            .wg_socket
+            .as_ref()
+            .map_or_else(String::new, |s| format!("; `wg show {s}`"));
         let _ = writeln!(
             out,
-            "\npeers of {} ({} on {}):",
+            "\npeers of {} ({} on {}{wg}):",
             m.name, m.segment, m.workload
         );
         if !m.drops.is_empty() {

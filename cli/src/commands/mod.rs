@@ -6,6 +6,7 @@ mod events;
 mod flows;
 mod member;
 mod node;
+mod peer;
 mod policy;
 mod segment;
 mod token;
@@ -41,6 +42,9 @@ pub enum Command {
     /// Members (workloads attached to segments): list.
     #[command(subcommand)]
     Member(member::MemberCmd),
+    /// Stock WireGuard devices as members: add, config, list, remove.
+    #[command(subcommand)]
+    Peer(peer::PeerCmd),
     /// Segment policies: set, show, validate, check.
     #[command(subcommand)]
     Policy(policy::PolicyCmd),
@@ -114,6 +118,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Token(c) => token::run(&ctx, c).await,
         Command::Node(c) => node::run(&ctx, c).await,
         Command::Member(c) => member::run(&ctx, c).await,
+        Command::Peer(c) => peer::run(&ctx, c).await,
         Command::Policy(c) => policy::run(&ctx, c).await,
         Command::Apikey(c) => apikey::run(&ctx, c).await,
         Command::Audit(a) => audit::run(&ctx, a).await,

@@ -10,6 +10,7 @@ pub mod json;
 pub mod node_api;
 pub mod node_presence;
 pub mod nodes;
+pub mod peers;
 pub mod policy;
 pub mod roles;
 pub mod segments;
@@ -79,6 +80,10 @@ pub struct AppState {
         node_api::attach,
         node_api::detach,
         node_api::endpoints,
+        peers::add,
+        peers::list,
+        peers::show_config,
+        peers::remove,
         flows::report,
         flows::list,
         apikeys::create,
@@ -125,6 +130,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/nodes/{node}", get(nodes::show).delete(nodes::revoke))
         .route("/v1/nodes/{node}/netmap", get(nodes::netmap_of))
         .route("/v1/members", get(nodes::members))
+        .route("/v1/peers", post(peers::add).get(peers::list))
+        .route("/v1/peers/{name}", delete(peers::remove))
+        .route("/v1/peers/{name}/config", get(peers::show_config))
         .route("/v1/enroll", post(node_api::enroll))
         .route("/v1/node/netmap", get(node_api::netmap))
         .route("/v1/node/members", post(node_api::attach))

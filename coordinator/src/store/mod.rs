@@ -7,6 +7,7 @@
 pub mod access;
 pub mod audit;
 pub mod flows;
+pub mod peers;
 pub mod sqlite;
 
 use std::net::Ipv4Addr;
@@ -235,7 +236,7 @@ pub struct NetmapRows {
 
 /// The coordinator's persistent state.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: peers::PeerStore + Send + Sync + 'static {
     /// Creates a segment; `Conflict` on a taken name or an overlapping network.
     async fn create_segment(&self, seg: NewSegment, now: i64) -> StoreResult<SegmentRow>;
     /// All segments by name.

@@ -25,6 +25,7 @@ use crate::{ipam, secret};
 
 mod access;
 mod flows;
+mod peers;
 use self::access::record;
 use super::audit::{self, Change};
 
@@ -43,7 +44,7 @@ const SEGMENT_SELECT: &str = "SELECT s.id, s.name, s.net, s.prefix, s.default_ac
 const NODE_SELECT: &str = "SELECT n.id, n.name, n.public_key, n.cred_hash, n.segments, n.labels, \
     n.endpoints, n.observed, n.created_at, n.last_seen, n.version, \
     (SELECT COUNT(*) FROM members m WHERE m.node_id = n.id) AS members \
-    FROM nodes n WHERE n.revoked_at IS NULL";
+    FROM nodes n WHERE n.revoked_at IS NULL AND n.kind = 'agent'";
 
 const MEMBER_SELECT: &str = "SELECT m.id, m.node_id, n.name AS node_name, m.segment_id, \
     s.name AS segment, m.name, m.workload, m.address, m.public_key, m.listen_port, m.endpoints, \

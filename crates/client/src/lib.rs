@@ -8,6 +8,7 @@
 pub mod access;
 pub mod config;
 pub mod error;
+pub mod peers;
 pub mod pinning;
 mod requests;
 

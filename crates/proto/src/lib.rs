@@ -10,6 +10,7 @@ pub mod api;
 pub mod keys;
 pub mod names;
 pub mod netmap;
+pub mod peer;
 pub mod pin;
 pub mod token;
 

@@ -1,0 +1,447 @@
+//! A stock WireGuard device (Debian's wireguard-go, configured with wireguard-tools from
+//! the configuration `segwire peer add` prints) as a member of a segment, against the real
+//! coordinator and agent in network namespaces; and `wg show` on the agent's UAPI socket.
+//!
+//! Needs root, `wireguard-go`, `wg` and `ping` (skips with a message otherwise), and the
+//! coordinator and CLI binaries: `cargo build -p segwire-coordinator -p segwire-cli`.
+
+mod support;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::thread::sleep;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use support::traffic::tcp_transfer;
+use support::{is_root, sh, World, HOST_B_IP};
+
+const SEGMENT_CIDR: &str = "100.64.7.0/24";
+const TRANSFER_BYTES: usize = 20 * 1024 * 1024;
+const DEVICE_PORT: u16 = 51900;
+const UAPI_DIR: &str = "/var/run/wireguard";
+
+fn tools_present() -> bool {
+    ["wireguard-go", "wg", "ping"].iter().all(|t| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {t}")])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    })
+}
+
+fn run(program: &str, args: &[&str]) -> Output {
+    Command::new(program).args(args).output().expect("run")
+}
+
+/// The configuration without the wg-quick-only lines, as `wg setconf` takes it, with
+/// `private_key` put in.
+fn setconf_text(wg_quick: &str, private_key: &str) -> String {
+    const WG_QUICK_ONLY: &[&str] = &[
+        "Address",
+        "DNS",
+        "MTU",
+        "Table",
+        "PreUp",
+        "PostUp",
+        "PreDown",
+        "PostDown",
+        "SaveConfig",
+    ];
+    wg_quick
+        .lines()
+        .filter(|l| {
+            let key = l.split('=').next().unwrap_or("").trim();
+            !WG_QUICK_ONLY.contains(&key)
+        })
+        .map(|l| {
+            if l.starts_with("PrivateKey") {
+                format!("PrivateKey = {private_key}")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn value<'a>(config: &'a str, key: &str) -> &'a str {
+    config
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key} = ")))
+        .unwrap_or_else(|| panic!("no {key} in\n{config}"))
+}
+
+fn ping(world: &World, from: &str, to: Ipv4Addr, count: &str) -> bool {
+    run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &world.ns(from),
+            "ping",
+            "-c",
+            count,
+            "-i",
+            "0.2",
+            "-W",
+            "1",
+            &to.to_string(),
+        ],
+    )
+    .status
+    .success()
+}
+
+fn ping_within(world: &World, from: &str, to: Ipv4Addr, wait: Duration) -> bool {
+    let deadline = Instant::now() + wait;
+    while Instant::now() < deadline {
+        if ping(world, from, to, "1") {
+            return true;
+        }
+    }
+    false
+}
+
+fn wait_for(path: &Path, present: bool, wait: Duration) -> bool {
+    let deadline = Instant::now() + wait;
+    while Instant::now() < deadline {
+        if path.exists() == present {
+            return true;
+        }
+        sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// One peer line of `wg show NAME dump`.
+struct DumpPeer {
+    public_key: String,
+    latest_handshake: u64,
+    rx: u64,
+    tx: u64,
+}
+
+fn dump(name: &str) -> Vec<DumpPeer> {
+    let text = sh("wg", &["show", name, "dump"]);
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            assert_eq!(f.len(), 8, "{l}");
+            DumpPeer {
+                public_key: f[0].to_owned(),
+                latest_handshake: f[4].parse().expect("handshake"),
+                rx: f[5].parse().expect("rx"),
+                tx: f[6].parse().expect("tx"),
+            }
+        })
+        .collect()
+}
+
+fn status_json(world: &World, host: &str) -> serde_json::Value {
+    let out = world.node(host, &["status", "-o", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("status JSON")
+}
+
+/// A coordinator, an agent on host A and container A attached to `web` with `app=web`.
+fn setup(letter: char) -> Option<(World, PathBuf, Ipv4Addr)> {
+    if !is_root() || !tools_present() {
+        eprintln!("skipping: needs root, wireguard-go, wg and ping");
+        return None;
+    }
+    let mut world = World::build(letter);
+    let conf = world.start_coordinator();
+    world.cli(&conf, &["segment", "create", "web", "--cidr", SEGMENT_CIDR]);
+    let token = world
+        .cli(&conf, &["token", "create", "--segment", "web"])
+        .trim()
+        .to_owned();
+    let out = world.node("ha", &["join", &token, "--name", "host-a"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    world.start_agent("ha");
+    let ns_ca = world.ns("ca");
+    let out = world.node(
+        "ha",
+        &[
+            "-o",
+            "json",
+            "attach",
+            "--segment",
+            "web",
+            "--netns",
+            &ns_ca,
+            "--label",
+            "app=web",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        world.logs()
+    );
+    let attached: serde_json::Value = serde_json::from_slice(&out.stdout).expect("attach JSON");
+    let addr_ca: Ipv4Addr = attached["address"]
+        .as_str()
+        .and_then(|a| a.parse().ok())
+        .expect("address");
+
+    Some((world, conf, addr_ca))
+}
+
+/// Starts wireguard-go as `ifname` in host B, configured from `setconf`, with `address`
+/// and a route for the segment.
+fn start_device(world: &mut World, ifname: &str, setconf: &Path, address: &str) {
+    let wg_sock = PathBuf::from(UAPI_DIR).join(format!("{ifname}.sock"));
+    let proc = world.spawn(
+        "wireguard-go",
+        "hb",
+        Path::new("/usr/bin/env"),
+        &["WG_PROCESS_FOREGROUND=1", "wireguard-go", "-f", ifname],
+    );
+    world.procs.push(proc);
+    assert!(
+        wait_for(&wg_sock, true, Duration::from_secs(10)),
+        "wireguard-go did not start\n{}",
+        world.logs()
+    );
+    let ns_hb = world.ns("hb");
+    sh("wg", &["setconf", ifname, setconf.to_str().expect("utf-8")]);
+    sh("ip", &["-n", &ns_hb, "addr", "add", address, "dev", ifname]);
+    sh("ip", &["-n", &ns_hb, "link", "set", ifname, "up"]);
+    sh(
+        "ip",
+        &["-n", &ns_hb, "route", "add", SEGMENT_CIDR, "dev", ifname],
+    );
+}
+
+#[test]
+fn stock_wireguard_device_joins_a_segment() {
+    let Some((mut world, conf, addr_ca)) = setup('w') else {
+        return;
+    };
+    let ns_ca = world.ns("ca");
+    // The device, added with a generated key and a fixed endpoint (host B's address).
+    let endpoint = format!("{HOST_B_IP}:{DEVICE_PORT}");
+    let config = world.cli(
+        &conf,
+        &[
+            "peer",
+            "add",
+            "--segment",
+            "web",
+            "--name",
+            "laptop",
+            "--generate",
+            "--endpoint",
+            &endpoint,
+            "--label",
+            "role=laptop",
+        ],
+    );
+    let address = value(&config, "Address").to_owned();
+    let device_ip: Ipv4Addr = address
+        .trim_end_matches("/32")
+        .parse()
+        .expect("device address");
+    let private_key = value(&config, "PrivateKey").to_owned();
+    let wrong_key = sh("wg", &["genkey"]).trim().to_owned();
+    let right_conf = world.path("right.conf");
+    let wrong_conf = world.path("wrong.conf");
+    std::fs::write(&right_conf, setconf_text(&config, &private_key)).expect("write");
+    std::fs::write(&wrong_conf, setconf_text(&config, &wrong_key)).expect("write");
+    let device_public = world
+        .cli(&conf, &["-o", "json", "peer", "list"])
+        .parse::<serde_json::Value>()
+        .expect("list JSON")[0]["public_key"]
+        .as_str()
+        .expect("key")
+        .to_owned();
+
+    // wireguard-go in host B, first with another private key: refused, no handshake.
+    let ifname = format!("{}wg", world.prefix);
+    start_device(&mut world, &ifname, &wrong_conf, &address);
+    assert!(
+        !ping(&world, "hb", addr_ca, "5"),
+        "a wrong key reached the segment"
+    );
+    assert!(
+        dump(&ifname).iter().all(|p| p.latest_handshake == 0),
+        "a wrong key completed a handshake"
+    );
+
+    // The right key: ping and 20 MiB of TCP both ways.
+    sh(
+        "wg",
+        &["setconf", &ifname, right_conf.to_str().expect("utf-8")],
+    );
+    assert!(
+        ping_within(&world, "hb", addr_ca, Duration::from_secs(20)),
+        "the device cannot reach the container\n{}",
+        world.logs()
+    );
+    assert!(
+        ping(&world, "ca", device_ip, "3"),
+        "the container cannot reach the device"
+    );
+    for (from, to_ns, to) in [("hb", "ca", addr_ca), ("ca", "hb", device_ip)] {
+        let (took, same) = tcp_transfer(
+            &world.ns(from),
+            &world.ns(to_ns),
+            SocketAddr::from((to, 7001)),
+            TRANSFER_BYTES,
+        );
+        assert!(same, "checksum mismatch {from} -> {to_ns}");
+        eprintln!("TCP 20 MiB {from} -> {to_ns}: {took:.2?}, checksum ok");
+    }
+
+    // `wg show` on the agent's socket lists the device with a recent handshake and traffic.
+    let st = status_json(&world, "ha");
+    let socket = st["members"][0]["wg_socket"]
+        .as_str()
+        .expect("wg_socket in status")
+        .to_owned();
+    assert!(
+        socket.len() <= 15 && socket.starts_with("sw-web."),
+        "{socket}"
+    );
+    let shown = sh("wg", &["show", &socket]);
+    eprintln!("wg show {socket}:\n{shown}");
+    assert!(shown.contains(&format!("peer: {device_public}")), "{shown}");
+    assert!(sh("wg", &["show", "interfaces"])
+        .split_whitespace()
+        .any(|i| i == socket));
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let peer = dump(&socket)
+        .into_iter()
+        .find(|p| p.public_key == device_public)
+        .expect("the device in wg show dump");
+    assert!(
+        peer.latest_handshake > 0 && now - peer.latest_handshake < 180,
+        "handshake {}",
+        peer.latest_handshake
+    );
+    assert!(
+        peer.rx > TRANSFER_BYTES as u64 && peer.tx > TRANSFER_BYTES as u64,
+        "rx {} tx {}",
+        peer.rx,
+        peer.tx
+    );
+    // Writes through the UAPI are refused: the coordinator owns the interface.
+    let set = run("wg", &["set", &socket, "listen-port", "1"]);
+    assert!(!set.status.success(), "wg set was accepted");
+
+    // A policy that does not admit the device's label prunes it: blocked.
+    let policy = world.path("policy.json");
+    std::fs::write(
+        &policy,
+        r#"{"default":"deny","rules":[{"name":"web","from":{"labels":{"app":"web"}},"to":{"labels":{"app":"web"}},"ports":["any"]}]}"#,
+    )
+    .expect("write policy");
+    world.cli(
+        &conf,
+        &[
+            "policy",
+            "set",
+            "web",
+            "--file",
+            policy.to_str().expect("utf-8"),
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while dump(&socket).iter().any(|p| p.public_key == device_public) {
+        assert!(
+            Instant::now() < deadline,
+            "the denied device is still a peer\n{}",
+            world.logs()
+        );
+        sleep(Duration::from_millis(200));
+    }
+    assert!(
+        !ping(&world, "hb", addr_ca, "5"),
+        "the denied device still reaches the container"
+    );
+
+    // The socket goes with the member.
+    let sock_path = PathBuf::from(UAPI_DIR).join(format!("{socket}.sock"));
+    let out = world.node("ha", &["detach", "--segment", "web", "--netns", &ns_ca]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        wait_for(&sock_path, false, Duration::from_secs(5)),
+        "UAPI socket left after detach"
+    );
+}
+
+#[test]
+fn device_without_endpoint_is_reached_once_it_connects() {
+    let Some((mut world, conf, addr_ca)) = setup('n') else {
+        return;
+    };
+    // No --endpoint: the agent cannot start a handshake; the device's keepalive does.
+    let config = world.cli(
+        &conf,
+        &[
+            "peer",
+            "add",
+            "--segment",
+            "web",
+            "--name",
+            "roamer",
+            "--generate",
+        ],
+    );
+    assert!(!config.contains("ListenPort"), "{config}");
+    let address = value(&config, "Address").to_owned();
+    let device_ip: Ipv4Addr = address
+        .trim_end_matches("/32")
+        .parse()
+        .expect("device address");
+    let setconf = world.path("roamer.conf");
+    std::fs::write(
+        &setconf,
+        setconf_text(&config, value(&config, "PrivateKey")),
+    )
+    .expect("write");
+    let ifname = format!("{}wg", world.prefix);
+    start_device(&mut world, &ifname, &setconf, &address);
+    assert!(
+        ping_within(&world, "ca", device_ip, Duration::from_secs(40)),
+        "the container never reached the device\n{}",
+        world.logs()
+    );
+    assert!(
+        ping(&world, "hb", addr_ca, "3"),
+        "the device cannot reach the container"
+    );
+    let st = status_json(&world, "ha");
+    let peer = st["members"][0]["peers"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == "roamer"))
+        .cloned()
+        .expect("roamer in status");
+    assert_eq!(peer["node"], "", "{peer}");
+    assert!(
+        peer["endpoint"]
+            .as_str()
+            .is_some_and(|e| e.starts_with(HOST_B_IP)),
+        "{peer}"
+    );
+}
