@@ -518,3 +518,90 @@ fn describe() {
         "Packets from or to the peer dropped, by reason."
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A member whose data path does not run.
+    fn down(name: &str) -> MemberSample {
+        MemberSample {
+            name: name.into(),
+            segment: "web".into(),
+            stats: None,
+            peer_names: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn readiness_needs_a_netmap_and_every_data_path() {
+        let mut s = Sample::default();
+        assert!(readiness(&s).expect_err("not ready").contains("no netmap"));
+        s.netmap_applied = true;
+        assert_eq!(readiness(&s), Ok(()));
+        s.members.push(down("m1"));
+        let e = readiness(&s).expect_err("not ready");
+        assert!(e.contains("m1 (web)") && !e.contains('\n'), "{e}");
+        s.revoked = true;
+        assert!(readiness(&s).expect_err("not ready").contains("revoked"));
+    }
+
+    #[test]
+    fn counters_follow_absolute_values_and_survive_resets() {
+        let (tx, _rx) = mpsc::channel(1);
+        let e = Exporter::new(tx);
+        let labels = [("segment", "web"), ("member", "m1"), ("peer", "p")];
+        let publish = |v: u64| {
+            let mut p = e.lock();
+            metrics::with_local_recorder(&e.recorder, || {
+                let mut round = Round {
+                    totals: &mut p.totals,
+                    seen: HashSet::new(),
+                };
+                round.counter(PEER_RX_BYTES, &labels, v);
+            });
+        };
+        let rendered = |e: &Exporter| e.recorder.handle().render();
+        publish(100);
+        publish(150);
+        assert!(
+            rendered(&e).contains(
+                r#"segwire_node_peer_rx_bytes_total{segment="web",member="m1",peer="p"} 150"#
+            ),
+            "{}",
+            rendered(&e)
+        );
+        // The data path restarted: 30 new bytes count on top of the 150.
+        publish(30);
+        publish(40);
+        let text = rendered(&e);
+        assert!(text.contains("} 190"), "{text}");
+        assert!(
+            text.contains("# HELP segwire_node_peer_rx_bytes_total"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_sample_without_members_publishes_the_node_gauges() {
+        let (tx, _rx) = mpsc::channel(1);
+        let e = Exporter::new(tx);
+        e.publish(&Sample {
+            netmap_applied: true,
+            netmap_version: 7,
+            coordinator_reachable: true,
+            revoked: false,
+            members: vec![down("m1")],
+        });
+        let text = e.recorder.handle().render();
+        for line in [
+            "segwire_node_netmap_version 7",
+            "segwire_node_coordinator_reachable 1",
+            "segwire_node_ready 0",
+            r#"segwire_node_member_up{segment="web",member="m1"} 0"#,
+        ] {
+            assert!(text.contains(line), "{line}:\n{text}");
+        }
+        assert!(e.lock().ready.is_err());
+    }
+}
