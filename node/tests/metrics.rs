@@ -145,6 +145,15 @@ fn agent_metrics_move_with_traffic_and_probes_answer() {
     let mut w = World::build('m');
     let conf = w.start_coordinator();
     w.cli(&conf, &["segment", "create", "web", "--cidr", SEGMENT_CIDR]);
+    // The echoes are allowed by a named rule; anything else is denied by default.
+    let policy = w.path("policy.json");
+    std::fs::write(
+        &policy,
+        r#"{"default": "deny", "rules": [{"name": "echo", "from": "*", "to": "*", "ports": ["udp/7000"]}]}"#,
+    )
+    .expect("policy file");
+    let policy = policy.to_str().expect("utf-8");
+    w.cli(&conf, &["policy", "set", "web", "--file", policy]);
     let token = w
         .cli(
             &conf,
@@ -238,6 +247,26 @@ fn agent_metrics_move_with_traffic_and_probes_answer() {
         "{text}"
     );
 
+    let rule = [member[0], member[1], ("rule", "echo")];
+    let by_rule = value(
+        &first,
+        "segwire_node_policy_rule_allowed_packets_total",
+        &rule,
+    );
+    assert!(by_rule.is_some_and(|v| v > 0.0), "{by_rule:?}:\n{text}");
+
+    // Packets to a port no rule allows are denied by default (at A, before encryption).
+    let denied = [member[0], member[1]];
+    let name = "segwire_node_policy_denied_by_default_packets_total";
+    let denied1 = value(&first, name, &denied).unwrap_or(0.0);
+    let probe = Netns::Named(w.ns("ca"))
+        .run_blocking(|| std::net::UdpSocket::bind("0.0.0.0:0"))
+        .expect("enter ca")
+        .expect("bind");
+    for _ in 0..5 {
+        let _ = probe.send_to(b"denied", SocketAddr::from((b.address, 7999)));
+    }
+
     // More traffic: the counters grow.
     echo_rtts(&w.ns("ca"), dst, Duration::from_secs(10), 50)
         .unwrap_or_else(|| panic!("no UDP echo from cb\n{}", w.logs()));
@@ -245,6 +274,8 @@ fn agent_metrics_move_with_traffic_and_probes_answer() {
     let rx2 = value(&second, "segwire_node_peer_rx_bytes_total", &peer).unwrap_or(0.0);
     let tx2 = value(&second, "segwire_node_peer_tx_bytes_total", &peer).unwrap_or(0.0);
     eprintln!("peer bytes on host A: rx {rx1} -> {rx2}, tx {tx1} -> {tx2}");
+    let denied2 = value(&second, name, &denied).unwrap_or(0.0);
+    assert!(denied2 >= denied1 + 5.0, "{denied1} -> {denied2}:\n{text}");
     assert!(
         rx2 > rx1 && tx2 > tx1,
         "rx {rx1} -> {rx2}, tx {tx1} -> {tx2}:\n{text}"
