@@ -23,6 +23,7 @@ use crate::reconcile::{confirm_members, desired, diff, Change, NodeConfig};
 use crate::state::{LocalMember, NodeState, StateDir};
 use crate::status::{member_view, AgentStatus};
 use crate::sync::{poll_netmaps, report_endpoints, SyncEvent};
+use crate::telemetry;
 use crate::uapi;
 use crate::workload::Workload;
 
@@ -41,14 +42,21 @@ const ATTACH_WAIT: Duration = Duration::from_secs(10);
 /// A revoked node (the coordinator answers 401) tears down all members and keeps running
 /// idle, so that `status` can say so; it never serves the old netmap again.
 ///
+/// With `metrics_listen`, serves `/metrics`, `/healthz` and `/readyz` there ([`telemetry`]).
+///
 /// # Errors
-/// When the node has not joined, its state cannot be read, or another agent runs.
-pub async fn run(dir: StateDir) -> anyhow::Result<()> {
+/// When the node has not joined, its state cannot be read, another agent runs, or the
+/// metrics address cannot be bound.
+pub async fn run(
+    dir: StateDir,
+    metrics_listen: Option<std::net::SocketAddr>,
+) -> anyhow::Result<()> {
     let state = dir.load_state()?;
     dir.ensure()?;
     let socket = dir.socket_file();
     let listener = control::bind(&socket)?;
     let _socket_file = RemoveOnDrop(socket);
+    let mut probes = telemetry::start(metrics_listen).await?;
     let client = Client::new(
         &state.coordinator_url,
         state.ca_pin,
@@ -109,6 +117,7 @@ pub async fn run(dir: StateDir) -> anyhow::Result<()> {
             Some(event) = agent.sync_rx.recv() => agent.on_sync(event).await,
             _ = health.tick() => agent.health_check().await,
             _ = flow_tick.tick() => agent.ship_flows().await,
+            Some(probe) = probes.next() => probe.answer(agent.sample().await),
         }
     }
     for task in tasks {
@@ -539,6 +548,18 @@ impl Agent {
             id: m.id,
             interface: segwire_netdev::interface_name(&m.segment),
         })
+    }
+
+    /// What the metrics side needs ([`telemetry::Sample`]).
+    async fn sample(&self) -> telemetry::Sample {
+        telemetry::Sample {
+            netmap_applied: self.netmap.is_some(),
+            netmap_version: self.version(),
+            coordinator_reachable: self.reachable,
+            revoked: self.revoked,
+            members: telemetry::sample_members(&self.state.members, &self.applied, &self.running)
+                .await,
+        }
     }
 
     async fn status(&self) -> AgentStatus {

@@ -55,7 +55,12 @@ pub enum Command {
     /// Enrol this node with a join token (private keys are made here and never leave it).
     Join(JoinArgs),
     /// Run the agent in the foreground.
-    Run,
+    Run {
+        /// Serve Prometheus `/metrics`, `/healthz` and `/readyz` on this address (e.g.
+        /// 127.0.0.1:9586); off by default.
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<std::net::SocketAddr>,
+    },
     /// Attach a workload to a segment through the running agent.
     Attach(AttachArgs),
     /// Detach a workload from a segment through the running agent.

@@ -14,6 +14,7 @@ mod reconcile;
 mod state;
 mod status;
 mod sync;
+mod telemetry;
 mod uapi;
 mod workload;
 
@@ -27,8 +28,8 @@ use crate::cli::{Cli, Command, LogFormat};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format, matches!(cli.command, Command::Run));
-    let runtime = if matches!(cli.command, Command::Run) {
+    init_logging(cli.log_format, matches!(cli.command, Command::Run { .. }));
+    let runtime = if matches!(cli.command, Command::Run { .. }) {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()

@@ -88,6 +88,8 @@ pub struct MemberStats {
     pub flows: Vec<NamedFlow>,
     /// New flows not logged because the flow table was full.
     pub flows_dropped: u64,
+    /// Packets allowed per rule of the policy in force: `(rule name, count)`.
+    pub rules: Vec<(String, u64)>,
 }
 
 /// A running member: its command channel and task.
@@ -327,6 +329,9 @@ impl DataPath {
                     firewall: self.firewall.counters(),
                     flows: self.name_flows(self.flows.top(20)),
                     flows_dropped: self.flows.dropped,
+                    rules: (self.firewall.rule_counters())
+                        .map(|r| (r.name.to_owned(), r.allowed))
+                        .collect(),
                 });
             }
         }
