@@ -145,6 +145,10 @@ fn stats(ago: Option<Duration>) -> MemberStats {
         },
         tun_write_errors: 0,
         udp_send_errors: 0,
+        firewall: Default::default(),
+        flows: Vec::new(),
+        flows_dropped: 0,
+        rules: Vec::new(),
     }
 }
 
