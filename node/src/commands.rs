@@ -40,7 +40,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 )
             })
         }
-        Command::Run { metrics_listen } => crate::agent::run(dir, metrics_listen).await,
+        Command::Run { metrics_listen, .. } => crate::agent::run(dir, metrics_listen).await,
         Command::Attach(args) => attach(&dir, cli.output, args),
         Command::Detach(args) => detach(&dir, cli.output, args),
         Command::Status => {

@@ -29,8 +29,9 @@ use crate::cli::{Cli, Command, LogFormat};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format, matches!(cli.command, Command::Run { .. }));
-    let runtime = if matches!(cli.command, Command::Run { .. }) {
+    let runtime = if let Command::Run { worker_threads, .. } = &cli.command {
         tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(usize::from(*worker_threads))
             .enable_all()
             .build()
     } else {
