@@ -38,6 +38,10 @@ enum Case {
     PolicyCheck,
     Flows,
     NodeFlows,
+    PeerAdd,
+    PeerList,
+    PeerConfig,
+    PeerRemove,
     SegRotate,
     TokenCreate,
     TokenList,
@@ -81,6 +85,10 @@ const TABLE: &[(Case, [u16; 6], bool)] = &[
     (PolicyCheck, [A, D, 200, 200, 200, D], false),
     (Flows, [A, D, 200, 200, 200, 200], false),
     (NodeFlows, [A, 204, D, D, D, D], false),
+    (PeerAdd, [A, D, D, 201, 201, D], true),
+    (PeerList, [A, D, 200, 200, 200, 200], false),
+    (PeerConfig, [A, D, D, 200, 200, D], true),
+    (PeerRemove, [A, D, D, 204, 204, D], true),
     (TokenCreate, [A, D, D, 201, 201, D], true),
     (TokenList, [A, D, 200, 200, 200, 200], false),
     (TokenRevoke, [A, D, D, 204, 204, D], true),
@@ -114,7 +122,28 @@ fn secret_part(credential: &str) -> String {
     credential.rsplit('.').next().unwrap().to_string()
 }
 
+fn peer_body(name: &str) -> String {
+    format!(
+        r#"{{"segment":"web","name":"{name}","public_key":"{}"}}"#,
+        common::random_key()
+    )
+}
+
 impl World {
+    /// Registers an external peer with the admin key (outside the audited call under test).
+    async fn add_peer(&self, name: &str) {
+        let (s, body) = self
+            .env
+            .raw(
+                Method::POST,
+                "/v1/peers",
+                Some(&self.env.key),
+                Some(&peer_body(name)),
+            )
+            .await;
+        assert_eq!(s.as_u16(), 201, "{body}");
+    }
+
     async fn token(&mut self, segment: &str) -> JoinToken {
         let t: JoinToken = self
             .env
@@ -168,6 +197,20 @@ impl World {
             SegRotate => (Method::POST, "/v1/segments/web/rotate-key".into(), None),
             PolicyShow => (Method::GET, "/v1/segments/web/policy".into(), None),
             Flows => (Method::GET, "/v1/flows".into(), None),
+            PeerAdd => (
+                Method::POST,
+                "/v1/peers".into(),
+                Some(peer_body(&format!("ext-{n}"))),
+            ),
+            PeerList => (Method::GET, "/v1/peers".into(), None),
+            PeerConfig => {
+                self.add_peer(&format!("cfg-{n}")).await;
+                (Method::GET, format!("/v1/peers/cfg-{n}/config"), None)
+            }
+            PeerRemove => {
+                self.add_peer(&format!("rm-{n}")).await;
+                (Method::DELETE, format!("/v1/peers/rm-{n}"), None)
+            }
             NodeFlows => (
                 Method::POST,
                 "/v1/node/flows".into(),

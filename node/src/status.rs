@@ -301,7 +301,11 @@ pub fn render(status: &AgentStatus) -> String {
                 rows.push(vec![
                     fl.direction.clone(),
                     fl.verdict.clone(),
-                    format!("{} {} -> {}:{}", fl.protocol, fl.src, fl.dst, fl.dst_port),
+                    if fl.protocol == "tcp" || fl.protocol == "udp" {
+                        format!("{} {} -> {}:{}", fl.protocol, fl.src, fl.dst, fl.dst_port)
+                    } else {
+                        format!("{} {} -> {}", fl.protocol, fl.src, fl.dst)
+                    },
                     fl.peer.clone().unwrap_or_else(|| "-".into()),
                     fl.rule.clone().unwrap_or_else(|| "(default)".into()),
                     fl.count.to_string(),
