@@ -78,6 +78,20 @@ async fn bad_segment_input_changes_nothing() {
         )
         .await;
     assert_eq!(s, StatusCode::CONFLICT);
+    // Bad query strings are JSON errors too; a wrong method is 405 for anyone.
+    let (s, body) = env
+        .raw(
+            Method::DELETE,
+            "/v1/segments/web?force=yes",
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let err: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(err["error"].is_string(), "{body}");
+    let (s, _) = env.raw(Method::POST, "/healthz", None, None).await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
     // Odd paths.
     for path in [
         "/v1/segments/..",

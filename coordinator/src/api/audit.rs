@@ -1,6 +1,6 @@
 //! `GET /v1/audit`: read the audit log (nothing can change it).
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::Json;
 use segwire_proto::access::AuditRecord;
 use segwire_proto::api::ErrorBody;
@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use super::auth::Actor;
 use super::error::{ApiError, ApiResult};
+use super::query::ApiQuery;
 use super::AppState;
 use crate::convert::rfc3339;
 use crate::store::access::{AuditQuery, AuditRow};
@@ -62,7 +63,7 @@ fn to_wire(r: &AuditRow) -> AuditRecord {
 pub async fn list(
     _: Actor,
     State(st): State<AppState>,
-    Query(q): Query<AuditParams>,
+    ApiQuery(q): ApiQuery<AuditParams>,
 ) -> ApiResult<Json<Vec<AuditRecord>>> {
     let since = match q.since.as_deref() {
         Some(s) => Some(parse_time(s).ok_or_else(|| {

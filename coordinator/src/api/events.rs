@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::Json;
 use segwire_proto::access::Event;
 use segwire_proto::api::ErrorBody;
@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::auth::Actor;
 use super::error::{ApiError, ApiResult};
+use super::query::ApiQuery;
 use super::AppState;
 
 /// Longest a follow waits.
@@ -37,7 +38,7 @@ pub struct EventParams {
 pub async fn list(
     _: Actor,
     State(st): State<AppState>,
-    Query(q): Query<EventParams>,
+    ApiQuery(q): ApiQuery<EventParams>,
 ) -> ApiResult<Json<Vec<Event>>> {
     let limit = q.limit.unwrap_or(1000);
     if !(1..=1000).contains(&limit) {

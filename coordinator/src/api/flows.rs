@@ -1,6 +1,6 @@
 //! Flow logs: nodes ship records (`POST /v1/node/flows`); people query them (`GET /v1/flows`).
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use segwire_proto::api::{ErrorBody, FlowRecord, FlowReport};
@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::auth::{Admin, NodeAuth};
 use super::error::{ApiError, ApiResult};
 use super::json::ApiJson;
+use super::query::ApiQuery;
 use super::AppState;
 use crate::convert::now;
 use crate::store::flows::FlowQuery;
@@ -85,7 +86,7 @@ pub struct FlowsQuery {
 pub async fn list(
     admin: Admin,
     State(st): State<AppState>,
-    Query(q): Query<FlowsQuery>,
+    ApiQuery(q): ApiQuery<FlowsQuery>,
 ) -> ApiResult<Json<Vec<FlowRecord>>> {
     let segments = match &q.segment {
         Some(s) => {

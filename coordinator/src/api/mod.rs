@@ -12,6 +12,7 @@ pub mod node_presence;
 pub mod nodes;
 pub mod peers;
 pub mod policy;
+pub mod query;
 pub mod roles;
 pub mod segments;
 pub mod telemetry;
@@ -121,7 +122,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/segments/{name}/rotate-key", post(segments::rotate_key))
         .route(
             "/v1/segments/{name}/policy",
-            get(policy::show).put(policy::set),
+            get(policy::show)
+                .put(policy::set)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    policy::MAX_POLICY_BYTES,
+                )),
         )
         .route("/v1/segments/{name}/policy/check", post(policy::check))
         .route("/v1/tokens", post(tokens::create).get(tokens::list))

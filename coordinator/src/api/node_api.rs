@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -18,6 +18,7 @@ use serde::Deserialize;
 use super::auth::NodeAuth;
 use super::error::{ApiError, ApiResult};
 use super::json::ApiJson;
+use super::query::ApiQuery;
 use super::AppState;
 use crate::convert::{self, now};
 use crate::events::EventKind;
@@ -119,7 +120,7 @@ pub async fn netmap(
     auth: NodeAuth,
     State(st): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Query(q): Query<NetmapQuery>,
+    ApiQuery(q): ApiQuery<NetmapQuery>,
 ) -> ApiResult<Response> {
     let node = auth.node;
     let _present = crate::api::node_presence::PollGuard::start(&st, &node).await;

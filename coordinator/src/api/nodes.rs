@@ -1,6 +1,6 @@
 //! Admin view of nodes and members: `/v1/nodes`, `/v1/members`.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use segwire_proto::api::{ErrorBody, Member, Node};
@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::auth::{Admin, Caller};
 use super::error::{ApiError, ApiResult};
+use super::query::ApiQuery;
 use super::AppState;
 use crate::convert::{self, now};
 use crate::events::EventKind;
@@ -119,7 +120,7 @@ pub struct MembersQuery {
 pub async fn members(
     admin: Admin,
     State(st): State<AppState>,
-    Query(q): Query<MembersQuery>,
+    ApiQuery(q): ApiQuery<MembersQuery>,
 ) -> ApiResult<Json<Vec<Member>>> {
     if let Some(s) = &q.segment {
         admin.check_segment(s)?;

@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use segwire_proto::api::ErrorBody;
@@ -18,6 +18,7 @@ use serde::Deserialize;
 use super::auth::Admin;
 use super::error::{ApiError, ApiResult};
 use super::json::ApiJson;
+use super::query::ApiQuery;
 use super::AppState;
 use crate::convert::{member_endpoints, now, rfc3339};
 use crate::policy;
@@ -132,7 +133,7 @@ pub struct SegmentQuery {
 pub async fn list(
     admin: Admin,
     State(st): State<AppState>,
-    Query(q): Query<SegmentQuery>,
+    ApiQuery(q): ApiQuery<SegmentQuery>,
 ) -> ApiResult<Json<Vec<ExternalPeer>>> {
     if let Some(s) = &q.segment {
         admin.check_segment(s)?;
@@ -164,7 +165,7 @@ pub async fn show_config(
     State(st): State<AppState>,
     ConnectInfo(source): ConnectInfo<SocketAddr>,
     Path(name): Path<String>,
-    Query(q): Query<SegmentQuery>,
+    ApiQuery(q): ApiQuery<SegmentQuery>,
 ) -> ApiResult<Json<PeerConfig>> {
     if let Some(s) = &q.segment {
         admin.check_segment(s)?;
@@ -196,7 +197,7 @@ pub async fn remove(
     admin: Admin,
     State(st): State<AppState>,
     Path(name): Path<String>,
-    Query(q): Query<SegmentQuery>,
+    ApiQuery(q): ApiQuery<SegmentQuery>,
 ) -> ApiResult<StatusCode> {
     if let Some(s) = &q.segment {
         admin.check_segment(s)?;

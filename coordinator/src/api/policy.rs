@@ -14,7 +14,7 @@ use crate::convert::now;
 use crate::policy;
 
 /// Largest policy document accepted.
-const MAX_POLICY_BYTES: usize = 4 << 20;
+pub const MAX_POLICY_BYTES: usize = 4 << 20;
 
 fn doc(seg: &crate::store::SegmentRow) -> PolicyDoc {
     PolicyDoc {

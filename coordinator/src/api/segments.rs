@@ -1,6 +1,6 @@
 //! `/v1/segments`: create, list, show, delete, rotate the preshared key.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use base64::engine::general_purpose::STANDARD;
@@ -13,6 +13,7 @@ use serde::Deserialize;
 use super::auth::Admin;
 use super::error::{ApiError, ApiResult};
 use super::json::ApiJson;
+use super::query::ApiQuery;
 use super::AppState;
 use crate::convert::{self, now};
 use crate::secret;
@@ -106,7 +107,7 @@ pub async fn delete(
     admin: Admin,
     State(st): State<AppState>,
     Path(name): Path<String>,
-    Query(q): Query<DeleteQuery>,
+    ApiQuery(q): ApiQuery<DeleteQuery>,
 ) -> ApiResult<StatusCode> {
     admin.check_segment(&name)?;
     let touched = st.store.delete_segment(&name, q.force, now()).await?;
