@@ -17,7 +17,7 @@ use serde::Serialize;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{Row, Sqlite, SqliteConnection, SqlitePool, Transaction};
 use tokio::sync::Mutex;
 
 use super::*;
@@ -220,19 +220,21 @@ async fn nodes_in_segment(tx: &mut Tx<'_>, segment_id: &str) -> StoreResult<Vec<
     )
 }
 
-async fn segment_by_name(tx: &mut Tx<'_>, name: &str) -> StoreResult<SegmentRow> {
+/// A segment by name, in a transaction or on a plain connection.
+async fn segment_by_name(conn: &mut SqliteConnection, name: &str) -> StoreResult<SegmentRow> {
     let row = sqlx::query(&format!("{SEGMENT_SELECT} WHERE s.name = $1"))
         .bind(name)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("no segment named {name:?}")))?;
     segment_row(&row)
 }
 
-async fn live_node(tx: &mut Tx<'_>, id_or_name: &str) -> StoreResult<NodeRow> {
+/// A live node by id or name, in a transaction or on a plain connection.
+async fn live_node(conn: &mut SqliteConnection, id_or_name: &str) -> StoreResult<NodeRow> {
     let row = sqlx::query(&format!("{NODE_SELECT} AND (n.id = $1 OR n.name = $1)"))
         .bind(id_or_name)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("no enrolled node {id_or_name:?}")))?;
     node_row(&row)
@@ -358,13 +360,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_segment(&self, name: &str) -> StoreResult<SegmentRow> {
-        let mut tx = self.pool.begin().await?;
-        let res: StoreResult<_> = async {
-            let row = segment_by_name(&mut tx, name).await?;
-            Ok(row)
-        }
-        .await;
-        finish(tx, res).await
+        segment_by_name(&mut *self.pool.acquire().await?, name).await
     }
 
     async fn delete_segment(&self, name: &str, force: bool, _now: i64) -> StoreResult<Touched> {
@@ -647,13 +643,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_node(&self, id_or_name: &str) -> StoreResult<NodeRow> {
-        let mut tx = self.pool.begin().await?;
-        let res: StoreResult<_> = async {
-            let n = live_node(&mut tx, id_or_name).await?;
-            Ok(n)
-        }
-        .await;
-        finish(tx, res).await
+        live_node(&mut *self.pool.acquire().await?, id_or_name).await
     }
 
     async fn node_for_auth(&self, id: &str) -> StoreResult<Option<NodeRow>> {
