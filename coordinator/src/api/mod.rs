@@ -17,6 +17,7 @@ pub mod roles;
 pub mod segments;
 pub mod telemetry;
 pub mod tokens;
+pub mod validate;
 
 use std::sync::Arc;
 

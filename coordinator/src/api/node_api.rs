@@ -11,7 +11,7 @@ use segwire_proto::api::{
     AttachRequest, EndpointReport, EnrollRequest, EnrollResponse, ErrorBody, Member,
 };
 use segwire_proto::keys::decode_key;
-use segwire_proto::names::{validate_label, validate_member_name, validate_node_name};
+use segwire_proto::names::{validate_member_name, validate_node_name};
 use segwire_proto::netmap::NetMap;
 use serde::Deserialize;
 
@@ -19,6 +19,7 @@ use super::auth::NodeAuth;
 use super::error::{ApiError, ApiResult};
 use super::json::ApiJson;
 use super::query::ApiQuery;
+use super::validate;
 use super::AppState;
 use crate::convert::{self, now};
 use crate::events::EventKind;
@@ -182,18 +183,9 @@ pub async fn attach(
         return Err(ApiError::bad_request("listen_port must be 1-65535"));
     }
     for e in &req.endpoints {
-        e.parse::<SocketAddr>().map_err(|_| {
-            ApiError::bad_request(format!(
-                "endpoint {:?} is not IP:port",
-                e.chars().take(60).collect::<String>()
-            ))
-        })?;
+        validate::endpoint(e)?;
     }
-    for (k, v) in &req.labels {
-        validate_label(k)
-            .and_then(|_| validate_label(v))
-            .map_err(|e| ApiError::bad_request(format!("label {k:?}: {e}")))?;
-    }
+    validate::labels(&req.labels)?;
     let (row, touched) = st
         .store
         .attach(

@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use segwire_proto::api::ErrorBody;
 use segwire_proto::keys::decode_key;
-use segwire_proto::names::{validate_label, validate_member_name};
+use segwire_proto::names::validate_member_name;
 use segwire_proto::peer::{AddPeer, ConfigPeer, ExternalPeer, PeerConfig};
 use serde::Deserialize;
 
@@ -19,6 +19,7 @@ use super::auth::Admin;
 use super::error::{ApiError, ApiResult};
 use super::json::ApiJson;
 use super::query::ApiQuery;
+use super::validate;
 use super::AppState;
 use crate::convert::{member_endpoints, now, rfc3339};
 use crate::policy;
@@ -76,18 +77,9 @@ fn validate(req: &AddPeer) -> ApiResult<()> {
     validate_member_name(&req.name).map_err(|e| ApiError::bad_request(e.to_string()))?;
     decode_key("public key", &req.public_key).map_err(|e| ApiError::bad_request(e.to_string()))?;
     if let Some(e) = &req.endpoint {
-        e.parse::<SocketAddr>().map_err(|_| {
-            ApiError::bad_request(format!(
-                "endpoint {:?} is not IP:port (agents do not resolve host names)",
-                e.chars().take(60).collect::<String>()
-            ))
-        })?;
+        validate::endpoint(e)?;
     }
-    for (k, v) in &req.labels {
-        validate_label(k)
-            .and_then(|_| validate_label(v))
-            .map_err(|e| ApiError::bad_request(format!("label {k:?}: {e}")))?;
-    }
+    validate::labels(&req.labels)?;
     Ok(())
 }
 

@@ -4,12 +4,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use segwire_proto::api::{CreateToken, ErrorBody, TokenCreated, TokenInfo};
-use segwire_proto::names::validate_label;
 use segwire_proto::JoinToken;
 
 use super::auth::Admin;
 use super::error::{ApiError, ApiResult};
 use super::json::ApiJson;
+use super::validate;
 use super::AppState;
 use crate::convert::{self, now, rfc3339};
 use crate::events::EventKind;
@@ -40,11 +40,7 @@ pub async fn create(
     for s in &req.segments {
         st.store.get_segment(s).await?;
     }
-    for (k, v) in &req.labels {
-        validate_label(k)
-            .and_then(|_| validate_label(v))
-            .map_err(|e| ApiError::bad_request(format!("label {k:?}: {e}")))?;
-    }
+    validate::labels(&req.labels)?;
     let ttl = req.ttl_seconds.unwrap_or(DEFAULT_TTL_SECS);
     if ttl == 0 || ttl > MAX_TTL_SECS {
         return Err(ApiError::bad_request(

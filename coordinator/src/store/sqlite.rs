@@ -276,6 +276,39 @@ async fn release_address(
     Ok(())
 }
 
+/// Picks a free overlay address of `seg` inside the caller's write transaction: never
+/// one a member holds, nor one released after `released_after` (quarantine).
+async fn allocate_address(
+    tx: &mut Tx<'_>,
+    seg: &SegmentRow,
+    released_after: i64,
+) -> StoreResult<Ipv4Addr> {
+    let taken: HashSet<u32> =
+        sqlx::query_scalar::<_, i64>("SELECT address FROM members WHERE segment_id = $1")
+            .bind(&seg.id)
+            .fetch_all(&mut **tx)
+            .await?
+            .into_iter()
+            .map(|a| a as u32)
+            .collect();
+    let quarantined: HashSet<u32> = sqlx::query_scalar::<_, i64>(
+        "SELECT address FROM released_addresses WHERE segment_id = $1 AND released_at > $2",
+    )
+    .bind(&seg.id)
+    .bind(released_after)
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .map(|a| a as u32)
+    .collect();
+    ipam::allocate(seg.net, &taken, &quarantined).ok_or_else(|| {
+        StoreError::Conflict(format!(
+            "segment {:?} ({}) has no free address: {} in use, {} released recently and held back; detach unused members or use a larger network",
+            seg.name, seg.net, taken.len(), quarantined.len()
+        ))
+    })
+}
+
 /// A readable default member name: `<node>` for the host, `<node>-<workload>` otherwise.
 fn default_member_name(node: &str, workload: &str) -> String {
     let w = workload.rsplit('/').next().unwrap_or(workload);
@@ -806,31 +839,7 @@ impl Store for SqliteStore {
                     id
                 }
                 None => {
-                    let taken: HashSet<u32> = sqlx::query_scalar::<_, i64>(
-                        "SELECT address FROM members WHERE segment_id = $1",
-                    )
-                    .bind(&seg.id)
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .into_iter()
-                    .map(|a| a as u32)
-                    .collect();
-                    let quarantined: HashSet<u32> = sqlx::query_scalar::<_, i64>(
-                        "SELECT address FROM released_addresses WHERE segment_id = $1 AND released_at > $2",
-                    )
-                    .bind(&seg.id)
-                    .bind(now - m.quarantine_secs)
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .into_iter()
-                    .map(|a| a as u32)
-                    .collect();
-                    let addr = ipam::allocate(seg.net, &taken, &quarantined).ok_or_else(|| {
-                        StoreError::Conflict(format!(
-                            "segment {:?} ({}) has no free address: {} in use, {} released recently and held back; detach unused members or use a larger network",
-                            seg.name, seg.net, taken.len(), quarantined.len()
-                        ))
-                    })?;
+                    let addr = allocate_address(&mut tx, &seg, now - m.quarantine_secs).await?;
                     let names: HashSet<String> =
                         sqlx::query_scalar("SELECT name FROM members WHERE segment_id = $1")
                             .bind(&seg.id)

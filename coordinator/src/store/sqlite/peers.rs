@@ -6,14 +6,14 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 
 use super::{
-    bump, finish, is_unique_violation, member_row, node_row, nodes_in_segment, record,
-    release_address, segment_by_name, set_segment_version, to_json, SqliteStore, Tx, MEMBER_SELECT,
-    NODE_SELECT,
+    allocate_address, bump, finish, is_unique_violation, member_row, node_row, nodes_in_segment,
+    record, release_address, segment_by_name, set_segment_version, to_json, SqliteStore, Tx,
+    MEMBER_SELECT, NODE_SELECT,
 };
+use crate::secret;
 use crate::store::audit::{self, Change};
 use crate::store::peers::{external_workload, NewPeer, PeerStore, PeerView, EXTERNAL_NODE_ID};
 use crate::store::{MemberRow, StoreError, StoreResult, Touched};
-use crate::{ipam, secret};
 
 /// The nodes to wake for a change in `segment_id` (the synthetic node never polls).
 async fn agents_in_segment(tx: &mut Tx<'_>, segment_id: &str) -> StoreResult<Touched> {
@@ -84,30 +84,7 @@ impl PeerStore for SqliteStore {
                     seg.name, p.name
                 )));
             }
-            let taken: HashSet<u32> =
-                sqlx::query_scalar::<_, i64>("SELECT address FROM members WHERE segment_id = $1")
-                    .bind(&seg.id)
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .into_iter()
-                    .map(|a| a as u32)
-                    .collect();
-            let quarantined: HashSet<u32> = sqlx::query_scalar::<_, i64>(
-                "SELECT address FROM released_addresses WHERE segment_id = $1 AND released_at > $2",
-            )
-            .bind(&seg.id)
-            .bind(now - p.quarantine_secs)
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .map(|a| a as u32)
-            .collect();
-            let addr = ipam::allocate(seg.net, &taken, &quarantined).ok_or_else(|| {
-                StoreError::Conflict(format!(
-                    "segment {:?} ({}) has no free address: {} in use, {} released recently and held back",
-                    seg.name, seg.net, taken.len(), quarantined.len()
-                ))
-            })?;
+            let addr = allocate_address(&mut tx, &seg, now - p.quarantine_secs).await?;
             let port = p
                 .endpoint
                 .as_deref()
