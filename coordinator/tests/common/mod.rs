@@ -8,7 +8,7 @@ use segwire_proto::api::{
     AttachRequest, CreateSegment, CreateToken, EnrollRequest, EnrollResponse,
 };
 use segwire_proto::JoinToken;
-use segwire_testkit::{free_port, Coordinator};
+use segwire_testkit::Coordinator;
 use tempfile::TempDir;
 
 /// A coordinator in a temp dir plus a raw HTTPS client.
@@ -23,7 +23,7 @@ pub struct Env {
 impl Env {
     pub fn start() -> Env {
         let dir = tempfile::tempdir().unwrap();
-        let listen = format!("127.0.0.1:{}", free_port());
+        let listen = "127.0.0.1:0".to_string();
         let coord = Coordinator::start(&dir.path().join("data"), &listen, &[]);
         let conf = coord.conf();
         let raw = reqwest::Client::builder()

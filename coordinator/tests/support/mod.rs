@@ -6,14 +6,14 @@ use std::net::IpAddr;
 
 use reqwest::{Method, StatusCode};
 use segwire_proto::access::{CreateApiKey, Role};
-use segwire_testkit::{free_port, Coordinator};
+use segwire_testkit::Coordinator;
 
 use super::common::Env;
 
 /// A coordinator started with `extra` flags.
 pub fn start_with(extra: &[&str]) -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let listen = format!("127.0.0.1:{}", free_port());
+    let listen = "127.0.0.1:0".to_string();
     let coord = Coordinator::start(&dir.path().join("data"), &listen, extra);
     let conf = coord.conf();
     let raw = pinned(&conf, None);

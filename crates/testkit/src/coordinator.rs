@@ -24,6 +24,7 @@ pub struct Coordinator {
 
 impl Coordinator {
     /// Starts a coordinator on `listen` with data in `data_dir` and waits until it answers.
+    /// A `listen` port of 0 lets the coordinator choose (no race with other tests).
     pub fn start(data_dir: &Path, listen: &str, extra: &[&str]) -> Coordinator {
         let mut c = Coordinator {
             child: None,
@@ -77,11 +78,19 @@ impl Coordinator {
                 }
             }
             if let Ok(conf) = AdminConf::load(&self.admin_conf()) {
-                if conf.url.ends_with(&format!(":{}", self.port())) {
-                    let rt = tokio_free_probe(&conf);
-                    if rt {
-                        return;
+                // With port 0 the coordinator picks a free port and writes it into
+                // admin.conf; restarts then reuse that port.
+                let any_port = self.port() == "0";
+                if (any_port || conf.url.ends_with(&format!(":{}", self.port())))
+                    && tokio_free_probe(&conf)
+                {
+                    if any_port {
+                        if let Some(port) = conf.url.rsplit(':').next() {
+                            let host = self.listen.rsplit_once(':').map_or("127.0.0.1", |h| h.0);
+                            self.listen = format!("{host}:{port}");
+                        }
                     }
+                    return;
                 }
             }
             assert!(
