@@ -5,27 +5,28 @@
 //! background coordinator tasks, a periodic health check, and the shutdown signals.
 //! Every configuration change goes through [`desired`] → [`diff`] → [`Agent::apply`].
 
-use std::collections::{BTreeSet, HashMap};
-use std::time::Duration;
+mod attach;
+mod lifecycle;
 
-use anyhow::{bail, Context};
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
 use segwire_client::{Client, ClientError};
-use segwire_proto::api::{AttachRequest, FlowReport, Labels};
-use segwire_proto::names::validate_segment_name;
+use segwire_proto::api::FlowReport;
 use segwire_proto::netmap::NetMap;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
-use crate::control::{self, Attached, Incoming, Request, Response};
-use crate::keys::PrivateKey;
+use self::attach::AttachOptions;
+use crate::control::{self, Incoming, Request, Response};
 use crate::member::{self, MemberCmd, MemberHandle};
 use crate::reconcile::{confirm_members, desired, diff, Change, NodeConfig};
-use crate::state::{LocalMember, NodeState, StateDir};
+use crate::state::{NodeState, StateDir};
 use crate::status::{member_view, AgentStatus};
 use crate::sync::{poll_netmaps, report_endpoints, SyncEvent};
 use crate::telemetry;
 use crate::uapi;
-use crate::workload::Workload;
 
 /// First UDP port tried for a new member.
 pub const FIRST_PORT: u16 = 51820;
@@ -35,6 +36,9 @@ const HEALTH_CHECK: Duration = Duration::from_secs(5);
 const FLOW_SHIPPING: Duration = Duration::from_secs(2);
 /// How long an attach waits for the netmap that lists the new member.
 const ATTACH_WAIT: Duration = Duration::from_secs(10);
+/// How often the agent looks whether attached workloads still exist (one `stat(2)` per
+/// member): a workload that goes away is detached within this time.
+pub const WORKLOAD_WATCH: Duration = Duration::from_secs(1);
 
 /// Runs the agent until SIGTERM or SIGINT, then removes every member interface and the
 /// control socket.
@@ -94,7 +98,11 @@ pub async fn run(
         last_skipped: BTreeSet::new(),
         sync_rx,
         uapi: uapi::Sockets::from_env(),
+        reaping: HashMap::new(),
     };
+    // Saved members whose workload went away while the agent was down are detached;
+    // the others are adopted again.
+    agent.check_workloads().await;
     agent.reconcile("restored from saved state").await;
 
     let (control_tx, mut control_rx) = mpsc::channel::<Incoming>(16);
@@ -106,6 +114,8 @@ pub async fn run(
     ];
     let mut health = tokio::time::interval(HEALTH_CHECK);
     let mut flow_tick = tokio::time::interval(FLOW_SHIPPING);
+    let mut watch = tokio::time::interval(WORKLOAD_WATCH);
+    watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
@@ -117,6 +127,7 @@ pub async fn run(
             Some(event) = agent.sync_rx.recv() => agent.on_sync(event).await,
             _ = health.tick() => agent.health_check().await,
             _ = flow_tick.tick() => agent.ship_flows().await,
+            _ = watch.tick() => agent.check_workloads().await,
             Some(probe) = probes.next() => probe.answer(agent.sample().await),
         }
     }
@@ -156,6 +167,9 @@ struct Agent {
     sync_rx: mpsc::Receiver<SyncEvent>,
     /// `wg show` sockets of the running members.
     uapi: uapi::Sockets,
+    /// Members the coordinator lists but that are not attached here: when the agent last
+    /// asked it to detach each ([`Agent::reap_orphans`]).
+    reaping: HashMap<String, Instant>,
 }
 
 impl Agent {
@@ -170,11 +184,42 @@ impl Agent {
                 workload,
                 name,
                 labels,
-            } => self
-                .attach(segment, &workload, name, labels)
-                .await
-                .map(Response::Attached),
+                interface,
+                container,
+            } => {
+                let options = AttachOptions {
+                    name,
+                    labels,
+                    interface,
+                    container,
+                };
+                self.attach(segment, &workload, options)
+                    .await
+                    .map(|a| Response::Attached(Box::new(a)))
+            }
             Request::Detach { segment, workload } => self.detach(&segment, &workload).await,
+            Request::DetachContainer {
+                container,
+                segment,
+                interface,
+            } => {
+                let members = self
+                    .detach_container(&container, segment.as_deref(), interface.as_deref())
+                    .await;
+                Ok(Response::DetachedMembers { members })
+            }
+            Request::Check {
+                container,
+                segment,
+                interface,
+            } => self
+                .check(&container, &segment, &interface)
+                .await
+                .map(|a| Response::Attached(Box::new(a))),
+            Request::Gc { segment, valid } => {
+                let members = self.collect_garbage(&segment, &valid).await;
+                Ok(Response::DetachedMembers { members })
+            }
             Request::Status => Ok(Response::Status(Box::new(self.status().await))),
         };
         result.unwrap_or_else(|e| Response::Error {
@@ -237,6 +282,7 @@ impl Agent {
         let _ = self.version_tx.send(map.version);
         self.netmap = Some(map);
         self.reconcile("netmap").await;
+        self.reap_orphans();
     }
 
     /// Collects the members' new flow records and ships them in the background; when the
@@ -395,6 +441,7 @@ impl Agent {
             self.applied.members.remove(&id);
         }
         self.reconcile("health check").await;
+        self.reap_orphans();
     }
 
     async fn on_revoked(&mut self) {
@@ -419,135 +466,6 @@ impl Agent {
             handle.stop().await;
         }
         self.applied = NodeConfig::default();
-    }
-
-    /// A free port for a new member, bound right away so nothing else takes it.
-    fn pick_port(&self) -> anyhow::Result<(u16, std::net::UdpSocket)> {
-        let used = |p: u16| {
-            self.state.members.iter().any(|m| m.listen_port == p) || self.prebound.contains_key(&p)
-        };
-        for port in FIRST_PORT..=u16::MAX {
-            if used(port) {
-                continue;
-            }
-            if let Ok(socket) = member::bind_port(port) {
-                return Ok((port, socket));
-            }
-        }
-        bail!("no free UDP port from {FIRST_PORT} up");
-    }
-
-    fn attached(&self, m: &LocalMember) -> Attached {
-        Attached {
-            id: m.id.clone(),
-            name: m.name.clone(),
-            segment: m.segment.clone(),
-            workload: m.workload.to_string(),
-            interface: segwire_netdev::interface_name(&m.segment),
-            address: m.address.to_string(),
-            listen_port: m.listen_port,
-            public_key: m.private_key.public_key().to_base64(),
-            up: self.running.contains_key(&m.id),
-        }
-    }
-
-    async fn attach(
-        &mut self,
-        segment: String,
-        workload: &str,
-        name: Option<String>,
-        labels: Labels,
-    ) -> anyhow::Result<Attached> {
-        if self.revoked {
-            bail!("this node was revoked by the coordinator; re-join it with `segwire-node join --force TOKEN`");
-        }
-        validate_segment_name(&segment)?;
-        let workload: Workload = workload.parse()?;
-        workload.netns().check()?;
-        if let Some(m) = self.state.member(&segment, &workload) {
-            return Ok(self.attached(m));
-        }
-        let key = PrivateKey::generate();
-        let (port, socket) = self.pick_port()?;
-        let request = AttachRequest {
-            segment: segment.clone(),
-            workload: workload.to_string(),
-            name,
-            public_key: key.public_key().to_base64(),
-            listen_port: port,
-            endpoints: Vec::new(),
-            labels: labels.clone(),
-        };
-        let member = match self.client.attach(&request).await {
-            Ok(m) => m,
-            Err(e) => {
-                self.note(&e);
-                return Err(e.into());
-            }
-        };
-        let address = member
-            .address
-            .parse()
-            .with_context(|| format!("the coordinator gave a bad address {:?}", member.address))?;
-        let local = LocalMember {
-            id: member.id,
-            name: member.name,
-            segment,
-            workload,
-            address,
-            listen_port: port,
-            private_key: key,
-            labels,
-            confirmed: false,
-        };
-        tracing::info!(member = %local.name, segment = %local.segment, workload = %local.workload, address = %local.address, port, "member attached");
-        self.state.members.push(local.clone());
-        self.dir
-            .save_state(&self.state)
-            .context("the member was attached but could not be saved")?;
-        self.prebound.insert(port, socket);
-        // The coordinator wakes this node's long-poll: wait for the netmap that lists the
-        // new member (taking every event in order meanwhile) so it runs when we answer.
-        let deadline = tokio::time::Instant::now() + ATTACH_WAIT;
-        while !self.running.contains_key(&local.id) {
-            match tokio::time::timeout_at(deadline, self.sync_rx.recv()).await {
-                Ok(Some(event)) => self.on_sync(event).await,
-                Ok(None) | Err(_) => {
-                    tracing::warn!(member = %local.name, "no netmap with the new member yet; it comes up with the next one");
-                    break;
-                }
-            }
-        }
-        Ok(self.attached(&local))
-    }
-
-    async fn detach(&mut self, segment: &str, workload: &str) -> anyhow::Result<Response> {
-        let workload: Workload = workload.parse()?;
-        let Some(m) = self.state.member(segment, &workload).cloned() else {
-            bail!("{workload} is not attached to segment {segment} on this node");
-        };
-        if !self.revoked {
-            match self.client.detach(&m.id).await {
-                Ok(()) | Err(ClientError::Api { status: 404, .. }) => {}
-                Err(e) => {
-                    self.note(&e);
-                    return Err(anyhow::Error::from(e).context(
-                        "the coordinator must confirm a detach; try again when it is reachable",
-                    ));
-                }
-            }
-        }
-        self.state.members.retain(|x| x.id != m.id);
-        self.save_state();
-        if let Some(map) = &mut self.netmap {
-            map.members.retain(|x| x.id != m.id);
-        }
-        self.reconcile("detach").await;
-        tracing::info!(member = %m.name, segment = %m.segment, "member detached");
-        Ok(Response::Detached {
-            id: m.id,
-            interface: segwire_netdev::interface_name(&m.segment),
-        })
     }
 
     /// What the metrics side needs ([`telemetry::Sample`]).

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::container::Runtime;
+
 /// Output format of `join`, `attach`, `detach` and `status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum Output {
@@ -91,7 +93,7 @@ pub struct JoinArgs {
     pub force: bool,
 }
 
-/// Which workload: exactly one of `--host`, `--netns`, `--pid`.
+/// Which workload: exactly one of `--host`, `--netns`, `--pid`, `--container`.
 #[derive(Debug, Args)]
 #[group(required = true, multiple = false)]
 pub struct WorkloadArgs {
@@ -104,6 +106,9 @@ pub struct WorkloadArgs {
     /// The network namespace of a process.
     #[arg(long)]
     pub pid: Option<String>,
+    /// A running container, by name or id, found through its runtime (`--runtime`).
+    #[arg(long, value_name = "NAME_OR_ID")]
+    pub container: Option<String>,
 }
 
 /// `attach`.
@@ -118,9 +123,13 @@ pub struct AttachArgs {
     /// A label `key=value` (repeatable); the token's labels win.
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
-    /// Member name (default chosen by the coordinator).
+    /// Member name (default: the container's name with `--container`, else chosen by the
+    /// coordinator).
     #[arg(long)]
     pub name: Option<String>,
+    /// Container runtime for `--container` (default: podman when installed, else docker).
+    #[arg(long, value_enum, requires = "container")]
+    pub runtime: Option<Runtime>,
 }
 
 /// `detach`.
@@ -132,4 +141,7 @@ pub struct DetachArgs {
     /// The workload.
     #[command(flatten)]
     pub workload: WorkloadArgs,
+    /// Container runtime for `--container` (default: podman when installed, else docker).
+    #[arg(long, value_enum, requires = "container")]
+    pub runtime: Option<Runtime>,
 }

@@ -7,7 +7,8 @@ use segwire_proto::names::validate_label;
 use serde::Serialize;
 
 use crate::cli::{AttachArgs, Cli, Command, DetachArgs, Output, WorkloadArgs};
-use crate::control::{self, Request, Response};
+use crate::container::Runtime;
+use crate::control::{self, ContainerRef, Request, Response};
 use crate::join::{join, JoinOptions};
 use crate::state::StateDir;
 use crate::workload::Workload;
@@ -88,9 +89,35 @@ fn workload(args: &WorkloadArgs) -> anyhow::Result<Workload> {
     } else if let Some(p) = &args.pid {
         Netns::from_pid_arg(p)?
     } else {
-        bail!("say which workload: --host, --netns NAME_OR_PATH or --pid PID");
+        bail!(
+            "say which workload: --host, --netns NAME_OR_PATH, --pid PID or --container NAME_OR_ID"
+        );
     };
     Ok(Workload::from_netns(&netns))
+}
+
+/// A running container's workload (its main process's namespace) and what to record of it.
+fn running_container(
+    name: &str,
+    runtime: Option<Runtime>,
+) -> anyhow::Result<(Workload, ContainerRef)> {
+    let runtime = Runtime::choose(runtime);
+    let c = runtime.inspect(name)?;
+    if !c.running || c.pid == 0 {
+        bail!(
+            "container {} is not running ({} says it is {}); start it first, e.g. `{runtime} start {}`",
+            c.name,
+            runtime,
+            c.status,
+            c.name
+        );
+    }
+    let reference = ContainerRef {
+        id: c.id,
+        name: Some(c.name),
+        runtime: runtime.to_string(),
+    };
+    Ok((Workload::Pid(c.pid), reference))
 }
 
 fn labels(raw: &[String]) -> anyhow::Result<Labels> {
@@ -106,11 +133,26 @@ fn labels(raw: &[String]) -> anyhow::Result<Labels> {
 }
 
 fn attach(dir: &StateDir, output: Output, args: AttachArgs) -> anyhow::Result<()> {
+    let (workload, container) = match &args.workload.container {
+        Some(name) => {
+            let (w, c) = running_container(name, args.runtime)?;
+            (w, Some(c))
+        }
+        None => (workload(&args.workload)?, None),
+    };
+    let name = args.name.or_else(|| {
+        container
+            .as_ref()
+            .and_then(|c| c.name.as_deref())
+            .map(member_name)
+    });
     let request = Request::Attach {
         segment: args.segment,
-        workload: workload(&args.workload)?.to_string(),
-        name: args.name,
+        workload: workload.to_string(),
+        name,
         labels: labels(&args.labels)?,
+        interface: None,
+        container,
     };
     let attached = match call(dir, &request)? {
         Response::Attached(a) => a,
@@ -134,6 +176,9 @@ fn attach(dir: &StateDir, output: Output, args: AttachArgs) -> anyhow::Result<()
 }
 
 fn detach(dir: &StateDir, output: Output, args: DetachArgs) -> anyhow::Result<()> {
+    if let Some(name) = &args.workload.container {
+        return detach_container(dir, output, name, &args);
+    }
     let workload = workload(&args.workload)?;
     let request = Request::Detach {
         segment: args.segment.clone(),
@@ -162,5 +207,75 @@ fn detach(dir: &StateDir, output: Output, args: DetachArgs) -> anyhow::Result<()
             })
         }
         other => bail!("unexpected answer from the agent: {other:?}"),
+    }
+}
+
+/// `detach --container`: by the runtime's full id when it still knows the container (a
+/// stopped one too), else by what was given (an id, a long id prefix or the name).
+fn detach_container(
+    dir: &StateDir,
+    output: Output,
+    given: &str,
+    args: &DetachArgs,
+) -> anyhow::Result<()> {
+    let container = Runtime::choose(args.runtime)
+        .inspect(given)
+        .map_or_else(|_| given.to_owned(), |c| c.id);
+    let request = Request::DetachContainer {
+        container,
+        segment: Some(args.segment.clone()),
+        interface: None,
+    };
+    let members = match call(dir, &request)? {
+        Response::DetachedMembers { members } => members,
+        other => bail!("unexpected answer from the agent: {other:?}"),
+    };
+    if members.is_empty() {
+        bail!(
+            "container {given} is not attached to segment {} on this node",
+            args.segment
+        );
+    }
+    print(output, &members, || {
+        members
+            .iter()
+            .map(|m| {
+                format!(
+                    "detached container {given} from {} ({} removed)\n",
+                    m.segment, m.interface
+                )
+            })
+            .collect()
+    })
+}
+
+/// A member name from a container name: a lowercase DNS label (other characters become
+/// `-`), at most 63 characters.
+fn member_name(container: &str) -> String {
+    let mut out = String::new();
+    for c in container.chars().flat_map(char::to_lowercase) {
+        let c = if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            c
+        } else {
+            '-'
+        };
+        if !(c == '-' && (out.is_empty() || out.ends_with('-'))) {
+            out.push(c);
+        }
+    }
+    out.truncate(63);
+    out.trim_end_matches('-').to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::member_name;
+
+    #[test]
+    fn container_names_become_member_names() {
+        assert_eq!(member_name("web1"), "web1");
+        assert_eq!(member_name("My_App.v2"), "my-app-v2");
+        assert_eq!(member_name("--x__y--"), "x-y");
+        assert_eq!(member_name(&"a".repeat(80)).len(), 63);
     }
 }

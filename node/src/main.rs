@@ -4,6 +4,7 @@ mod agent;
 mod backoff;
 mod cli;
 mod commands;
+mod container;
 mod control;
 mod flows;
 mod join;

@@ -8,7 +8,6 @@ use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 
 use ipnet::Ipv4Net;
-use segwire_netdev::interface_name;
 use segwire_proto::netmap::{MemberMap, NetMap, Peer};
 use segwire_tunnel::{PeerConfig, PresharedKey, PublicKey};
 
@@ -33,7 +32,7 @@ pub struct MemberConfig {
     pub name: String,
     /// Segment name.
     pub segment: String,
-    /// Interface name (`sw-<segment>`).
+    /// Interface name (`sw-<segment>`, or the one the attach asked for).
     pub interface: String,
     /// Where the interface lives.
     pub workload: Workload,
@@ -113,7 +112,7 @@ pub fn desired(state: &NodeState, netmap: Option<&NetMap>) -> Desired {
     for mm in &netmap.members {
         let Some(local) = state.members.iter().find(|m| m.id == mm.id) else {
             out.skipped.push(format!(
-                "member {} ({}) is not attached on this node (no key); detach it from the coordinator",
+                "member {} ({}) is not attached on this node (no key); asking the coordinator to detach it",
                 mm.name, mm.id
             ));
             continue;
@@ -169,7 +168,7 @@ fn member_config(
         id: mm.id.clone(),
         name: mm.name.clone(),
         segment: mm.segment.clone(),
-        interface: interface_name(&mm.segment),
+        interface: local.interface(),
         workload: local.workload.clone(),
         address,
         cidr,

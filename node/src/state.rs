@@ -20,8 +20,9 @@ use segwire_proto::CaPin;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::control::ContainerRef;
 use crate::keys::PrivateKey;
-use crate::workload::Workload;
+use crate::workload::{NetnsId, Workload};
 
 /// The enrolment and members file.
 pub const STATE_FILE: &str = "state.json";
@@ -122,6 +123,27 @@ pub struct LocalMember {
     /// coordinator removed it.
     #[serde(default)]
     pub confirmed: bool,
+    /// Interface name in the workload when not the default `sw-<segment>` (CNI's
+    /// `CNI_IFNAME`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// The container the member was attached for, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<ContainerRef>,
+    /// Identity of the workload's network namespace when it was attached: a namespace of
+    /// that name or process with another identity is another workload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns_id: Option<NetnsId>,
+}
+
+impl LocalMember {
+    /// The interface name in the workload.
+    #[must_use]
+    pub fn interface(&self) -> String {
+        self.interface
+            .clone()
+            .unwrap_or_else(|| segwire_netdev::interface_name(&self.segment))
+    }
 }
 
 impl std::fmt::Debug for NodeState {
@@ -334,6 +356,9 @@ mod tests {
                 private_key: PrivateKey::generate(),
                 labels: Labels::new(),
                 confirmed: true,
+                interface: None,
+                container: None,
+                netns_id: None,
             }],
         }
     }

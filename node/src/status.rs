@@ -4,114 +4,11 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use segwire_tunnel::{DropCounts, PeerStatus};
-use serde::{Deserialize, Serialize};
 
 use crate::member::MemberStats;
 use crate::reconcile::MemberConfig;
 use crate::state::LocalMember;
-use segwire_proto::api::FlowRecord;
-
-/// The whole agent.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AgentStatus {
-    /// Node name.
-    pub node: String,
-    /// Node id.
-    pub node_id: String,
-    /// Coordinator URL.
-    pub coordinator: String,
-    /// Whether the last request to the coordinator succeeded.
-    pub coordinator_reachable: bool,
-    /// The last error talking to the coordinator, if any since the last success.
-    pub coordinator_error: Option<String>,
-    /// True once the coordinator said the node was revoked (the agent then runs idle).
-    pub revoked: bool,
-    /// Version of the netmap applied (0: none yet).
-    pub netmap_version: u64,
-    /// The members.
-    pub members: Vec<MemberView>,
-}
-
-/// One member.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MemberView {
-    /// Member id.
-    pub id: String,
-    /// Member name.
-    pub name: String,
-    /// Segment.
-    pub segment: String,
-    /// Interface name.
-    pub interface: String,
-    /// Workload (`host`, `netns:NAME`, ...).
-    pub workload: String,
-    /// Overlay address.
-    pub address: String,
-    /// UDP listen port.
-    pub listen_port: u16,
-    /// Public key.
-    pub public_key: String,
-    /// Whether its interface and data path run.
-    pub up: bool,
-    /// Preshared key version in use.
-    pub psk_version: Option<u64>,
-    /// Drops no peer can be blamed for, and shell-level errors, by reason.
-    pub drops: BTreeMap<String, u64>,
-    /// Its peers.
-    pub peers: Vec<PeerView>,
-    /// Its WireGuard UAPI socket name (`wg show NAME`), if served.
-    #[serde(default)]
-    pub wg_socket: Option<String>,
-    /// Version of the segment policy enforced.
-    #[serde(default)]
-    pub policy_version: Option<u64>,
-    /// Firewall counters.
-    #[serde(default)]
-    pub firewall: FirewallView,
-    /// The busiest flow-log records (new allowed connections, denied packets).
-    #[serde(default)]
-    pub flows: Vec<FlowRecord>,
-}
-
-/// Firewall counters of one member.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct FirewallView {
-    /// Packets allowed.
-    pub allowed: u64,
-    /// Packets denied.
-    pub denied: u64,
-    /// Connections tracked now.
-    pub connections: u64,
-    /// Tracked connections evicted because the table was full.
-    pub evictions: u64,
-    /// Connections cut by a policy change.
-    pub cut: u64,
-    /// New flows not logged because the flow table was full.
-    pub flows_dropped: u64,
-}
-
-/// One peer of a member.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PeerView {
-    /// Peer member name.
-    pub name: String,
-    /// Node the peer lives on.
-    pub node: String,
-    /// Public key.
-    pub public_key: String,
-    /// Current endpoint.
-    pub endpoint: Option<String>,
-    /// Allowed IPs.
-    pub allowed_ips: Vec<String>,
-    /// Seconds since the last handshake.
-    pub last_handshake_secs: Option<u64>,
-    /// Bytes received (inner packets).
-    pub rx_bytes: u64,
-    /// Bytes sent (inner packets).
-    pub tx_bytes: u64,
-    /// Drops by reason.
-    pub drops: BTreeMap<String, u64>,
-}
+pub use segwire_control::status::{AgentStatus, FirewallView, MemberView, PeerView};
 
 fn drops_map(d: &DropCounts) -> BTreeMap<String, u64> {
     d.nonzero()
@@ -148,7 +45,7 @@ pub fn member_view(
         id: local.id.clone(),
         name: local.name.clone(),
         segment: local.segment.clone(),
-        interface: segwire_netdev::interface_name(&local.segment),
+        interface: local.interface(),
         workload: local.workload.to_string(),
         address: local.address.to_string(),
         listen_port: local.listen_port,

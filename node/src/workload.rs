@@ -4,6 +4,8 @@
 //! coordinator stores and what `state.json` keeps.
 
 use std::fmt;
+use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -50,6 +52,73 @@ impl Workload {
             Netns::Path(path) => Workload::Path(path.clone()),
             Netns::Pid(pid) => Workload::Pid(*pid),
         }
+    }
+}
+
+/// Identity of a network namespace: the device and inode of its nsfs file. A namespace
+/// file that names another inode is another namespace (a container restarted, a
+/// namespace deleted and made again under the same name, a process id reused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetnsId {
+    /// Device of the nsfs file.
+    pub dev: u64,
+    /// Inode of the nsfs file.
+    pub ino: u64,
+}
+
+/// Whether an attached workload is still there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Liveness {
+    /// It is there (or it cannot be told now: only a clear answer detaches).
+    Alive,
+    /// It went away; one sentence why.
+    Gone(String),
+}
+
+impl Workload {
+    /// The identity of the workload's namespace now: `None` for the host.
+    ///
+    /// # Errors
+    /// The error of `stat(2)` on the namespace file (`NotFound` once it is gone).
+    pub fn netns_id(&self) -> io::Result<Option<NetnsId>> {
+        let Some(path) = self.netns().path() else {
+            return Ok(None);
+        };
+        let meta = std::fs::metadata(path)?;
+        Ok(Some(NetnsId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }))
+    }
+
+    /// Whether the workload attached with namespace identity `recorded` still exists.
+    #[must_use]
+    pub fn liveness(&self, recorded: Option<NetnsId>) -> Liveness {
+        if *self == Workload::Host {
+            return Liveness::Alive;
+        }
+        judge(self, recorded, self.netns_id())
+    }
+}
+
+/// The liveness verdict from the identity recorded at attach and what `stat(2)` says now.
+fn judge(
+    workload: &Workload,
+    recorded: Option<NetnsId>,
+    now: io::Result<Option<NetnsId>>,
+) -> Liveness {
+    match now {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Liveness::Gone(match workload {
+            Workload::Pid(pid) => format!("process {pid} exited"),
+            _ => format!("its network namespace ({workload}) was deleted"),
+        }),
+        Err(_) | Ok(None) => Liveness::Alive,
+        Ok(Some(id)) => match recorded {
+            Some(r) if r != id => Liveness::Gone(format!(
+                "{workload} is now another network namespace (the old one is gone)"
+            )),
+            _ => Liveness::Alive,
+        },
     }
 }
 
@@ -105,6 +174,47 @@ impl From<Workload> for String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn liveness_follows_the_namespace_file() {
+        let w = Workload::Netns("ca".into());
+        let a = NetnsId { dev: 4, ino: 100 };
+        let b = NetnsId { dev: 4, ino: 101 };
+        let missing = || Err(io::Error::from(io::ErrorKind::NotFound));
+        assert_eq!(judge(&w, Some(a), Ok(Some(a))), Liveness::Alive);
+        assert_eq!(judge(&w, None, Ok(Some(b))), Liveness::Alive);
+        assert!(
+            matches!(judge(&w, Some(a), Ok(Some(b))), Liveness::Gone(m) if m.contains("another"))
+        );
+        assert!(
+            matches!(judge(&w, Some(a), missing()), Liveness::Gone(m) if m.contains("deleted"))
+        );
+        let p = Workload::Pid(77);
+        assert!(
+            matches!(judge(&p, None, missing()), Liveness::Gone(m) if m.contains("process 77 exited"))
+        );
+        // A failure that says nothing about the namespace never detaches.
+        let denied = Err(io::Error::from(io::ErrorKind::PermissionDenied));
+        assert_eq!(judge(&w, Some(a), denied), Liveness::Alive);
+        assert_eq!(Workload::Host.liveness(None), Liveness::Alive);
+    }
+
+    #[test]
+    fn a_missing_namespace_file_is_gone_and_a_live_one_is_alive() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let file = tmp.path().join("ns");
+        std::fs::write(&file, b"").expect("write");
+        let w = Workload::Path(file.clone());
+        let id = w.netns_id().expect("stat");
+        assert_eq!(w.liveness(id), Liveness::Alive);
+        std::fs::remove_file(&file).expect("rm");
+        assert!(matches!(w.liveness(id), Liveness::Gone(_)));
+        let me = Workload::Pid(std::process::id());
+        assert_eq!(
+            me.liveness(me.netns_id().expect("own netns")),
+            Liveness::Alive
+        );
+    }
 
     #[test]
     fn wire_form_round_trips() {

@@ -19,6 +19,9 @@ fn local(id: &str, workload: Workload, port: u16) -> LocalMember {
         private_key: PrivateKey::generate(),
         labels: Labels::new(),
         confirmed: false,
+        interface: None,
+        container: None,
+        netns_id: None,
     }
 }
 
