@@ -75,6 +75,59 @@ pub enum Command {
     Detach(DetachArgs),
     /// Show members, peers, endpoints, handshakes, bytes and drops.
     Status,
+    /// Install or remove the CNI network of a segment (podman, nerdctl, Nomad).
+    #[command(subcommand)]
+    Cni(CniCommand),
+}
+
+/// `cni install|uninstall`.
+#[derive(Debug, Subcommand)]
+pub enum CniCommand {
+    /// Write a network config list for a segment pointing at this agent's socket and
+    /// install the `segwire` plugin, so `podman run --network NAME` attaches containers.
+    Install(CniInstallArgs),
+    /// Remove a segwire network config list (and the plugin when no segwire network is left).
+    Uninstall(CniUninstallArgs),
+}
+
+/// `cni install`.
+#[derive(Debug, Args)]
+pub struct CniInstallArgs {
+    /// Segment the network attaches containers to.
+    #[arg(long)]
+    pub segment: String,
+    /// A label `key=value` for every container of this network (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Network name (default `segwire-<segment>`).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Directory of CNI network configs.
+    #[arg(long, default_value = crate::cni_install::DEFAULT_CONF_DIR)]
+    pub conf_dir: PathBuf,
+    /// Directory of CNI plugins.
+    #[arg(long, default_value = crate::cni_install::DEFAULT_BIN_DIR)]
+    pub bin_dir: PathBuf,
+    /// The segwire-cni binary to install (default: the one next to segwire-node).
+    #[arg(long, value_name = "PATH")]
+    pub plugin: Option<PathBuf>,
+}
+
+/// `cni uninstall`.
+#[derive(Debug, Args)]
+pub struct CniUninstallArgs {
+    /// Segment whose default network (`segwire-<segment>`) is removed.
+    #[arg(long, required_unless_present = "name", conflicts_with = "name")]
+    pub segment: Option<String>,
+    /// Network name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Directory of CNI network configs.
+    #[arg(long, default_value = crate::cni_install::DEFAULT_CONF_DIR)]
+    pub conf_dir: PathBuf,
+    /// Directory of CNI plugins.
+    #[arg(long, default_value = crate::cni_install::DEFAULT_BIN_DIR)]
+    pub bin_dir: PathBuf,
 }
 
 /// `join`.

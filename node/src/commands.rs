@@ -6,7 +6,10 @@ use segwire_proto::api::Labels;
 use segwire_proto::names::validate_label;
 use serde::Serialize;
 
-use crate::cli::{AttachArgs, Cli, Command, DetachArgs, Output, WorkloadArgs};
+use crate::cli::{
+    AttachArgs, Cli, CniCommand, CniInstallArgs, Command, DetachArgs, Output, WorkloadArgs,
+};
+use crate::cni_install;
 use crate::container::Runtime;
 use crate::control::{self, ContainerRef, Request, Response};
 use crate::join::{join, JoinOptions};
@@ -51,7 +54,50 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             print(cli.output, &status, || crate::status::render(&status))
         }
+        Command::Cni(CniCommand::Install(args)) => cni_install(&dir, cli.output, args),
+        Command::Cni(CniCommand::Uninstall(args)) => {
+            let name = args.name.unwrap_or_else(|| {
+                cni_install::default_name(args.segment.as_deref().unwrap_or_default())
+            });
+            let removed = cni_install::uninstall(&args.conf_dir, &args.bin_dir, &name)?;
+            print(cli.output, &removed, || {
+                removed
+                    .iter()
+                    .map(|p| format!("removed {}\n", p.display()))
+                    .collect()
+            })
+        }
     }
+}
+
+fn cni_install(dir: &StateDir, output: Output, args: CniInstallArgs) -> anyhow::Result<()> {
+    let plugin = match args.plugin {
+        Some(p) => p,
+        None => cni_install::plugin_next_to_me()?,
+    };
+    let socket = std::path::absolute(dir.socket_file())
+        .context("cannot make the state directory path absolute")?;
+    let install = cni_install::Install {
+        name: args
+            .name
+            .unwrap_or_else(|| cni_install::default_name(&args.segment)),
+        segment: args.segment,
+        labels: labels(&args.labels)?,
+        conf_dir: args.conf_dir,
+        bin_dir: args.bin_dir,
+        agent_socket: socket,
+        plugin,
+    };
+    let done = cni_install::install(&install)?;
+    print(output, &done, || {
+        format!(
+            "wrote {} and installed {}\ncontainers join segment {} with: podman run --network {} ...",
+            done.conf.display(),
+            done.plugin.display(),
+            done.segment,
+            done.network
+        )
+    })
 }
 
 fn print<T: Serialize>(

@@ -3,6 +3,7 @@
 mod agent;
 mod backoff;
 mod cli;
+mod cni_install;
 mod commands;
 mod container;
 mod control;
