@@ -5,6 +5,7 @@
 
 pub mod coordinator;
 pub mod netlab;
+pub mod podman;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
