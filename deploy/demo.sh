@@ -6,8 +6,10 @@
 #
 # It builds segwire, starts a coordinator (SQLite, embedded defaults), creates segments
 # `web` and `db`, three hosts and five containers, joins the hosts with tokens, attaches
-# the containers, prints who reaches whom and `segwire-node status`, and on exit removes
-# everything it made (namespaces and processes named swdemo-*).
+# the containers, prints who reaches whom and `segwire-node status`; when podman 4, runc
+# and busybox-static are installed it also runs real podman containers on segment `web`
+# through the segwire CNI plugin (deploy/demo-podman.sh) and stops and starts one. On
+# exit it removes everything it made (namespaces, processes and containers named swdemo-*).
 set -euo pipefail
 
 ONCE=0
@@ -16,6 +18,9 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 P=swdemo
 WORK="$(mktemp -d /tmp/segwire-demo.XXXXXX)"
 PIDS=()
+PODMAN_CLEANUP=0
+# shellcheck source=deploy/demo-podman.sh
+. "$ROOT/deploy/demo-podman.sh"
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 info() { printf '    %s\n' "$*"; }
@@ -27,6 +32,7 @@ die()  { printf 'error: %s\n' "$*" >&2; exit 1; }
 cleanup() {
   set +e
   step "Cleaning up"
+  [ "$PODMAN_CLEANUP" = 1 ] && podman_cleanup
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
   sleep 1
   for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null; done
@@ -148,6 +154,13 @@ info "web containers reach each other, db containers reach each other, api reach
 
 step "segwire-node status on h2"
 ip netns exec $P-h2 "$BIN/segwire-node" --state-dir "$WORK/h2" status
+
+if podman_available; then
+  podman_demo
+else
+  step "Podman containers: skipped"
+  info "install podman, runc, busybox-static and containernetworking-plugins to see real containers join with --network"
+fi
 
 if [ "$ONCE" = 1 ]; then exit 0; fi
 step "The cluster is running. Try, in another shell:"
