@@ -83,6 +83,7 @@ pub async fn run(
     );
 
     let (sync_tx, sync_rx) = mpsc::channel(16);
+    let (exits_tx, mut exits_rx) = mpsc::channel::<String>(16);
     let mut agent = Agent {
         dir,
         client: client.clone(),
@@ -99,6 +100,8 @@ pub async fn run(
         sync_rx,
         uapi: uapi::Sockets::from_env(),
         reaping: HashMap::new(),
+        process_watches: HashMap::new(),
+        exits_tx,
     };
     // Saved members whose workload went away while the agent was down are detached;
     // the others are adopted again.
@@ -128,6 +131,10 @@ pub async fn run(
             _ = health.tick() => agent.health_check().await,
             _ = flow_tick.tick() => agent.ship_flows().await,
             _ = watch.tick() => agent.check_workloads().await,
+            Some(id) = exits_rx.recv() => {
+                tracing::debug!(member_id = %id, "a member's process exited");
+                agent.check_workloads().await;
+            }
             Some(probe) = probes.next() => probe.answer(agent.sample().await),
         }
     }
@@ -170,6 +177,10 @@ struct Agent {
     /// Members the coordinator lists but that are not attached here: when the agent last
     /// asked it to detach each ([`Agent::reap_orphans`]).
     reaping: HashMap<String, Instant>,
+    /// pidfd watches of members attached to a process, by member id.
+    process_watches: HashMap<String, tokio::task::JoinHandle<()>>,
+    /// Where those watches say a process exited (member id).
+    exits_tx: mpsc::Sender<String>,
 }
 
 impl Agent {

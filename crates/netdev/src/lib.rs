@@ -11,6 +11,7 @@
 //!   [`host_ipv4_addrs`] to look.
 //! - [`interface_name`]: `sw-<segment>`, shortened with a stable hash to fit 15 bytes.
 //! - [`bind_udp`]: underlay UDP sockets with large buffers.
+//! - [`ProcessWatch`]: awaiting a process's exit through a pidfd.
 //!
 //! Linux only.
 
@@ -20,6 +21,7 @@ mod error;
 mod naming;
 mod netns;
 mod nl;
+mod pidfd;
 mod query;
 #[cfg(test)]
 mod testutil;
@@ -35,6 +37,7 @@ pub use naming::{
     interface_name, validate_interface_name, INTERFACE_PREFIX, MAX_INTERFACE_NAME_LEN,
 };
 pub use netns::{Netns, NetnsError, NETNS_RUN_DIR};
+pub use pidfd::ProcessWatch;
 pub use query::{
     host_ipv4_addrs, link_exists, list_ipv4_addrs, list_links, InterfaceAddr, LinkInfo,
 };

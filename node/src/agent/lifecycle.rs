@@ -7,10 +7,11 @@
 use std::time::{Duration, Instant};
 
 use segwire_client::ClientError;
+use segwire_netdev::ProcessWatch;
 
 use super::Agent;
 use crate::control::DetachedMember;
-use crate::workload::Liveness;
+use crate::workload::{Liveness, Workload};
 
 /// How long to wait before asking the coordinator again to detach a member it still lists.
 const REAP_RETRY: Duration = Duration::from_secs(15);
@@ -33,6 +34,40 @@ impl Agent {
                 tracing::info!(member = %m.name, segment = %m.segment, workload = %m.workload, "workload gone ({why}); detaching");
             }
             self.forget(&[id], "workload gone").await;
+        }
+        self.watch_processes();
+    }
+
+    /// Keeps one pidfd watch per member attached to a process, so its exit is seen at
+    /// once (the watch wakes [`Agent::check_workloads`], which decides); the one-second
+    /// check still covers a process that exits before its watch opens.
+    fn watch_processes(&mut self) {
+        let members = &self.state.members;
+        self.process_watches.retain(|id, task| {
+            let keep = members.iter().any(|m| &m.id == id) && !task.is_finished();
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        for m in members {
+            let Workload::Pid(pid) = m.workload else {
+                continue;
+            };
+            if self.process_watches.contains_key(&m.id) {
+                continue;
+            }
+            let Ok(watch) = ProcessWatch::open(pid) else {
+                continue;
+            };
+            let tx = self.exits_tx.clone();
+            let id = m.id.clone();
+            let task = tokio::spawn(async move {
+                if watch.exited().await.is_ok() {
+                    let _ = tx.send(id).await;
+                }
+            });
+            self.process_watches.insert(m.id.clone(), task);
         }
     }
 
