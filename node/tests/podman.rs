@@ -113,11 +113,14 @@ fn member_address(s: &Setup, name: &str) -> Option<String> {
         .map(|(_, a)| a)
 }
 
-fn agent_members(s: &Setup, host: &str) -> usize {
+fn status(s: &Setup, host: &str) -> serde_json::Value {
     let out = s.world.node(host, &["status", "-o", "json"]);
     assert!(out.status.success(), "status: {out:?}");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
-    v["members"].as_array().map_or(0, Vec::len)
+    serde_json::from_slice(&out.stdout).expect("status JSON")
+}
+
+fn agent_members(s: &Setup, host: &str) -> usize {
+    status(s, host)["members"].as_array().map_or(0, Vec::len)
 }
 
 fn time_until(limit: Duration, mut done: impl FnMut() -> bool) -> Option<Duration> {
@@ -210,6 +213,16 @@ fn podman_containers_follow_their_lifecycle_on_a_segment() {
         &format!("http://{ip2}:8080/"),
     ]);
     assert_eq!(page, "hello-segwire");
+
+    // What the member holds on host B: its `wg show` socket and its UDP port.
+    let st = status(&s, "hb");
+    let wg_socket = st["members"][0]["wg_socket"]
+        .as_str()
+        .expect("wg socket")
+        .to_owned();
+    let port = st["members"][0]["listen_port"].as_u64().expect("port");
+    let socket_file = Path::new("/var/run/wireguard").join(format!("{wg_socket}.sock"));
+    assert!(socket_file.exists(), "{}", socket_file.display());
 
     // stop: the member is gone from the agent and the coordinator within 3 s.
     let stop = Instant::now();
