@@ -133,8 +133,14 @@ pub struct CniUninstallArgs {
 /// `join`.
 #[derive(Debug, Args)]
 pub struct JoinArgs {
-    /// The join token (`swt1_...`) from `segwire token create`.
-    pub token: String,
+    /// The join token (`swt1_...`) from `segwire token create`, or `-` to read it from
+    /// stdin. Prefer `--token-file` or `-`: a command-line argument is visible to every
+    /// local user in /proc and stays in shell history.
+    #[arg(required_unless_present = "token_file", conflicts_with = "token_file")]
+    pub token: Option<String>,
+    /// Read the join token from this file (surrounding whitespace is ignored).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
     /// Node name (default: the host name as a DNS label).
     #[arg(long)]
     pub name: Option<String>,

@@ -27,7 +27,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let joined = join(
                 &dir,
                 JoinOptions {
-                    token: args.token,
+                    token: read_token(args.token.as_deref(), args.token_file.as_deref())?,
                     name: args.name,
                     endpoint: args.endpoint,
                     force: args.force,
@@ -98,6 +98,27 @@ fn cni_install(dir: &StateDir, output: Output, args: CniInstallArgs) -> anyhow::
             done.network
         )
     })
+}
+
+/// The join token from the argument, `-` (stdin) or `--token-file`, trimmed.
+fn read_token(arg: Option<&str>, file: Option<&std::path::Path>) -> anyhow::Result<String> {
+    let text = match (arg, file) {
+        (Some("-"), _) => {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+                .context("cannot read the join token from stdin")?;
+            s
+        }
+        (Some(token), _) => token.to_owned(),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the join token from {}", path.display()))?,
+        (None, None) => bail!("give the join token: `segwire-node join --token-file FILE`, or `-` to read it from stdin"),
+    };
+    let token = text.trim();
+    if token.is_empty() {
+        bail!("the join token is empty; paste the whole line `segwire token create` printed");
+    }
+    Ok(token.to_owned())
 }
 
 fn print<T: Serialize>(
@@ -315,7 +336,22 @@ fn member_name(container: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::member_name;
+    use super::{member_name, read_token};
+
+    #[test]
+    fn the_join_token_comes_from_the_argument_or_a_file() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let file = tmp.path().join("token");
+        std::fs::write(&file, "  swt1_abc\n").expect("write");
+        assert_eq!(read_token(None, Some(&file)).expect("file"), "swt1_abc");
+        assert_eq!(read_token(Some("swt1_x"), None).expect("arg"), "swt1_x");
+        std::fs::write(&file, "\n").expect("write");
+        assert!(read_token(None, Some(&file))
+            .expect_err("empty")
+            .to_string()
+            .contains("empty"));
+        assert!(read_token(None, Some(&tmp.path().join("missing"))).is_err());
+    }
 
     #[test]
     fn container_names_become_member_names() {

@@ -35,7 +35,11 @@ fn setup(letter: char) -> Option<Setup> {
         .cli(&conf, &["token", "create", "--segment", "web"])
         .trim()
         .to_owned();
-    let out = world.node("ha", &["join", &token, "--name", "host-a"]);
+    // The token from a file: it never appears on a command line.
+    let token_file = world.path("token");
+    std::fs::write(&token_file, format!("{token}\n")).expect("token file");
+    let tf = token_file.to_str().expect("utf-8").to_owned();
+    let out = world.node("ha", &["join", "--token-file", &tf, "--name", "host-a"]);
     assert!(out.status.success(), "join: {out:?}");
     world.start_agent("ha");
     let socket = world.path("state-ha").join("agent.sock");

@@ -258,6 +258,16 @@ fn podman_containers_follow_their_lifecycle_on_a_segment() {
         s.world.logs()
     );
     assert_eq!(agent_members(&s, "ha"), 1);
+    assert!(
+        !socket_file.exists(),
+        "{} left behind",
+        socket_file.display()
+    );
+    let udp = support::sh("ip", &["netns", "exec", &s.world.ns("hb"), "ss", "-Hlun"]);
+    assert!(
+        !udp.contains(&format!(":{port} ")),
+        "UDP port {port} still bound on host B:\n{udp}"
+    );
 }
 
 #[test]
