@@ -54,7 +54,8 @@ EOF
   echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
   echo "hello from a podman container on segment web" >"$root/www/index.html"
   tar --numeric-owner -C "$root" -c . |
-    pm import --change 'CMD ["/bin/sh"]' --change 'STOPSIGNAL SIGKILL' - localhost/$P-busybox >/dev/null
+    pm import --change 'CMD ["/bin/sh"]' --change 'STOPSIGNAL SIGKILL' - localhost/$P-busybox \
+      >/dev/null 2>"$PODDIR/import.log" || die "podman import failed; see $PODDIR/import.log"
   PODMAN_CLEANUP=1
 }
 
