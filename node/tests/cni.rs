@@ -87,12 +87,7 @@ fn json(out: &Output) -> serde_json::Value {
 }
 
 fn members(s: &Setup) -> Vec<serde_json::Value> {
-    let text = s.world.cli(&s.conf, &["member", "list", "-o", "json"]);
-    serde_json::from_str::<serde_json::Value>(&text)
-        .expect("member list")
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    s.world.coordinator_members(&s.conf)
 }
 
 #[test]

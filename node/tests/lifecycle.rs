@@ -8,50 +8,22 @@ mod support;
 
 use std::process::Command;
 use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::{is_root, World};
+use support::{is_root, time_until, TwoAgents, World};
 
 /// What the contract promises: a workload that goes away is detached within this time.
 const DETACH_WITHIN: Duration = Duration::from_secs(3);
 
-struct Setup {
-    world: World,
-    conf: std::path::PathBuf,
-    agents: [usize; 2],
-}
-
-fn setup(letter: char) -> Option<Setup> {
+fn setup(letter: char) -> Option<TwoAgents> {
     if !is_root() {
         eprintln!("skipping: this test builds network namespaces and must run as root");
         return None;
     }
-    let mut world = World::build(letter);
-    let conf = world.start_coordinator();
-    world.cli(
-        &conf,
-        &["segment", "create", "web", "--cidr", "100.64.1.0/24"],
-    );
-    let token = world
-        .cli(
-            &conf,
-            &["token", "create", "--segment", "web", "--uses", "2"],
-        )
-        .trim()
-        .to_owned();
-    for (host, name) in [("ha", "host-a"), ("hb", "host-b")] {
-        let out = world.node(host, &["join", &token, "--name", name]);
-        assert!(out.status.success(), "join on {host}: {out:?}");
-    }
-    let a = world.start_agent("ha");
-    let b = world.start_agent("hb");
-    attach(&world, "ha", "ca");
-    attach(&world, "hb", "cb");
-    Some(Setup {
-        world,
-        conf,
-        agents: [a, b],
-    })
+    let s = World::two_agents(letter, "100.64.1.0/24");
+    attach(&s.world, "ha", "ca");
+    attach(&s.world, "hb", "cb");
+    Some(s)
 }
 
 fn attach(world: &World, host: &str, container: &str) {
@@ -69,49 +41,23 @@ fn attach(world: &World, host: &str, container: &str) {
 }
 
 /// Member names the coordinator lists.
-fn coordinator_members(s: &Setup) -> Vec<String> {
-    let text = s.world.cli(&s.conf, &["member", "list", "-o", "json"]);
-    let v: serde_json::Value = serde_json::from_str(&text).expect("member list JSON");
-    v.as_array()
-        .expect("array")
+fn coordinator_members(s: &TwoAgents) -> Vec<String> {
+    s.world
+        .coordinator_members(&s.conf)
         .iter()
         .map(|m| m["name"].as_str().unwrap_or_default().to_owned())
         .collect()
 }
 
-fn status(world: &World, host: &str) -> serde_json::Value {
-    let out = world.node(host, &["status", "-o", "json"]);
-    assert!(out.status.success(), "status: {out:?}");
-    serde_json::from_slice(&out.stdout).expect("status JSON")
-}
-
 /// Peer names of every member on `host`.
 fn peers(world: &World, host: &str) -> Vec<String> {
-    status(world, host)["members"]
+    world.status(host)["members"]
         .as_array()
         .expect("members")
         .iter()
         .flat_map(|m| m["peers"].as_array().cloned().unwrap_or_default())
         .map(|p| p["name"].as_str().unwrap_or_default().to_owned())
         .collect()
-}
-
-fn member_count(world: &World, host: &str) -> usize {
-    status(world, host)["members"]
-        .as_array()
-        .map_or(0, Vec::len)
-}
-
-/// Polls `done` every 50 ms for up to `limit`; the time it took, or `None`.
-fn time_until(limit: Duration, mut done: impl FnMut() -> bool) -> Option<Duration> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if done() {
-            return Some(start.elapsed());
-        }
-        sleep(Duration::from_millis(50));
-    }
-    None
 }
 
 fn delete_netns(world: &World, short: &str) {
@@ -141,7 +87,7 @@ fn a_deleted_namespace_is_detached_everywhere_within_three_seconds() {
     );
     delete_netns(&s.world, "cb");
     let gone = time_until(Duration::from_secs(10), || {
-        member_count(&s.world, "hb") == 0
+        s.world.member_count("hb") == 0
             && !coordinator_members(&s).iter().any(|m| m.starts_with(b))
             && !peers(&s.world, "ha").iter().any(|p| p.starts_with(b))
     });
@@ -168,7 +114,7 @@ fn a_deleted_namespace_is_detached_everywhere_within_three_seconds() {
 #[test]
 fn after_a_restart_live_members_are_adopted_and_gone_ones_detached() {
     let Some(mut s) = setup('m') else { return };
-    let member_a = status(&s.world, "ha")["members"][0]["id"].clone();
+    let member_a = s.world.status("ha")["members"][0]["id"].clone();
     for i in s.agents {
         s.world.procs[i].signal("-TERM");
         assert!(s.world.procs[i]
@@ -186,10 +132,10 @@ fn after_a_restart_live_members_are_adopted_and_gone_ones_detached() {
     .unwrap_or_else(|| panic!("gone member not detached:\n{}", s.world.logs()));
     eprintln!("agent restart -> gone member detached after {took:?}");
     assert!(took <= DETACH_WITHIN, "took {took:?}");
-    assert_eq!(member_count(&s.world, "hb"), 0);
+    assert_eq!(s.world.member_count("hb"), 0);
     // Host A's container lived on: same member, interface back, up.
     let up = time_until(Duration::from_secs(10), || {
-        let st = status(&s.world, "ha");
+        let st = s.world.status("ha");
         st["members"][0]["id"] == member_a && st["members"][0]["up"] == true
     });
     assert!(up.is_some(), "host A's member was not adopted again");
@@ -203,9 +149,7 @@ fn a_detach_while_the_coordinator_is_stopped_reaches_it_when_it_is_back() {
     let coordinator = &s.world.procs[0];
     coordinator.signal("-STOP");
     delete_netns(&s.world, "cb");
-    let local = time_until(Duration::from_secs(10), || {
-        member_count(&s.world, "hb") == 0
-    });
+    let local = time_until(Duration::from_secs(10), || s.world.member_count("hb") == 0);
     assert!(
         local.is_some_and(|t| t <= DETACH_WITHIN),
         "not detached locally while the coordinator is stopped: {local:?}"

@@ -9,11 +9,10 @@ mod support;
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use segwire_testkit::podman::Podman;
-use support::{is_root, World};
+use support::{is_root, time_until, TwoAgents, World};
 
 const SEGMENT_CIDR: &str = "100.64.1.0/24";
 /// The contract: a stopped container's member is gone within this time.
@@ -41,22 +40,7 @@ fn setup(letter: char, tag: &str) -> Option<Setup> {
         Ok(None) => return None,
         Err(e) => panic!("podman is installed but could not be set up: {e}"),
     };
-    let mut world = World::build(letter);
-    let conf = world.start_coordinator();
-    world.cli(&conf, &["segment", "create", "web", "--cidr", SEGMENT_CIDR]);
-    let token = world
-        .cli(
-            &conf,
-            &["token", "create", "--segment", "web", "--uses", "2"],
-        )
-        .trim()
-        .to_owned();
-    for (host, name) in [("ha", "host-a"), ("hb", "host-b")] {
-        let out = world.node(host, &["join", &token, "--name", name]);
-        assert!(out.status.success(), "join on {host}: {out:?}");
-    }
-    world.start_agent("ha");
-    world.start_agent("hb");
+    let TwoAgents { world, conf, .. } = World::two_agents(letter, SEGMENT_CIDR);
     let plugin = world.bins.node.with_file_name("segwire-cni");
     let mut nets = Vec::new();
     for host in ["ha", "hb"] {
@@ -98,10 +82,8 @@ fn path(p: &Path) -> &str {
 
 /// `name -> address` of every member the coordinator lists.
 fn members(s: &Setup) -> Vec<(String, String)> {
-    let text = s.world.cli(&s.conf, &["member", "list", "-o", "json"]);
-    let v: serde_json::Value = serde_json::from_str(&text).expect("member list JSON");
-    v.as_array()
-        .expect("array")
+    s.world
+        .coordinator_members(&s.conf)
         .iter()
         .map(|m| {
             let f = |k: &str| m[k].as_str().unwrap_or_default().to_owned();
@@ -117,25 +99,8 @@ fn member_address(s: &Setup, name: &str) -> Option<String> {
         .map(|(_, a)| a)
 }
 
-fn status(s: &Setup, host: &str) -> serde_json::Value {
-    let out = s.world.node(host, &["status", "-o", "json"]);
-    assert!(out.status.success(), "status: {out:?}");
-    serde_json::from_slice(&out.stdout).expect("status JSON")
-}
-
 fn agent_members(s: &Setup, host: &str) -> usize {
-    status(s, host)["members"].as_array().map_or(0, Vec::len)
-}
-
-fn time_until(limit: Duration, mut done: impl FnMut() -> bool) -> Option<Duration> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if done() {
-            return Some(start.elapsed());
-        }
-        sleep(Duration::from_millis(50));
-    }
-    None
+    s.world.member_count(host)
 }
 
 /// One ping from container `from` to `to`, waiting at most 1 s.
@@ -219,7 +184,7 @@ fn podman_containers_follow_their_lifecycle_on_a_segment() {
     assert_eq!(page, "hello-segwire");
 
     // What the member holds on host B: its `wg show` socket and its UDP port.
-    let st = status(&s, "hb");
+    let st = s.world.status("hb");
     let wg_socket = st["members"][0]["wg_socket"]
         .as_str()
         .expect("wg socket")

@@ -333,6 +333,79 @@ impl World {
     }
 }
 
+/// A world with the coordinator running, segment `web` on `cidr`, and both hosts joined
+/// (as `host-a`, `host-b`) with their agents running.
+pub struct TwoAgents {
+    /// The namespaces and processes.
+    pub world: World,
+    /// The coordinator's admin.conf.
+    pub conf: PathBuf,
+    /// Indices in `world.procs` of host A's and host B's agents.
+    pub agents: [usize; 2],
+}
+
+impl World {
+    /// Builds the world, starts the coordinator, creates segment `web` on `cidr` and joins
+    /// and starts both agents.
+    pub fn two_agents(letter: char, cidr: &str) -> TwoAgents {
+        let mut world = World::build(letter);
+        let conf = world.start_coordinator();
+        world.cli(&conf, &["segment", "create", "web", "--cidr", cidr]);
+        let token = world
+            .cli(
+                &conf,
+                &["token", "create", "--segment", "web", "--uses", "2"],
+            )
+            .trim()
+            .to_owned();
+        for (host, name) in [("ha", "host-a"), ("hb", "host-b")] {
+            let out = world.node(host, &["join", &token, "--name", name]);
+            assert!(out.status.success(), "join on {host}: {out:?}");
+        }
+        let a = world.start_agent("ha");
+        let b = world.start_agent("hb");
+        TwoAgents {
+            world,
+            conf,
+            agents: [a, b],
+        }
+    }
+
+    /// `segwire-node status -o json` on host `short`.
+    pub fn status(&self, short: &str) -> serde_json::Value {
+        let out = self.node(short, &["status", "-o", "json"]);
+        assert!(out.status.success(), "status: {out:?}");
+        serde_json::from_slice(&out.stdout).expect("status JSON")
+    }
+
+    /// How many members the agent on host `short` has.
+    pub fn member_count(&self, short: &str) -> usize {
+        self.status(short)["members"].as_array().map_or(0, Vec::len)
+    }
+
+    /// Every member the coordinator lists (`segwire member list -o json`).
+    pub fn coordinator_members(&self, conf: &Path) -> Vec<serde_json::Value> {
+        let text = self.cli(conf, &["member", "list", "-o", "json"]);
+        serde_json::from_str::<serde_json::Value>(&text)
+            .expect("member list JSON")
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// Polls `done` every 50 ms for up to `limit`; how long it took, or `None`.
+pub fn time_until(limit: Duration, mut done: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if done() {
+            return Some(start.elapsed());
+        }
+        sleep(Duration::from_millis(50));
+    }
+    None
+}
+
 impl Drop for World {
     fn drop(&mut self) {
         if std::thread::panicking() || std::env::var_os("SEGWIRE_TEST_LOGS").is_some() {
