@@ -45,7 +45,7 @@
 //! | 4    | a `CNI_*` variable is missing or invalid (also a bad `SEGWIRE_LABEL_*` in `CNI_ARGS`), or an unknown `CNI_COMMAND` |
 //! | 5    | permission denied on the agent socket (run as root), or stdin unreadable |
 //! | 7    | the network config is not JSON, lacks a valid `segment`, or has bad labels |
-//! | 11   | the agent is not running or did not answer properly: try again later |
+//! | 11   | try again later: the agent is not running or did not answer properly, or it could not reach the coordinator |
 //! | 50   | STATUS: the agent is not running, or the node was revoked |
 //! | 100  | the agent refused the request (its message is `msg`), or CHECK found a difference |
 //! | 101  | segwire-cni itself failed (a bug) |

@@ -138,7 +138,11 @@ fn call(
 /// Code 100 for an answer the verb cannot use: the agent's own refusal, or a surprise.
 fn refused(answer: Response) -> CniError {
     let kind = match answer {
-        Response::Error { message } => return CniError::new(AGENT_REFUSED, message),
+        Response::Error {
+            message,
+            retry: true,
+        } => return CniError::new(TRY_AGAIN_LATER, message),
+        Response::Error { message, .. } => return CniError::new(AGENT_REFUSED, message),
         Response::Attached(_) => "attached",
         Response::Detached { .. } => "detached",
         Response::DetachedMembers { .. } => "detached_members",

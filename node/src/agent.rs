@@ -235,6 +235,9 @@ impl Agent {
         };
         result.unwrap_or_else(|e| Response::Error {
             message: format!("{e:#}"),
+            retry: e
+                .downcast_ref::<ClientError>()
+                .is_some_and(ClientError::is_unreachable),
         })
     }
 

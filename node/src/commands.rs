@@ -143,7 +143,7 @@ fn ensure_newline(mut s: String) -> String {
 /// Sends a request; an error answer becomes an error.
 fn call(dir: &StateDir, request: &Request) -> anyhow::Result<Response> {
     match control::call(&dir.socket_file(), request)? {
-        Response::Error { message } => bail!("{message}"),
+        Response::Error { message, .. } => bail!("{message}"),
         other => Ok(other),
     }
 }

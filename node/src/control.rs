@@ -84,6 +84,7 @@ async fn handle(stream: UnixStream, tx: mpsc::Sender<Incoming>) {
 fn error(message: &str) -> Response {
     Response::Error {
         message: message.to_owned(),
+        retry: false,
     }
 }
 
@@ -111,6 +112,6 @@ mod tests {
             .await
             .expect("join")
             .expect("call");
-        assert!(matches!(answer, Response::Error { message } if message == "got Status"));
+        assert!(matches!(answer, Response::Error { message, .. } if message == "got Status"));
     }
 }

@@ -221,9 +221,17 @@ fn add_checks_the_environment() {
 fn add_refusals_and_denials_map_to_codes() {
     let mut agent = Fake::answering(vec![Response::Error {
         message: "segment web does not exist".into(),
+        retry: false,
     }]);
     let out = run(&env("ADD", &[]), CONF.as_bytes(), &mut agent);
     assert_eq!(error_of(&out), (100, "segment web does not exist".into()));
+    // The agent could not reach the coordinator: the runtime may try again.
+    let mut agent = Fake::answering(vec![Response::Error {
+        message: "cannot reach the coordinator".into(),
+        retry: true,
+    }]);
+    let out = run(&env("ADD", &[]), CONF.as_bytes(), &mut agent);
+    assert_eq!(error_of(&out), (11, "cannot reach the coordinator".into()));
     let mut agent = Fake::default();
     agent
         .answers

@@ -125,6 +125,10 @@ pub enum Response {
     Error {
         /// What went wrong.
         message: String,
+        /// Whether the same request may succeed later unchanged (the coordinator could not
+        /// be reached, or the member did not come up in time).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        retry: bool,
     },
 }
 

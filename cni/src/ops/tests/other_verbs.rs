@@ -84,6 +84,7 @@ fn check_passes_and_reports_the_agents_refusal() {
     let message = "interface eth0 of member ctr-3f6940ab5ab4 is gone";
     let mut agent = Fake::answering(vec![Response::Error {
         message: message.into(),
+        retry: false,
     }]);
     let out = run(&env("CHECK", &[]), CONF.as_bytes(), &mut agent);
     assert_eq!(error_of(&out), (100, message.into()));
