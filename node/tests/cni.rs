@@ -10,7 +10,7 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{is_root, World};
+use support::World;
 
 const ID: &str = "4be7c0a1d2e3f40516273849a0b1c2d3e4f5061728394a5b6c7d8e9f00112233";
 
@@ -21,8 +21,7 @@ struct Setup {
 }
 
 fn setup(letter: char) -> Option<Setup> {
-    if !is_root() {
-        eprintln!("skipping: this test builds network namespaces and must run as root");
+    if !support::can_run("cni") {
         return None;
     }
     let mut world = World::build(letter);

@@ -10,14 +10,13 @@ use std::process::Command;
 use std::thread::sleep;
 use std::time::Duration;
 
-use support::{is_root, time_until, TwoAgents, World};
+use support::{time_until, TwoAgents, World};
 
 /// What the contract promises: a workload that goes away is detached within this time.
 const DETACH_WITHIN: Duration = Duration::from_secs(3);
 
 fn setup(letter: char) -> Option<TwoAgents> {
-    if !is_root() {
-        eprintln!("skipping: this test builds network namespaces and must run as root");
+    if !support::can_run("lifecycle") {
         return None;
     }
     let s = World::two_agents(letter, "100.64.1.0/24");

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use segwire_netdev::Netns;
 use support::traffic::{echo_rtts, Echo};
-use support::{is_root, World};
+use support::World;
 
 const SEGMENT_CIDR: &str = "100.64.2.0/24";
 const METRICS: &str = "127.0.0.1:9586";
@@ -138,8 +138,7 @@ fn wait_ready(world: &World, host: &str) -> (u16, String) {
 
 #[test]
 fn agent_metrics_move_with_traffic_and_probes_answer() {
-    if !is_root() {
-        eprintln!("skipping: this test builds network namespaces and must run as root");
+    if !support::can_run("metrics") {
         return;
     }
     let mut w = World::build('m');

@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use support::traffic::{echo_losses, echo_rtts, tcp_transfer, Echo};
-use support::{is_root, World};
+use support::World;
 
 const SEGMENT_CIDR: &str = "100.64.1.0/24";
 const TRANSFER_BYTES: usize = 50 * 1024 * 1024;
@@ -24,8 +24,7 @@ struct Setup {
 }
 
 fn setup(letter: char) -> Option<Setup> {
-    if !is_root() {
-        eprintln!("skipping: this test builds network namespaces and must run as root");
+    if !support::can_run("namespaces") {
         return None;
     }
     let mut world = World::build(letter);

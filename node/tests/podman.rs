@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use segwire_testkit::podman::Podman;
-use support::{is_root, time_until, TwoAgents, World};
+use support::{time_until, TwoAgents, World};
 
 const SEGMENT_CIDR: &str = "100.64.1.0/24";
 /// The contract: a stopped container's member is gone within this time.
@@ -27,8 +27,7 @@ struct Setup {
 }
 
 fn setup(letter: char, tag: &str) -> Option<Setup> {
-    if !is_root() {
-        eprintln!("skipping: this test runs podman and network namespaces and must run as root");
+    if !support::can_run("podman") {
         return None;
     }
     let podman = match Podman::new(tag) {

@@ -14,22 +14,12 @@ use std::thread::sleep;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use support::traffic::tcp_transfer;
-use support::{is_root, sh, World, HOST_B_IP};
+use support::{sh, World, HOST_B_IP};
 
 const SEGMENT_CIDR: &str = "100.64.7.0/24";
 const TRANSFER_BYTES: usize = 20 * 1024 * 1024;
 const DEVICE_PORT: u16 = 51900;
 const UAPI_DIR: &str = "/var/run/wireguard";
-
-fn tools_present() -> bool {
-    ["wireguard-go", "wg", "ping"].iter().all(|t| {
-        Command::new("sh")
-            .args(["-c", &format!("command -v {t}")])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    })
-}
 
 fn run(program: &str, args: &[&str]) -> Output {
     Command::new(program).args(args).output().expect("run")
@@ -152,8 +142,15 @@ fn status_json(world: &World, host: &str) -> serde_json::Value {
 
 /// A coordinator, an agent on host A and container A attached to `web` with `app=web`.
 fn setup(letter: char) -> Option<(World, PathBuf, Ipv4Addr)> {
-    if !is_root() || !tools_present() {
-        eprintln!("skipping: needs root, wireguard-go, wg and ping");
+    use segwire_testkit::skip::{require, Need};
+    let needs = [
+        Need::Root,
+        Need::Program("ip"),
+        Need::Program("wireguard-go"),
+        Need::Program("wg"),
+        Need::Program("ping"),
+    ];
+    if !require("stock_wireguard", &needs) {
         return None;
     }
     let mut world = World::build(letter);

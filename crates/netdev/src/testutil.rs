@@ -4,19 +4,11 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Whether privileged tests can run; prints why not when they cannot.
+/// Whether privileged tests can run (root, iproute2); skipped visibly otherwise, and a
+/// failure under CI (`segwire_testkit::skip::require`).
 pub fn privileged(test: &str) -> bool {
-    // SAFETY: geteuid(2) has no preconditions and cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        eprintln!("SKIPPED {test}: needs root (network namespaces, /dev/net/tun)");
-        return false;
-    }
-    if Command::new("ip").arg("-V").output().is_err() {
-        eprintln!("SKIPPED {test}: needs iproute2's `ip`");
-        return false;
-    }
-    true
+    use segwire_testkit::skip::{require, Need};
+    require(test, &[Need::Root, Need::Program("ip")])
 }
 
 /// A network namespace made for one test, deleted on drop (even when the test fails).

@@ -6,6 +6,7 @@
 pub mod coordinator;
 pub mod netlab;
 pub mod podman;
+pub mod skip;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

@@ -8,22 +8,11 @@
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-/// True when the tests can build namespaces (root). Prints why not, otherwise.
+/// True when the tests can build namespaces (root and iproute2); otherwise the test is
+/// skipped visibly, or fails under CI ([`crate::skip::require`]).
 pub fn privileged(test: &str) -> bool {
-    // The effective uid, from /proc (no libc call needed).
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(str::to_string))
-        })
-        .unwrap_or_default();
-    if uid != "0" {
-        eprintln!("SKIPPED {test}: needs root for network namespaces and TUN devices (run the tests as root; CI does)");
-        return false;
-    }
-    true
+    use crate::skip::{require, Need};
+    require(test, &[Need::Root, Need::Program("ip")])
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(0);

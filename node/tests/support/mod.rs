@@ -18,13 +18,11 @@ pub const HOST_A_IP: &str = "198.18.0.2";
 /// Host B's underlay address.
 pub const HOST_B_IP: &str = "198.18.0.3";
 
-/// Whether the test runs as root (namespaces need it).
-pub fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
+/// Whether a namespace test can run (root, iproute2): a visible skip otherwise, and a
+/// failure under CI (`segwire_testkit::skip::require`).
+pub fn can_run(test: &str) -> bool {
+    use segwire_testkit::skip::{require, Need};
+    require(test, &[Need::Root, Need::Program("ip")])
 }
 
 /// The binaries under test.
