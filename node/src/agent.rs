@@ -43,8 +43,10 @@ pub const WORKLOAD_WATCH: Duration = Duration::from_secs(1);
 /// Runs the agent until SIGTERM or SIGINT, then removes every member interface and the
 /// control socket.
 ///
-/// A revoked node (the coordinator answers 401) tears down all members and keeps running
-/// idle, so that `status` can say so; it never serves the old netmap again.
+/// A revoked node (the coordinator answers 401 with the `node_revoked` code, twice in a
+/// row) tears down all members and keeps running idle, so that `status` can say so; it
+/// never serves the old netmap again. Any other failure (a bare 401, a 503, a proxy's
+/// error page, no answer) keeps the last netmap applied.
 ///
 /// With `metrics_listen`, serves `/metrics`, `/healthz` and `/readyz` there ([`telemetry`]).
 ///
@@ -111,8 +113,8 @@ pub async fn run(
     let (control_tx, mut control_rx) = mpsc::channel::<Incoming>(16);
     let fixed = agent.state.endpoint;
     let tasks = [
-        tokio::spawn(poll_netmaps(client.clone(), version_rx, sync_tx.clone())),
-        tokio::spawn(report_endpoints(client, fixed, sync_tx)),
+        tokio::spawn(poll_netmaps(client.clone(), version_rx, sync_tx)),
+        tokio::spawn(report_endpoints(client, fixed)),
         tokio::spawn(control::serve(listener, control_tx)),
     ];
     let mut health = tokio::time::interval(HEALTH_CHECK);

