@@ -9,6 +9,8 @@ mod support;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -17,6 +19,8 @@ use support::{is_root, World};
 
 /// The contract: a revoked node loses its members within this time.
 const REVOKED_WITHIN: Duration = Duration::from_secs(2);
+/// The contract: after an agent restart, peers reach its containers within this time.
+const REACHED_WITHIN: Duration = Duration::from_secs(1);
 /// How long the coordinator's database is locked.
 const LOCKED_FOR: Duration = Duration::from_secs(42);
 /// UDP echo port in the containers.
@@ -158,7 +162,10 @@ fn a_failing_database_tears_nothing_down_but_a_revocation_does() {
             p.log_text()
         );
     }
-    eprintln!("database locked for {LOCKED_FOR:?}: {outage:?}");
+    eprintln!(
+        "database locked for {LOCKED_FOR:?}: {} of {} echoes answered, longest gap {:?}",
+        outage.answered, outage.sent, outage.longest
+    );
     assert!(
         outage.longest < Duration::from_millis(500),
         "{outage:?}\n{}",
@@ -188,4 +195,56 @@ fn a_failing_database_tears_nothing_down_but_a_revocation_does() {
         s.world.logs()
     );
     assert_eq!(status(&s.world, "hb")["revoked"], true);
+}
+
+#[test]
+fn after_an_agent_restart_a_container_that_only_answers_is_reached_within_a_second() {
+    let Some(mut s) = setup('r') else { return };
+    let _echo = Echo::start(&s.world.ns("cb"), ECHO_PORT);
+    echo_works(&s);
+    let dst = SocketAddr::from((s.addr_b, ECHO_PORT));
+    let mut worst = Duration::ZERO;
+    for round in 0..3 {
+        // cA pings every 50 ms; cB only answers. Host B's agent restarts meanwhile.
+        let stop = Arc::new(AtomicBool::new(false));
+        let pinger = std::thread::spawn({
+            let (ns, stop) = (s.world.ns("ca"), stop.clone());
+            move || {
+                echo_outage(&ns, dst, Duration::from_millis(50), || {
+                    stop.load(Ordering::Relaxed)
+                })
+            }
+        });
+        sleep(Duration::from_millis(500));
+        let agent = &mut s.world.procs[s.agent_b];
+        agent.signal("-TERM");
+        assert_eq!(agent.wait_exit(Duration::from_secs(10)), Some(0));
+        s.agent_b = s.world.start_agent("hb");
+        let up = time_until(Duration::from_secs(10), || {
+            links(&s.world, "cb").contains(&"sw-web".to_owned())
+        });
+        assert!(
+            up.is_some(),
+            "cB's interface did not come back\n{}",
+            s.world.logs()
+        );
+        let up_at = Instant::now();
+        sleep(Duration::from_secs(3));
+        stop.store(true, Ordering::Relaxed);
+        let outage = pinger.join().expect("pinger");
+        let first = outage.answered_at.iter().find(|t| **t >= up_at).copied();
+        let reached = first.map(|t| t - up_at);
+        eprintln!(
+            "round {round}: interface back -> first answer after {reached:?}; longest gap {:?} (restart included), {} of {} answered",
+            outage.longest, outage.answered, outage.sent
+        );
+        let reached =
+            reached.unwrap_or_else(|| panic!("cB never answered again\n{}", s.world.logs()));
+        worst = worst.max(reached);
+    }
+    assert!(
+        worst <= REACHED_WITHIN,
+        "worst {worst:?}\n{}",
+        s.world.logs()
+    );
 }

@@ -237,6 +237,7 @@ impl Router {
             peer.configured_endpoint = config.endpoint;
             if config.endpoint.is_some() {
                 peer.endpoint = config.endpoint;
+                peer.greet = true;
             }
             changed = true;
         }
@@ -592,6 +593,8 @@ fn ipv4_destination(packet: &[u8]) -> Option<Ipv4Addr> {
         packet[16], packet[17], packet[18], packet[19],
     ))
 }
+
+mod greet;
 
 #[cfg(test)]
 mod tests;

@@ -180,7 +180,7 @@ pub fn echo_losses(ns: &str, dst: SocketAddr, count: u32, interval: Duration) ->
 }
 
 /// What [`echo_outage`] saw.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Outage {
     /// Echoes sent.
     pub sent: u32,
@@ -189,6 +189,8 @@ pub struct Outage {
     /// The longest time between two answered echoes' send times (or from the start to
     /// the first, or from the last to the end).
     pub longest: Duration,
+    /// When each answered echo was sent, in order.
+    pub answered_at: Vec<Instant>,
 }
 
 /// Sends UDP echoes from `ns` to `dst` every `interval` until `stop` returns true (checked
@@ -234,5 +236,6 @@ pub fn echo_outage(
         sent: sent_at.len() as u32,
         answered: answered.len() as u32,
         longest,
+        answered_at: answered.iter().map(|s| sent_at[*s as usize]).collect(),
     }
 }
