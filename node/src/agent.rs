@@ -28,6 +28,9 @@ use crate::sync::{poll_netmaps, report_endpoints, SyncEvent};
 use crate::telemetry;
 use crate::uapi;
 
+/// How long a TCP connection to the coordinator may take (then the poller retries, within
+/// the backoff's 2 s cap).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// First UDP port tried for a new member.
 pub const FIRST_PORT: u16 = 51820;
 /// How often dead data paths are noticed and failed changes retried.
@@ -63,10 +66,11 @@ pub async fn run(
     let listener = control::bind(&socket)?;
     let _socket_file = RemoveOnDrop(socket);
     let mut probes = telemetry::start(metrics_listen).await?;
-    let client = Client::new(
+    let client = Client::with_connect_timeout(
         &state.coordinator_url,
         state.ca_pin,
         Some(state.credential.clone()),
+        CONNECT_TIMEOUT,
     )
     .context("cannot set up the coordinator client")?;
     let netmap = dir.load_netmap().unwrap_or_else(|e| {

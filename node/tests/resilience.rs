@@ -21,6 +21,8 @@ use support::{is_root, World};
 const REVOKED_WITHIN: Duration = Duration::from_secs(2);
 /// The contract: after an agent restart, peers reach its containers within this time.
 const REACHED_WITHIN: Duration = Duration::from_secs(1);
+/// The contract: after a coordinator comes back, every agent polls again within this time.
+const RECONNECT_WITHIN: Duration = Duration::from_secs(3);
 /// How long the coordinator's database is locked.
 const LOCKED_FOR: Duration = Duration::from_secs(42);
 /// UDP echo port in the containers.
@@ -245,6 +247,40 @@ fn after_an_agent_restart_a_container_that_only_answers_is_reached_within_a_seco
     assert!(
         worst <= REACHED_WITHIN,
         "worst {worst:?}\n{}",
+        s.world.logs()
+    );
+}
+
+#[test]
+fn after_a_coordinator_outage_every_agent_polls_again_within_three_seconds() {
+    let Some(mut s) = setup('o') else { return };
+    let _echo = Echo::start(&s.world.ns("cb"), ECHO_PORT);
+    echo_works(&s);
+    let coordinator = &mut s.world.procs[0];
+    coordinator.signal("-TERM");
+    assert!(coordinator.wait_exit(Duration::from_secs(10)).is_some());
+    // Long enough for an uncapped backoff to grow well past the target.
+    let gone = time_until(Duration::from_secs(10), || {
+        !reachable(&s.world, "ha") && !reachable(&s.world, "hb")
+    });
+    assert!(
+        gone.is_some(),
+        "agents did not notice the coordinator stopped"
+    );
+    sleep(Duration::from_secs(12));
+    echo_works(&s);
+    s.world.start_coordinator();
+    let back = Instant::now();
+    let mut took = Vec::new();
+    for host in ["ha", "hb"] {
+        let t = time_until(Duration::from_secs(20), || reachable(&s.world, host));
+        took.push(t.map(|_| back.elapsed()));
+    }
+    eprintln!("coordinator answering again -> agents polling after {took:?}");
+    assert!(
+        took.iter()
+            .all(|t| t.is_some_and(|t| t <= RECONNECT_WITHIN)),
+        "{took:?}\n{}",
         s.world.logs()
     );
 }
