@@ -303,6 +303,7 @@ fn handshake_completes_with_cookie_under_load() {
 }
 
 mod junk;
+mod rotation;
 
 #[test]
 fn a_restarted_peer_greets_so_a_survivor_that_only_answers_reaches_it_at_once() {
