@@ -284,3 +284,79 @@ fn after_a_coordinator_outage_every_agent_polls_again_within_three_seconds() {
         s.world.logs()
     );
 }
+
+/// Host B and the coordinator cannot reach each other (or can again): blackhole routes
+/// both ways, so a long-poll in flight gets no answer either.
+fn cut_off_coordinator(world: &World, cut: bool) {
+    let verb = if cut { "add" } else { "del" };
+    for (ns, to) in [("hb", support::CTL_IP), ("ctl", support::HOST_B_IP)] {
+        let dst = format!("{to}/32");
+        support::sh(
+            "ip",
+            &["-n", &world.ns(ns), "route", verb, "blackhole", &dst],
+        );
+    }
+}
+
+fn psk_version(world: &World, host: &str) -> u64 {
+    status(world, host)["members"][0]["psk_version"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_key_rotation_with_a_late_node_restarted_from_the_old_key_stops_no_traffic() {
+    let Some(mut s) = setup('k') else { return };
+    let _echo = Echo::start(&s.world.ns("cb"), ECHO_PORT);
+    echo_works(&s);
+    let old = psk_version(&s.world, "hb");
+    // cA pings every 100 ms; cB only answers. Host B cannot reach the coordinator when
+    // the key rotates, restarts from saved state (the old key) and learns the new key
+    // 30 s late.
+    let stop = Arc::new(AtomicBool::new(false));
+    let dst = SocketAddr::from((s.addr_b, ECHO_PORT));
+    let pinger = std::thread::spawn({
+        let (ns, stop) = (s.world.ns("ca"), stop.clone());
+        move || {
+            echo_outage(&ns, dst, Duration::from_millis(100), || {
+                stop.load(Ordering::Relaxed)
+            })
+        }
+    });
+    cut_off_coordinator(&s.world, true);
+    s.world.cli(&s.conf, &["segment", "rotate-key", "web"]);
+    let learned = time_until(Duration::from_secs(5), || psk_version(&s.world, "ha") > old);
+    assert!(learned.is_some(), "host A did not get the new key");
+    sleep(Duration::from_secs(10));
+    let agent = &mut s.world.procs[s.agent_b];
+    agent.signal("-TERM");
+    assert_eq!(agent.wait_exit(Duration::from_secs(10)), Some(0));
+    s.agent_b = s.world.start_agent("hb");
+    assert_eq!(
+        psk_version(&s.world, "hb"),
+        old,
+        "host B restarted with the old key"
+    );
+    sleep(Duration::from_secs(20));
+    cut_off_coordinator(&s.world, false);
+    let caught_up = time_until(Duration::from_secs(10), || {
+        psk_version(&s.world, "hb") > old
+    });
+    assert!(
+        caught_up.is_some(),
+        "host B did not get the new key\n{}",
+        s.world.logs()
+    );
+    sleep(Duration::from_secs(15));
+    stop.store(true, Ordering::Relaxed);
+    let outage = pinger.join().expect("pinger");
+    eprintln!(
+        "rotation, B late by 30 s and restarted with the old key: longest gap {:?} (agent restart included), {} of {} answered",
+        outage.longest, outage.answered, outage.sent
+    );
+    assert!(
+        outage.longest <= Duration::from_secs(1),
+        "{outage:?}\n{}",
+        s.world.logs()
+    );
+}
