@@ -15,7 +15,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use support::traffic::{echo_outage, echo_rtts, Echo};
-use support::{is_root, World};
+use support::{time_until, TwoAgents, World};
 
 /// The contract: a revoked node loses its members within this time.
 const REVOKED_WITHIN: Duration = Duration::from_secs(2);
@@ -31,99 +31,31 @@ const ECHO_PORT: u16 = 7000;
 struct Setup {
     world: World,
     conf: PathBuf,
-    #[allow(dead_code)]
     agent_b: usize,
     addr_b: Ipv4Addr,
 }
 
 fn setup(letter: char) -> Option<Setup> {
-    if !is_root() {
-        eprintln!("skipping: this test builds network namespaces and must run as root");
+    if !support::can_run("resilience") {
         return None;
     }
-    let mut world = World::build(letter);
-    let conf = world.start_coordinator();
-    world.cli(
-        &conf,
-        &["segment", "create", "web", "--cidr", "100.64.1.0/24"],
-    );
-    let token = world
-        .cli(
-            &conf,
-            &["token", "create", "--segment", "web", "--uses", "2"],
-        )
-        .trim()
-        .to_owned();
-    for (host, name) in [("ha", "host-a"), ("hb", "host-b")] {
-        let out = world.node(host, &["join", &token, "--name", name]);
-        assert!(out.status.success(), "join on {host}: {out:?}");
-    }
-    world.start_agent("ha");
-    let agent_b = world.start_agent("hb");
-    attach(&world, "ha", "ca");
-    let addr_b = attach(&world, "hb", "cb");
+    let TwoAgents {
+        world,
+        conf,
+        agents,
+    } = World::two_agents(letter, "100.64.1.0/24");
+    world.attach_netns("ha", "ca");
+    let addr_b = world.attach_netns("hb", "cb");
     Some(Setup {
         world,
         conf,
-        agent_b,
+        agent_b: agents[1],
         addr_b,
     })
 }
 
-fn attach(world: &World, host: &str, container: &str) -> Ipv4Addr {
-    let ns = world.ns(container);
-    let out = world.node(
-        host,
-        &["-o", "json", "attach", "--segment", "web", "--netns", &ns],
-    );
-    assert!(
-        out.status.success(),
-        "attach {container}: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        world.logs()
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("attach JSON");
-    v["address"]
-        .as_str()
-        .and_then(|a| a.parse().ok())
-        .expect("address")
-}
-
-fn status(world: &World, host: &str) -> serde_json::Value {
-    let out = world.node(host, &["status", "-o", "json"]);
-    assert!(out.status.success(), "status: {out:?}");
-    serde_json::from_slice(&out.stdout).expect("status JSON")
-}
-
-fn member_count(world: &World, host: &str) -> usize {
-    status(world, host)["members"]
-        .as_array()
-        .map_or(0, Vec::len)
-}
-
-/// Interface names in namespace `container`.
-fn links(world: &World, container: &str) -> Vec<String> {
-    let out = support::sh("ip", &["-n", &world.ns(container), "-o", "link", "show"]);
-    out.lines()
-        .filter_map(|l| l.split(": ").nth(1))
-        .map(|n| n.split('@').next().unwrap_or(n).to_owned())
-        .collect()
-}
-
 fn reachable(world: &World, host: &str) -> bool {
-    status(world, host)["coordinator_reachable"] == true
-}
-
-/// Polls `done` every 50 ms for up to `limit`; the time it took, or `None`.
-fn time_until(limit: Duration, mut done: impl FnMut() -> bool) -> Option<Duration> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if done() {
-            return Some(start.elapsed());
-        }
-        sleep(Duration::from_millis(50));
-    }
-    None
+    world.status(host)["coordinator_reachable"] == true
 }
 
 /// Waits until echoes from cA reach cB.
@@ -149,12 +81,7 @@ fn a_failing_database_tears_nothing_down_but_a_revocation_does() {
         locked.elapsed() > LOCKED_FOR
     });
     for host in ["ha", "hb"] {
-        assert_eq!(
-            member_count(&s.world, host),
-            1,
-            "{host}\n{}",
-            s.world.logs()
-        );
+        assert_eq!(s.world.member_count(host), 1, "{host}\n{}", s.world.logs());
     }
     drop(lock);
     for p in &s.world.procs[1..] {
@@ -189,14 +116,14 @@ fn a_failing_database_tears_nothing_down_but_a_revocation_does() {
         s.world.logs()
     );
     s.world.cli(&s.conf, &["node", "revoke", "host-b"]);
-    let took = time_until(Duration::from_secs(10), || links(&s.world, "cb") == ["lo"]);
+    let took = time_until(Duration::from_secs(10), || s.world.links("cb") == ["lo"]);
     eprintln!("revocation acknowledged -> cB's interface gone after {took:?}");
     assert!(
         took.is_some_and(|t| t <= REVOKED_WITHIN),
         "{took:?}\n{}",
         s.world.logs()
     );
-    assert_eq!(status(&s.world, "hb")["revoked"], true);
+    assert_eq!(s.world.status("hb")["revoked"], true);
 }
 
 #[test]
@@ -223,7 +150,7 @@ fn after_an_agent_restart_a_container_that_only_answers_is_reached_within_a_seco
         assert_eq!(agent.wait_exit(Duration::from_secs(10)), Some(0));
         s.agent_b = s.world.start_agent("hb");
         let up = time_until(Duration::from_secs(10), || {
-            links(&s.world, "cb").contains(&"sw-web".to_owned())
+            s.world.links("cb").contains(&"sw-web".to_owned())
         });
         assert!(
             up.is_some(),
@@ -299,7 +226,7 @@ fn cut_off_coordinator(world: &World, cut: bool) {
 }
 
 fn psk_version(world: &World, host: &str) -> u64 {
-    status(world, host)["members"][0]["psk_version"]
+    world.status(host)["members"][0]["psk_version"]
         .as_u64()
         .unwrap_or(0)
 }
