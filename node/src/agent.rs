@@ -28,6 +28,9 @@ use crate::sync::{poll_netmaps, report_endpoints, SyncEvent};
 use crate::telemetry;
 use crate::uapi;
 
+/// How long a TCP connection to the coordinator may take (then the poller retries, within
+/// the backoff's 2 s cap).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// First UDP port tried for a new member.
 pub const FIRST_PORT: u16 = 51820;
 /// How often dead data paths are noticed and failed changes retried.
@@ -43,8 +46,10 @@ pub const WORKLOAD_WATCH: Duration = Duration::from_secs(1);
 /// Runs the agent until SIGTERM or SIGINT, then removes every member interface and the
 /// control socket.
 ///
-/// A revoked node (the coordinator answers 401) tears down all members and keeps running
-/// idle, so that `status` can say so; it never serves the old netmap again.
+/// A revoked node (the coordinator answers 401 with the `node_revoked` code, twice in a
+/// row) tears down all members and keeps running idle, so that `status` can say so; it
+/// never serves the old netmap again. Any other failure (a bare 401, a 503, a proxy's
+/// error page, no answer) keeps the last netmap applied.
 ///
 /// With `metrics_listen`, serves `/metrics`, `/healthz` and `/readyz` there ([`telemetry`]).
 ///
@@ -61,10 +66,11 @@ pub async fn run(
     let listener = control::bind(&socket)?;
     let _socket_file = RemoveOnDrop(socket);
     let mut probes = telemetry::start(metrics_listen).await?;
-    let client = Client::new(
+    let client = Client::with_connect_timeout(
         &state.coordinator_url,
         state.ca_pin,
         Some(state.credential.clone()),
+        CONNECT_TIMEOUT,
     )
     .context("cannot set up the coordinator client")?;
     let netmap = dir.load_netmap().unwrap_or_else(|e| {
@@ -111,8 +117,8 @@ pub async fn run(
     let (control_tx, mut control_rx) = mpsc::channel::<Incoming>(16);
     let fixed = agent.state.endpoint;
     let tasks = [
-        tokio::spawn(poll_netmaps(client.clone(), version_rx, sync_tx.clone())),
-        tokio::spawn(report_endpoints(client, fixed, sync_tx)),
+        tokio::spawn(poll_netmaps(client.clone(), version_rx, sync_tx)),
+        tokio::spawn(report_endpoints(client, fixed)),
         tokio::spawn(control::serve(listener, control_tx)),
     ];
     let mut health = tokio::time::interval(HEALTH_CHECK);

@@ -257,6 +257,9 @@ impl DataPath {
 
     async fn run(mut self, mut rx: mpsc::Receiver<MemberCmd>) {
         tracing::info!("data path up");
+        self.router
+            .initiate_pending_handshakes(self.now(), &mut self.to_udp);
+        self.flush_udp().await;
         let mut ticker = tokio::time::interval(TIMER_TICK);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
@@ -304,6 +307,8 @@ impl DataPath {
                 if let Err(e) = self.router.upsert_peer(now, &peer) {
                     tracing::warn!(peer = %peer.public_key, error = %e, "peer refused");
                 }
+                self.router
+                    .initiate_pending_handshakes(now, &mut self.to_udp);
             }
             MemberCmd::RemovePeer(key) => {
                 self.router.remove_peer(&key);

@@ -16,6 +16,9 @@ pub const POLL_WAIT_SECS: u64 = 30;
 /// How often the host's addresses are checked for changes.
 const ENDPOINT_CHECK: Duration = Duration::from_secs(30);
 
+/// How long the poller waits before asking again to confirm a revocation.
+const CONFIRM_DELAY: Duration = Duration::from_millis(200);
+
 /// What the background tasks tell the agent loop.
 #[derive(Debug)]
 pub enum SyncEvent {
@@ -23,23 +26,40 @@ pub enum SyncEvent {
     NetMap(Box<NetMap>),
     /// A request succeeded.
     Reachable,
-    /// A request failed; retrying.
+    /// A request failed; retrying (the last netmap stays applied).
     Unreachable(String),
-    /// The coordinator refused the credential: the node was revoked.
+    /// The coordinator said twice in a row, explicitly, that the node was revoked.
     Revoked,
 }
 
 /// Long-polls the netmap forever (`since` = the version the agent applied), with backoff
-/// on errors; stops after a 401.
+/// on errors; stops after a confirmed revocation. Every other failure (a bare 401, a
+/// 503, a proxy's error page, no answer) is retried and keeps the last netmap.
 pub async fn poll_netmaps(
     client: Client,
     applied: watch::Receiver<u64>,
     tx: mpsc::Sender<SyncEvent>,
 ) {
     let mut backoff = Backoff::default();
+    // After a failure the next poll does not wait, so the agent knows at once that the
+    // coordinator is back (and `status` says so) rather than after a long-poll.
+    let mut failing = false;
     loop {
         let since = *applied.borrow();
-        let event = match client.netmap(since, POLL_WAIT_SECS).await {
+        let wait = if failing { 0 } else { POLL_WAIT_SECS };
+        let mut answer = client.netmap(since, wait).await;
+        if matches!(answer, Err(ClientError::Revoked)) {
+            // One answer is not enough: ask again before tearing anything down.
+            tracing::warn!("the coordinator says this node was revoked; asking again to confirm");
+            tokio::time::sleep(CONFIRM_DELAY).await;
+            answer = client.netmap(since, 0).await;
+            if matches!(answer, Err(ClientError::Revoked)) {
+                let _ = tx.send(SyncEvent::Revoked).await;
+                return;
+            }
+        }
+        failing = answer.is_err();
+        let event = match answer {
             Ok(Some(map)) => {
                 backoff.reset();
                 let _ = tx.send(SyncEvent::Reachable).await;
@@ -49,13 +69,9 @@ pub async fn poll_netmaps(
                 backoff.reset();
                 SyncEvent::Reachable
             }
-            Err(ClientError::Unauthorized) => {
-                let _ = tx.send(SyncEvent::Revoked).await;
-                return;
-            }
             Err(e) => {
                 let delay = backoff.next_delay();
-                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "netmap poll failed");
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "netmap poll failed; keeping the last netmap");
                 let _ = tx.send(SyncEvent::Unreachable(e.to_string())).await;
                 tokio::time::sleep(delay).await;
                 continue;
@@ -68,8 +84,9 @@ pub async fn poll_netmaps(
 }
 
 /// Reports the node's underlay addresses at start and whenever they change (`fixed`
-/// instead of the host's addresses when `join --endpoint` gave one); stops after a 401.
-pub async fn report_endpoints(client: Client, fixed: Option<IpAddr>, tx: mpsc::Sender<SyncEvent>) {
+/// instead of the host's addresses when `join --endpoint` gave one); stops when the
+/// coordinator says the node was revoked.
+pub async fn report_endpoints(client: Client, fixed: Option<IpAddr>) {
     let mut reported: Option<Vec<String>> = None;
     let mut backoff = Backoff::default();
     loop {
@@ -97,10 +114,8 @@ pub async fn report_endpoints(client: Client, fixed: Option<IpAddr>, tx: mpsc::S
                 reported = Some(current);
                 backoff.reset();
             }
-            Err(ClientError::Unauthorized) => {
-                let _ = tx.send(SyncEvent::Revoked).await;
-                return;
-            }
+            // The netmap poller confirms a revocation and tells the agent.
+            Err(ClientError::Revoked) => return,
             Err(e) => {
                 let delay = backoff.next_delay();
                 tracing::debug!(error = %e, "endpoint report failed; will retry");

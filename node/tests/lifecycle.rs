@@ -26,17 +26,7 @@ fn setup(letter: char) -> Option<TwoAgents> {
 }
 
 fn attach(world: &World, host: &str, container: &str) {
-    let ns = world.ns(container);
-    let out = world.node(
-        host,
-        &["-o", "json", "attach", "--segment", "web", "--netns", &ns],
-    );
-    assert!(
-        out.status.success(),
-        "attach {container}: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        world.logs()
-    );
+    world.attach_netns(host, container);
 }
 
 /// Member names the coordinator lists.

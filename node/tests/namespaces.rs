@@ -47,35 +47,14 @@ fn setup(letter: char) -> Option<Setup> {
     }
     let agent_a = world.start_agent("ha");
     world.start_agent("hb");
-    let addr_a = attach(&world, "ha", "ca");
-    let addr_b = attach(&world, "hb", "cb");
+    let addr_a = world.attach_netns("ha", "ca");
+    let addr_b = world.attach_netns("hb", "cb");
     Some(Setup {
         world,
         agent_a,
         addr_a,
         addr_b,
     })
-}
-
-fn attach(world: &World, host: &str, container: &str) -> Ipv4Addr {
-    let ns = world.ns(container);
-    let out = world.node(
-        host,
-        &["-o", "json", "attach", "--segment", "web", "--netns", &ns],
-    );
-    assert!(
-        out.status.success(),
-        "attach {container} on {host} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        world.logs()
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("attach JSON");
-    assert_eq!(v["interface"], "sw-web");
-    assert_eq!(v["up"], true, "{v}");
-    v["address"]
-        .as_str()
-        .and_then(|a| a.parse().ok())
-        .expect("address")
 }
 
 fn status_json(world: &World, host: &str) -> serde_json::Value {
@@ -86,14 +65,6 @@ fn status_json(world: &World, host: &str) -> serde_json::Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("status JSON")
-}
-
-fn links(world: &World, container: &str) -> Vec<String> {
-    let out = support::sh("ip", &["-n", &world.ns(container), "-o", "link", "show"]);
-    out.lines()
-        .filter_map(|l| l.split(": ").nth(1))
-        .map(|n| n.split('@').next().unwrap_or(n).to_owned())
-        .collect()
 }
 
 fn ping(world: &World, from: &str, to: Ipv4Addr) -> Option<String> {
@@ -149,7 +120,7 @@ fn containers_on_two_hosts_talk_over_the_segment() {
 
     // The container has exactly one interface besides loopback, and one route.
     for c in ["ca", "cb"] {
-        let names = links(&w, c);
+        let names = w.links(c);
         assert_eq!(names, vec!["lo".to_owned(), "sw-web".to_owned()], "{c}");
         let routes = support::sh(
             "ip",
@@ -251,7 +222,7 @@ fn containers_on_two_hosts_talk_over_the_segment() {
         &w,
         Duration::from_secs(45),
         "host B tears down cB's interface",
-        || links(&w, "cb") == vec!["lo".to_owned()],
+        || w.links("cb") == vec!["lo".to_owned()],
     );
     let st_b = status_json(&w, "hb");
     assert_eq!(st_b["revoked"], true, "{st_b}");
@@ -265,7 +236,7 @@ fn containers_on_two_hosts_talk_over_the_segment() {
         "{}",
         agent.log_text()
     );
-    assert_eq!(links(&w, "ca"), vec!["lo".to_owned()]);
+    assert_eq!(w.links("ca"), vec!["lo".to_owned()]);
     assert!(!w.path("state-ha").join("agent.sock").exists());
 }
 
@@ -307,7 +278,7 @@ fn path_comes_back_from_saved_state_without_the_coordinator() {
     let st = status_json(&w, "ha");
     assert_eq!(st["coordinator_reachable"], false, "{st}");
     assert_eq!(st["members"][0]["up"], true, "{st}");
-    assert_eq!(links(&w, "ca"), vec!["lo".to_owned(), "sw-web".to_owned()]);
+    assert_eq!(w.links("ca"), vec!["lo".to_owned(), "sw-web".to_owned()]);
 
     // A detach needs the coordinator: a clear error, and the member stays.
     let ns = w.ns("ca");

@@ -51,6 +51,10 @@ pub enum AuthFailure {
     Wrong,
     /// Revoked or expired.
     Dead,
+    /// A node's right credential, but the node was revoked (told so explicitly).
+    NodeRevoked,
+    /// The store failed: says nothing about the credential (503, not counted as a guess).
+    Store,
 }
 
 impl AuthFailure {
@@ -61,8 +65,33 @@ impl AuthFailure {
             AuthFailure::Malformed => "malformed",
             AuthFailure::Wrong => "wrong",
             AuthFailure::Dead => "revoked_or_expired",
+            AuthFailure::NodeRevoked => "node_revoked",
+            AuthFailure::Store => "store_failure",
         }
     }
+
+    /// True when the failure may be a guess, so it counts toward the source's limit.
+    pub fn counts_as_guess(self) -> bool {
+        matches!(
+            self,
+            AuthFailure::Malformed | AuthFailure::Wrong | AuthFailure::Dead
+        )
+    }
+
+    /// The answer: 503 for a store failure, 401 with [`segwire_proto::api::NODE_REVOKED`]
+    /// for a revoked node, a bare 401 otherwise.
+    pub fn into_error(self) -> ApiError {
+        match self {
+            AuthFailure::Store => ApiError::unavailable(),
+            AuthFailure::NodeRevoked => ApiError::node_revoked(),
+            _ => ApiError::unauthorized(),
+        }
+    }
+}
+
+fn store_failed(e: impl std::fmt::Display) -> AuthFailure {
+    tracing::error!(error = %e, "store failure while authenticating");
+    AuthFailure::Store
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -81,10 +110,7 @@ pub async fn authenticate(headers: &HeaderMap, st: &AppState) -> Result<Principa
     let started = Instant::now();
     let result = match prefix {
         API_KEY_PREFIX => {
-            let key = st.ops.access.key(id).await.map_err(|e| {
-                tracing::error!(error = %e, "store failure while authenticating");
-                AuthFailure::Wrong
-            })?;
+            let key = st.ops.access.key(id).await.map_err(store_failed)?;
             match key {
                 Some(k) if secret::verify_secret(secret, &k.secret_hash) => {
                     if k.is_live(now()) {
@@ -100,11 +126,15 @@ pub async fn authenticate(headers: &HeaderMap, st: &AppState) -> Result<Principa
             Ok(Some(n)) if secret::verify_secret(secret, &n.cred_hash) => {
                 Ok(Principal::Node(Arc::new(n)))
             }
-            Ok(_) => Err(AuthFailure::Wrong),
-            Err(e) => {
-                tracing::error!(error = %e, "store failure while authenticating");
-                Err(AuthFailure::Wrong)
-            }
+            Ok(Some(_)) => Err(AuthFailure::Wrong),
+            Ok(None) => match st.store.revoked_node_cred(id).await {
+                Ok(Some(hash)) if secret::verify_secret(secret, &hash) => {
+                    Err(AuthFailure::NodeRevoked)
+                }
+                Ok(_) => Err(AuthFailure::Wrong),
+                Err(e) => Err(store_failed(e)),
+            },
+            Err(e) => Err(store_failed(e)),
         },
         _ => Err(AuthFailure::Malformed),
     };

@@ -1,13 +1,15 @@
 //! The one place where errors become HTTP status codes and bodies.
 //!
 //! Every error answers `{"error": "<one sentence>"}` except authentication failures and
-//! role denials, which answer 401 or 403 with no body at all; 429 carries `Retry-After`. Database failures are logged in full and shown
-//! to the client only as a generic sentence.
+//! role denials, which answer 401 or 403 with no body at all; a revoked node's credential
+//! answers 401 with `"code": "node_revoked"`. 429 carries `Retry-After`. Database failures
+//! (also while authenticating) are 503, logged in full and shown to the client only as a
+//! generic sentence.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use segwire_proto::api::ErrorBody;
+use segwire_proto::api::{ErrorBody, NODE_REVOKED};
 
 use crate::store::StoreError;
 
@@ -18,8 +20,10 @@ pub struct ApiError {
     pub status: StatusCode,
     /// One sentence (unused for 401 and role denials).
     pub message: String,
-    /// Seconds to wait, for 429.
+    /// Seconds to wait, for 429 and 503.
     pub retry_after: Option<u64>,
+    /// A machine-readable reason in the body (see [`ErrorBody::code`]).
+    pub code: Option<&'static str>,
 }
 
 impl ApiError {
@@ -29,6 +33,7 @@ impl ApiError {
             status: StatusCode::BAD_REQUEST,
             message: message.into(),
             retry_after: None,
+            code: None,
         }
     }
 
@@ -38,6 +43,7 @@ impl ApiError {
             status: StatusCode::UNAUTHORIZED,
             message: String::new(),
             retry_after: None,
+            code: None,
         }
     }
 
@@ -47,6 +53,7 @@ impl ApiError {
             status: StatusCode::FORBIDDEN,
             message: String::new(),
             retry_after: None,
+            code: None,
         }
     }
 
@@ -57,6 +64,30 @@ impl ApiError {
             status: StatusCode::TOO_MANY_REQUESTS,
             message: format!("too many failed attempts from this address; retry in {secs} s"),
             retry_after: Some(secs),
+            code: None,
+        }
+    }
+
+    /// 503 with `Retry-After: 1`: the database failed. Says nothing about the
+    /// caller's credential, so clients keep what they have and retry.
+    pub fn unavailable() -> Self {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: "the coordinator's database failed; see the coordinator log".into(),
+            retry_after: Some(1),
+            code: None,
+        }
+    }
+
+    /// 401 with a body whose code is [`NODE_REVOKED`]: the node's credential is right
+    /// but the node was revoked. The one answer on which an agent removes its members.
+    pub fn node_revoked() -> Self {
+        ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            message: "this node was revoked; re-join it with `segwire-node join --force TOKEN`"
+                .into(),
+            retry_after: None,
+            code: Some(NODE_REVOKED),
         }
     }
 
@@ -66,6 +97,7 @@ impl ApiError {
             status: StatusCode::FORBIDDEN,
             message: message.into(),
             retry_after: None,
+            code: None,
         }
     }
 
@@ -75,6 +107,7 @@ impl ApiError {
             status: StatusCode::NOT_FOUND,
             message: message.into(),
             retry_after: None,
+            code: None,
         }
     }
 }
@@ -89,24 +122,21 @@ impl From<StoreError> for ApiError {
             | StoreError::Forbidden(_) => StatusCode::FORBIDDEN,
             StoreError::Db(_) | StoreError::Migrate(_) | StoreError::Corrupt(_) => {
                 tracing::error!(error = %e, "store failure");
-                return ApiError {
-                    status: StatusCode::SERVICE_UNAVAILABLE,
-                    message: "the coordinator's database failed; see the coordinator log".into(),
-                    retry_after: None,
-                };
+                return ApiError::unavailable();
             }
         };
         ApiError {
             status,
             message: e.to_string(),
             retry_after: None,
+            code: None,
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status == StatusCode::UNAUTHORIZED
+        if (self.status == StatusCode::UNAUTHORIZED && self.code.is_none())
             || (self.status == StatusCode::FORBIDDEN && self.message.is_empty())
         {
             return self.status.into_response();
@@ -115,6 +145,7 @@ impl IntoResponse for ApiError {
             self.status,
             Json(ErrorBody {
                 error: self.message,
+                code: self.code.map(str::to_string),
             }),
         )
             .into_response();

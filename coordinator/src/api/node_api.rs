@@ -156,7 +156,10 @@ pub async fn netmap(
         }
         // A revocation wakes the node too: tell it at once rather than at its next poll.
         if st.store.node_for_auth(&node.id).await?.is_none() {
-            return Err(ApiError::unauthorized());
+            return Err(match st.store.revoked_node_cred(&node.id).await? {
+                Some(_) => ApiError::node_revoked(),
+                None => ApiError::unauthorized(),
+            });
         }
     }
 }

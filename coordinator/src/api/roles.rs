@@ -4,7 +4,8 @@
 //!
 //! A route missing from [`ROUTES`] admits only unscoped admin keys, so forgetting an
 //! entry fails closed. Denials answer 401 (no or bad credential) or 403 (not allowed),
-//! both without a body.
+//! both without a body; a revoked node's credential answers 401 with a `node_revoked`
+//! code, and a store failure while authenticating 503.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -15,7 +16,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use segwire_proto::access::Role;
 
-use super::auth::{authenticate, AuthFailure, Principal};
+use super::auth::{authenticate, Principal};
 use super::error::ApiError;
 use super::AppState;
 use crate::ratelimit::FailureLimiter;
@@ -182,11 +183,12 @@ pub async fn authorize(State(st): State<AppState>, mut req: Request, next: Next)
             metrics::counter!("segwire_auth_failures_total", "reason" => reason.as_str())
                 .increment(1);
             tracing::debug!(source = ?ip, reason = reason.as_str(), %path, "authentication failed");
-            // A missing credential guesses nothing, so only wrong ones count toward the limit.
-            if let (Some(ip), true) = (ip, reason != AuthFailure::Missing) {
+            // A missing credential, a revoked node's right one and a store failure guess
+            // nothing, so only wrong ones count toward the limit.
+            if let (Some(ip), true) = (ip, reason.counts_as_guess()) {
                 failed(&st.ops.auth_failures, ip);
             }
-            return ApiError::unauthorized().into_response();
+            return reason.into_error().into_response();
         }
     };
     if !admits(access, &principal) {

@@ -272,6 +272,9 @@ pub trait Store: peers::PeerStore + Send + Sync + 'static {
     async fn get_node(&self, id_or_name: &str) -> StoreResult<NodeRow>;
     /// A live node by id, for authentication (`None` if unknown or revoked).
     async fn node_for_auth(&self, id: &str) -> StoreResult<Option<NodeRow>>;
+    /// The credential hash of a revoked node by id (`None` if unknown or live), so a
+    /// revoked node can be told so explicitly.
+    async fn revoked_node_cred(&self, id: &str) -> StoreResult<Option<String>>;
     /// Revokes a node and releases its members' addresses.
     async fn revoke_node(&self, id_or_name: &str, now: i64) -> StoreResult<(NodeRow, Touched)>;
     /// Records the node's reported endpoints and observed address.

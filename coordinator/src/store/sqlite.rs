@@ -687,6 +687,15 @@ impl Store for SqliteStore {
         row.as_ref().map(node_row).transpose()
     }
 
+    async fn revoked_node_cred(&self, id: &str) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT cred_hash FROM nodes WHERE id = $1 AND revoked_at IS NOT NULL AND kind = 'agent'",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     async fn revoke_node(&self, id_or_name: &str, now: i64) -> StoreResult<(NodeRow, Touched)> {
         let _w = self.write.lock().await;
         let mut tx = self.pool.begin().await?;

@@ -1,7 +1,7 @@
 //! What can go wrong talking to the coordinator, each as one sentence for the user.
 
 use reqwest::StatusCode;
-use segwire_proto::api::ErrorBody;
+use segwire_proto::api::{ErrorBody, NODE_REVOKED};
 use thiserror::Error;
 
 use crate::pinning::PIN_MISMATCH;
@@ -36,9 +36,13 @@ pub enum ClientError {
         /// The innermost cause.
         detail: String,
     },
-    /// The credential was missing, wrong or revoked.
+    /// The credential was missing, wrong or revoked (a bare 401).
     #[error("the coordinator refused the credential (401); check the API key in your config, or re-join the node if it was revoked")]
     Unauthorized,
+    /// The coordinator said explicitly that this node was revoked (401 with the
+    /// `node_revoked` code).
+    #[error("the coordinator says this node was revoked; re-join it with `segwire-node join --force TOKEN`")]
+    Revoked,
     /// The coordinator answered with an error.
     #[error("{message}")]
     Api {
@@ -57,7 +61,7 @@ impl ClientError {
     pub fn status(&self) -> Option<u16> {
         match self {
             ClientError::Api { status, .. } => Some(*status),
-            ClientError::Unauthorized => Some(401),
+            ClientError::Unauthorized | ClientError::Revoked => Some(401),
             _ => None,
         }
     }
@@ -68,21 +72,23 @@ impl ClientError {
     }
 
     pub(crate) fn from_status(status: StatusCode, body: &[u8]) -> Self {
+        let parsed = serde_json::from_slice::<ErrorBody>(body);
         if status == StatusCode::UNAUTHORIZED {
-            return ClientError::Unauthorized;
+            return match parsed {
+                Ok(b) if b.code.as_deref() == Some(NODE_REVOKED) => ClientError::Revoked,
+                _ => ClientError::Unauthorized,
+            };
         }
-        let message = serde_json::from_slice::<ErrorBody>(body)
-            .map(|b| b.error)
-            .unwrap_or_else(|_| {
-                format!(
-                    "the coordinator answered {status}{}",
-                    if body.is_empty() {
-                        ""
-                    } else {
-                        " with an unexpected body"
-                    }
-                )
-            });
+        let message = parsed.map(|b| b.error).unwrap_or_else(|_| {
+            format!(
+                "the coordinator answered {status}{}",
+                if body.is_empty() {
+                    ""
+                } else {
+                    " with an unexpected body"
+                }
+            )
+        });
         ClientError::Api {
             status: status.as_u16(),
             message,
@@ -125,4 +131,34 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> Vec<String> {
         cur = e.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_401_with_the_revoked_code_is_a_revocation() {
+        let revoked = br#"{"error":"this node was revoked","code":"node_revoked"}"#;
+        assert!(matches!(
+            ClientError::from_status(StatusCode::UNAUTHORIZED, revoked),
+            ClientError::Revoked
+        ));
+        for body in [
+            &b""[..],
+            b"<html>401 Authorization Required</html>",
+            br#"{"error":"node_revoked"}"#,
+            br#"{"error":"x","code":"other"}"#,
+        ] {
+            assert!(matches!(
+                ClientError::from_status(StatusCode::UNAUTHORIZED, body),
+                ClientError::Unauthorized
+            ));
+        }
+        // The code means nothing on another status (e.g. a proxy's 403).
+        assert!(matches!(
+            ClientError::from_status(StatusCode::FORBIDDEN, revoked),
+            ClientError::Api { status: 403, .. }
+        ));
+    }
 }

@@ -32,10 +32,21 @@ pub struct Client {
 impl Client {
     /// Builds a client for `url` that trusts only the CA with `pin`, sending `auth` as a bearer token.
     pub fn new(url: &str, pin: CaPin, auth: Option<String>) -> Result<Self, ClientError> {
+        Self::with_connect_timeout(url, pin, auth, Duration::from_secs(10))
+    }
+
+    /// Like [`Client::new`], giving up on a TCP connection after `connect` (an agent uses
+    /// a short one, so a retry finds a coordinator that came back soon).
+    pub fn with_connect_timeout(
+        url: &str,
+        pin: CaPin,
+        auth: Option<String>,
+        connect: Duration,
+    ) -> Result<Self, ClientError> {
         let tls = pinning::client_config(pin);
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
-            .connect_timeout(Duration::from_secs(10))
+            .connect_timeout(connect)
             .timeout(Duration::from_secs(90))
             .build()
             .map_err(|e| ClientError::Setup(e.to_string()))?;

@@ -9,12 +9,20 @@ use utoipa::ToSchema;
 /// Labels: small key/value strings used by policies to select members.
 pub type Labels = BTreeMap<String, String>;
 
-/// The body of every error response (except authentication failures, which have none).
+/// The body of every error response (except authentication failures, which have none,
+/// and a revoked node's credential, which carries [`NODE_REVOKED`]).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     /// One sentence saying what went wrong and what to do.
     pub error: String,
+    /// A machine-readable reason, for answers a client acts on (e.g. [`NODE_REVOKED`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
+
+/// `ErrorBody::code` of the 401 that tells a node its credential was revoked: the only
+/// answer on which an agent removes its members (a bare 401 is not enough).
+pub const NODE_REVOKED: &str = "node_revoked";
 
 /// What a segment does with traffic no rule matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]

@@ -110,6 +110,12 @@ impl Coordinator {
             .to_string()
     }
 
+    /// Makes the database fail until the guard is dropped ([`crate::DbLock`]).
+    pub fn lock_db(&self) -> crate::DbLock {
+        crate::DbLock::hold(&self.data_dir.join("segwire.db"))
+            .unwrap_or_else(|e| panic!("cannot lock the coordinator's database: {e}"))
+    }
+
     /// Path of admin.conf.
     pub fn admin_conf(&self) -> PathBuf {
         self.data_dir.join("admin.conf")

@@ -4,6 +4,7 @@
 //! `cargo build --workspace --bins` put next to the test executable's `deps/` folder.
 
 pub mod coordinator;
+pub mod dblock;
 pub mod netlab;
 pub mod podman;
 pub mod skip;
@@ -12,6 +13,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 pub use coordinator::Coordinator;
+pub use dblock::DbLock;
 pub use netlab::Lab;
 
 /// Path of a workspace binary built into the same target directory as the running test.

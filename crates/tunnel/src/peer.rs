@@ -63,6 +63,9 @@ pub(crate) struct Peer {
     pub(crate) past_handshakes: u64,
     /// The last handshake of tunnels dropped since.
     pub(crate) past_last_handshake: Option<Duration>,
+    /// Not greeted yet: a handshake is due as soon as the endpoint is known
+    /// (see `Router::initiate_pending_handshakes`).
+    pub(crate) greet: bool,
 }
 
 impl Peer {
@@ -80,6 +83,7 @@ impl Peer {
             drops: DropCounts::default(),
             past_handshakes: 0,
             past_last_handshake: None,
+            greet: true,
         }
     }
 

@@ -18,6 +18,7 @@ pub const DEFAULT_HANDSHAKE_RATE_LIMIT: u64 = 100;
 /// Most peers one router holds (each peer uses up to two of 2^24 tunnel indices).
 pub const MAX_PEERS: usize = 1 << 22;
 
+const MSG_INITIATION: u8 = 1;
 const MSG_COOKIE: u8 = 3;
 const MSG_DATA: u8 = 4;
 const MAX_TICK_OUTPUTS: usize = 4;
@@ -80,6 +81,43 @@ impl Totals {
         self.drops.add(reason);
         if let Some(p) = peer {
             p.drop(reason);
+        }
+    }
+
+    /// Hands a handshake message to one of the peer's tunnels and commits its answer.
+    /// On an initiation the endpoint moves to `src` only when that tunnel has completed a
+    /// handshake before: a fresh tunnel (after a restart or a PSK change) has no memory of the
+    /// initiations it saw, so a captured one replayed to it must not redirect traffic.
+    fn handshake(
+        &mut self,
+        now: Duration,
+        peer: &mut Peer,
+        which: Which,
+        src: SocketAddr,
+        datagram: &[u8],
+        out: &mut DatagramBatch,
+    ) {
+        let need = datagram.len().max(HANDSHAKE_MAX);
+        let (r, trusted) = match peer.tunnel_mut(which) {
+            Some(t) => {
+                // A response answers our own initiation: it cannot be replayed.
+                let trusted = datagram.first() != Some(&MSG_INITIATION) || t.handshakes() > 0;
+                (
+                    t.decapsulate(now, src.ip(), datagram, out.tail(need)),
+                    trusted,
+                )
+            }
+            None => (Err(WgError::WrongIndex), false),
+        };
+        match r {
+            Ok(WgOutput::Network(len)) => {
+                if trusted && out.uncommitted(len)[0] != MSG_COOKIE {
+                    peer.endpoint = Some(src);
+                }
+                out.commit(len, src);
+            }
+            Ok(_) => {}
+            Err(e) => self.drop(Some(peer), e.drop_reason(true)),
         }
     }
 
@@ -237,6 +275,7 @@ impl Router {
             peer.configured_endpoint = config.endpoint;
             if config.endpoint.is_some() {
                 peer.endpoint = config.endpoint;
+                peer.greet = true;
             }
             changed = true;
         }
@@ -455,20 +494,13 @@ impl Router {
             return;
         };
         if handshake {
-            let need = datagram.len().max(HANDSHAKE_MAX);
-            let r = match peer.tunnel_mut(which) {
-                Some(t) => t.decapsulate(now, src.ip(), datagram, out.tail(need)),
-                None => Err(WgError::WrongIndex),
-            };
-            match r {
-                Ok(WgOutput::Network(len)) => {
-                    if out.uncommitted(len)[0] != MSG_COOKIE {
-                        peer.endpoint = Some(src);
-                    }
-                    out.commit(len, src);
-                }
-                Ok(_) => {}
-                Err(e) => self.totals.drop(Some(peer), e.drop_reason(true)),
+            self.totals.handshake(now, peer, which, src, datagram, out);
+            // During a rotation the previous key's tunnel answers initiations too: the
+            // initiator keeps whichever answer its key opens (a node that still has the
+            // old key, e.g. restarted from saved state, gets a session at once).
+            if kind == MSG_INITIATION && which == Which::Current && peer.retiring.is_some() {
+                self.totals
+                    .handshake(now, peer, Which::Retiring, src, datagram, out);
             }
         } else {
             let r = match peer.tunnel_mut(which) {
@@ -592,6 +624,8 @@ fn ipv4_destination(packet: &[u8]) -> Option<Ipv4Addr> {
         packet[16], packet[17], packet[18], packet[19],
     ))
 }
+
+mod greet;
 
 #[cfg(test)]
 mod tests;

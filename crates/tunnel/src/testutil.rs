@@ -214,6 +214,21 @@ impl Net {
         node.inbox.clear();
     }
 
+    /// Node `id` starts its pending handshakes (as a data path does when it starts);
+    /// the underlay carries them. Returns how many it started.
+    pub(crate) fn greet(&mut self, id: u8) -> usize {
+        let now = self.now;
+        let mut out = std::mem::replace(&mut self.out, DatagramBatch::new(0, 0));
+        let n = self
+            .node(id)
+            .router
+            .initiate_pending_handshakes(now, &mut out);
+        self.route(id, &mut out);
+        self.out = out;
+        self.pump();
+        n
+    }
+
     /// Removes and returns what node `id` delivered to its TUN side.
     pub(crate) fn take_delivered(&mut self, id: u8) -> Vec<Vec<u8>> {
         std::mem::take(&mut self.node(id).delivered)

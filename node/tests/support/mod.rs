@@ -392,6 +392,40 @@ impl World {
     }
 }
 
+impl World {
+    /// Attaches namespace `container` to segment `web` through host `short`'s agent;
+    /// returns the member's overlay address.
+    pub fn attach_netns(&self, short: &str, container: &str) -> std::net::Ipv4Addr {
+        let ns = self.ns(container);
+        let out = self.node(
+            short,
+            &["-o", "json", "attach", "--segment", "web", "--netns", &ns],
+        );
+        assert!(
+            out.status.success(),
+            "attach {container} on {short} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.logs()
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("attach JSON");
+        assert_eq!(v["interface"], "sw-web");
+        assert_eq!(v["up"], true, "{v}");
+        v["address"]
+            .as_str()
+            .and_then(|a| a.parse().ok())
+            .expect("address")
+    }
+
+    /// Interface names in namespace `container`.
+    pub fn links(&self, container: &str) -> Vec<String> {
+        let out = sh("ip", &["-n", &self.ns(container), "-o", "link", "show"]);
+        out.lines()
+            .filter_map(|l| l.split(": ").nth(1))
+            .map(|n| n.split('@').next().unwrap_or(n).to_owned())
+            .collect()
+    }
+}
+
 /// Polls `done` every 50 ms for up to `limit`; how long it took, or `None`.
 pub fn time_until(limit: Duration, mut done: impl FnMut() -> bool) -> Option<Duration> {
     let start = Instant::now();

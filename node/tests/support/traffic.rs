@@ -178,3 +178,64 @@ pub fn echo_losses(ns: &str, dst: SocketAddr, count: u32, interval: Duration) ->
     }
     count - answered.len() as u32
 }
+
+/// What [`echo_outage`] saw.
+#[derive(Debug, Clone)]
+pub struct Outage {
+    /// Echoes sent.
+    pub sent: u32,
+    /// Echoes answered.
+    pub answered: u32,
+    /// The longest time between two answered echoes' send times (or from the start to
+    /// the first, or from the last to the end).
+    pub longest: Duration,
+    /// When each answered echo was sent, in order.
+    pub answered_at: Vec<Instant>,
+}
+
+/// Sends UDP echoes from `ns` to `dst` every `interval` until `stop` returns true (checked
+/// between sends), and measures the longest stretch without an answer.
+pub fn echo_outage(
+    ns: &str,
+    dst: SocketAddr,
+    interval: Duration,
+    mut stop: impl FnMut() -> bool,
+) -> Outage {
+    let socket = in_ns(ns, || UdpSocket::bind("0.0.0.0:0")).expect("bind client");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(5)))
+        .expect("timeout");
+    let start = Instant::now();
+    let mut sent_at: Vec<Instant> = Vec::new();
+    let mut answered = std::collections::BTreeSet::new();
+    let mut buf = [0u8; 64];
+    let mut drain = |answered: &mut std::collections::BTreeSet<u32>, until: Instant| {
+        while Instant::now() < until {
+            if let Ok((4, _)) = socket.recv_from(&mut buf) {
+                answered.insert(u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]));
+            }
+        }
+    };
+    while !stop() {
+        let seq = sent_at.len() as u32;
+        sent_at.push(Instant::now());
+        let _ = socket.send_to(&seq.to_be_bytes(), dst);
+        drain(&mut answered, start + interval * (seq + 1));
+    }
+    let end = Instant::now();
+    drain(&mut answered, end + Duration::from_millis(500));
+    let mut longest = Duration::ZERO;
+    let mut last = start;
+    for seq in &answered {
+        let at = sent_at[*seq as usize];
+        longest = longest.max(at.saturating_duration_since(last));
+        last = at;
+    }
+    longest = longest.max(end.saturating_duration_since(last));
+    Outage {
+        sent: sent_at.len() as u32,
+        answered: answered.len() as u32,
+        longest,
+        answered_at: answered.iter().map(|s| sent_at[*s as usize]).collect(),
+    }
+}

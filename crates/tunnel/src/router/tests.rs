@@ -303,3 +303,45 @@ fn handshake_completes_with_cookie_under_load() {
 }
 
 mod junk;
+mod rotation;
+
+#[test]
+fn a_restarted_peer_greets_so_a_survivor_that_only_answers_reaches_it_at_once() {
+    let mut net = Net::new(2);
+    assert_flows(&mut net, A, B, 1);
+    net.restart(B, 1);
+    // Without traffic from B, A's packets would go into its stale session for ~15 s
+    // (see peer_restart_recovers_when_only_the_survivor_sends). B greets A on start.
+    assert_eq!(net.greet(B), 1);
+    assert_eq!(handshakes(&mut net, A, B), 2);
+    net.send(A, B, 7);
+    net.pump();
+    assert_eq!(
+        net.take_delivered(B),
+        vec![ipv4_packet(overlay(A), overlay(B), 7, 64)]
+    );
+    // Greeting is once: nothing more without a change.
+    assert_eq!(net.greet(B), 0);
+}
+
+#[test]
+fn a_peer_is_greeted_once_its_endpoint_is_known_and_after_a_move() {
+    let mut net = Net::new(2);
+    let now = net.now;
+    let mut unknown = peer_config(A);
+    unknown.endpoint = None;
+    net.restart(B, 1);
+    assert!(net.router(B).remove_peer(&public(A)));
+    net.router(B).upsert_peer(now, &unknown).expect("add");
+    assert_eq!(net.greet(B), 0, "no endpoint, nothing to greet");
+    net.router(B)
+        .upsert_peer(now, &peer_config(A))
+        .expect("endpoint");
+    assert_eq!(net.greet(B), 1);
+    assert_eq!(handshakes(&mut net, B, A), 1);
+    // A session is up: a peer that moves is greeted only if it has none.
+    let mut moved = peer_config(A);
+    moved.endpoint = Some(underlay(9));
+    net.router(B).upsert_peer(now, &moved).expect("move");
+    assert_eq!(net.greet(B), 0);
+}
