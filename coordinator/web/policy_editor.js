@@ -5,10 +5,17 @@ import { api, seg, ApiError } from './api.js';
 import { h, fill, notice, field } from './dom.js';
 import { renderMatrix } from './matrix.js';
 
+/** The policy as JSON text, each rule written name, from, to, ports (the file's order). */
+export function pretty(policy) {
+  const order = ({ name, from, to, ports, ...rest }) => ({ name, from, to, ports, ...rest });
+  const p = { ...policy, rules: (policy.rules || []).map(order) };
+  return JSON.stringify(p, null, 2);
+}
+
 export function policyEditor(name, doc, saved) {
   const base = `/v1/segments/${seg(name)}/policy`;
   const text = h('textarea.code', { name: 'policy', rows: 16, spellcheck: 'false', 'aria-describedby': 'policy-msg' });
-  text.value = JSON.stringify(doc.policy, null, 2);
+  text.value = pretty(doc.policy);
   const msg = h('div', { id: 'policy-msg', 'aria-live': 'polite' });
   const preview = h('div.preview');
   const save = h('button.primary', { type: 'submit' }, 'Save policy');

@@ -5,7 +5,7 @@ import { api, get, me, seg, ApiError } from './api.js';
 import { h, fill, table, section, notice, when, labels, field } from './dom.js';
 import { renderMatrix } from './matrix.js';
 import { topology } from './topology.js';
-import { policyEditor } from './policy_editor.js';
+import { policyEditor, pretty } from './policy_editor.js';
 import { segmentActions } from './actions.js';
 
 export async function segmentPage(main, name, flash) {
@@ -45,7 +45,7 @@ export async function segmentPage(main, name, flash) {
         ]), 'No members yet: create a join token and enroll a node.')),
     section('Policy', me.canEdit()
       ? policyEditor(name, policy, reload)
-      : h('pre.policy', { 'aria-label': 'Policy in force', tabindex: 0 }, JSON.stringify(policy.policy, null, 2))));
+      : h('pre.policy', { 'aria-label': 'Policy in force', tabindex: 0 }, pretty(policy.policy))));
 }
 
 function checkBox(name, members) {

@@ -96,14 +96,32 @@ def cell(page, scope, frm, to):
     return page.locator(f"#{scope} td[data-from='{frm}'][data-to='{to}']")
 
 
-def shot(page, name):
-    page.screenshot(path=os.path.join(OUT, f"{name}.png"), full_page=True)
+def shot(page, name, full_page=True):
+    page.screenshot(path=os.path.join(OUT, f"{name}.png"), full_page=full_page)
 
 
 def sign_in(page, key):
     page.goto(URL + "/")
     page.get_by_label("API key").fill(key)
     page.get_by_role("button", name="Sign in").click()
+
+
+def sign_in_by_keyboard(page, key):
+    """The key field has focus on load; Enter submits; Tab reaches the segment link."""
+    page.goto(URL + "/")
+    expect(page.get_by_label("API key")).to_be_focused()
+    page.keyboard.type(key)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("link", name=SEG)).to_be_visible()
+    for _ in range(30):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent") == SEG:
+            break
+    else:
+        raise AssertionError("Tab never reached the segment link")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name=f"Segment {SEG}")).to_be_visible()
+    page.get_by_role("link", name="Overview").first.click()
 
 
 def admin_session(browser):
@@ -115,6 +133,11 @@ def admin_session(browser):
 
     # A wrong key gets a sentence, not a blank page.
     page.goto(URL + "/")
+    fcp = page.evaluate("""() => new Promise((done) => new PerformanceObserver((l) => {
+        const e = l.getEntries().find((x) => x.name === 'first-contentful-paint');
+        if (e) done(e.startTime); }).observe({type: 'paint', buffered: true}))""")
+    print(f"first contentful paint of the sign-in page: {fcp:.0f} ms")
+    assert fcp < 1000, fcp
     shot(page, "signin")
     page.get_by_label("API key").fill("swk_nosuchkey.notasecret")
     page.get_by_role("button", name="Sign in").click()
@@ -185,7 +208,7 @@ def admin_session(browser):
     token = dlg.get_by_label("Join token").input_value()
     assert token.startswith("swt1_"), token
     expect(dlg.get_by_role("button", name="Copy")).to_be_visible()
-    shot(page, "join-token")
+    shot(page, "join-token", full_page=False)
     page.keyboard.press("Escape")
 
     # A stock WireGuard peer: key pair made in the browser, config downloaded.
@@ -200,7 +223,7 @@ def admin_session(browser):
     conf = open(dl.value.path()).read()
     assert "[Interface]" in conf and "PrivateKey = " in conf and "<your private key>" not in conf, conf
     assert conf.count("[Peer]") == 2, conf  # web label: reaches db-1 and cache-1
-    shot(page, "wireguard-peer")
+    shot(page, "wireguard-peer", full_page=False)
     page.keyboard.press("Escape")
     expect(page.locator("section", has=page.get_by_role("heading", name="Members")).get_by_text("laptop", exact=True)).to_be_visible()
 
@@ -258,7 +281,7 @@ def viewer_session(browser, viewer):
     page = ctx.new_page()
     requests = []
     page.on("request", lambda r: requests.append(r.url))
-    sign_in(page, viewer)
+    sign_in_by_keyboard(page, viewer)
     expect(page.get_by_text("viewer", exact=True)).to_be_visible()
     expect(page.get_by_role("link", name=SEG)).to_be_visible()
     assert page.get_by_role("form", name="Create a segment").count() == 0
