@@ -114,9 +114,6 @@ pub async fn matrix_preview(
 ) -> ApiResult<Json<Matrix>> {
     admin.check_segment(&name)?;
     st.store.get_segment(&name).await?;
-    let text = std::str::from_utf8(&body)
-        .map_err(|_| ApiError::bad_request("the policy document is not UTF-8 text"))?;
-    let draft = Policy::from_json(text)
-        .map_err(|e| ApiError::bad_request(format!("invalid policy: {e}")))?;
+    let draft = super::policy::parse_document(&body)?;
     Ok(Json(build(&st, &name, &draft).await?))
 }
