@@ -30,6 +30,7 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
          "--disable-default-apps", "--disable-extensions"]
 SEG = "shop"
+NODES = {}  # node name -> node credential, filled by setup()
 
 
 def call(method, path, key, body=None):
@@ -89,6 +90,7 @@ def setup():
         dict(flow, member="cache-1", verdict="denied", src="100.64.20.2", dst="100.64.20.4", dst_port=6379,
              peer="web-1")]})
     viewer = ok("POST", "/v1/apikeys", ADMIN, {"role": "viewer", "description": "console test viewer"})["key"]
+    NODES.update(creds)
     return viewer
 
 
@@ -244,6 +246,15 @@ def admin_session(browser):
     page.get_by_label("Segment").select_option(SEG)
     page.get_by_role("button", name="Apply").click()
     expect(rows).to_have_count(2)
+    # Live: a record an agent ships now appears without a reload, denied ones first.
+    now = int(time.time())
+    ok("POST", "/v1/node/flows", NODES["host-b"], {"flows": [{
+        "segment": SEG, "member": "db-1", "direction": "ingress", "verdict": "denied", "protocol": "udp",
+        "src": "100.64.20.3", "dst": "100.64.20.2", "dst_port": 53, "peer": "cache-1", "count": 1,
+        "first_seen": now, "last_seen": now}]})
+    expect(rows).to_have_count(3, timeout=10_000)
+    expect(rows.nth(0)).to_contain_text("100.64.20.2:53")
+    expect(rows.nth(2)).to_contain_text("allowed")
     shot(page, "flows")
 
     page.get_by_role("link", name="Audit log").click()
