@@ -12,6 +12,7 @@ use std::process::Command;
 use common::Env;
 use reqwest::Method;
 use segwire_proto::access::{CreateApiKey, Role};
+use segwire_testkit::skip::{require, skip, Need};
 
 async fn viewer_key(env: &Env) -> String {
     env.admin()
@@ -195,28 +196,30 @@ async fn matrix_of_the_policy_in_force_and_of_a_draft() {
     assert_eq!(s, 404);
 }
 
-/// Chromium and Playwright, or why the browser suite cannot run.
-fn browser_missing() -> Option<String> {
-    if !Path::new("/usr/bin/chromium").exists() {
-        return Some("/usr/bin/chromium is missing (apt-get install chromium)".into());
+/// Whether chromium and Playwright are here; a skip is visible, and a failure under CI
+/// (see `segwire_testkit::skip`).
+fn browser_ready(test: &str) -> bool {
+    if !require(test, &[Need::Program("chromium"), Need::Program("python3")]) {
+        return false;
     }
     let probe = Command::new("python3")
         .args(["-c", "import playwright.sync_api"])
         .output();
-    match probe {
-        Ok(o) if o.status.success() => None,
-        _ => Some("the Python package playwright is missing (pip install playwright)".into()),
+    if probe.is_ok_and(|o| o.status.success()) {
+        return true;
     }
+    let reason = "needs the Python package playwright (pip install playwright; .ci/run does)";
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test} cannot run on this CI machine: {reason}"
+    );
+    skip(test, reason);
+    false
 }
 
 #[test]
 fn console_in_a_real_browser() {
-    if let Some(why) = browser_missing() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "the browser suite must run in CI: {why}"
-        );
-        eprintln!("SKIPPED console_in_a_real_browser: {why}");
+    if !browser_ready("console_in_a_real_browser") {
         return;
     }
     let env = Env::start();
