@@ -162,6 +162,14 @@ else
   info "install podman, runc, busybox-static and containernetworking-plugins to see real containers join with --network"
 fi
 
+step "Web console (a link from this machine to the demo's network)"
+ip link add $P-host type veth peer name phost netns $P-br
+ip -n $P-br link set phost master br0 up
+ip addr add 198.18.0.254/24 dev $P-host && ip link set $P-host up
+info "open https://198.18.0.1:7443/ here (trust $WORK/coord/ca.crt or accept the warning)"
+info "viewer key (read only): $(sw apikey create --role viewer --description 'demo viewer')"
+info "admin key: api_key in $SEGWIRE_CONFIG"
+
 if [ "$ONCE" = 1 ]; then exit 0; fi
 step "The cluster is running. Try, in another shell:"
 info "sudo ip netns exec $P-web1 ping 100.64.1.2"

@@ -8,6 +8,7 @@ mod files;
 mod hub;
 mod ipam;
 mod logging;
+mod matrix;
 mod netmap;
 mod ops;
 mod pki;
@@ -17,6 +18,7 @@ mod ratelimit;
 mod secret;
 mod server;
 mod store;
+mod web;
 mod webhook;
 
 use clap::{Parser, Subcommand};

@@ -84,6 +84,15 @@ impl Presence {
             .count()
     }
 
+    /// Ids of the nodes counted online (no `node.offline` since their last poll).
+    pub fn online_ids(&self) -> Vec<String> {
+        self.lock()
+            .iter()
+            .filter(|(_, e)| e.online)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
     /// Stops tracking a node (it was revoked: no offline event follows).
     pub fn forget(&self, id: &str) {
         self.lock().remove(id);

@@ -3,6 +3,7 @@
 pub mod apikeys;
 pub mod audit;
 pub mod auth;
+pub mod console;
 pub mod error;
 pub mod events;
 pub mod flows;
@@ -94,6 +95,10 @@ pub struct AppState {
         apikeys::rotate,
         audit::list,
         events::list,
+        console::whoami,
+        console::presence,
+        console::matrix_in_force,
+        console::matrix_preview,
     )
 )]
 pub struct ApiDoc;
@@ -153,11 +158,22 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/apikeys/{id}", delete(apikeys::revoke))
         .route("/v1/audit", get(audit::list))
         .route("/v1/events", get(events::list))
+        .route("/v1/whoami", get(console::whoami))
+        .route("/v1/presence", get(console::presence))
+        .route(
+            "/v1/segments/{name}/policy/matrix",
+            get(console::matrix_in_force)
+                .post(console::matrix_preview)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    policy::MAX_POLICY_BYTES,
+                )),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             roles::authorize,
         ))
         .route_layer(axum::middleware::from_fn(telemetry::track))
+        .merge(crate::web::router())
         .fallback(not_found)
         .with_state(state)
 }

@@ -39,10 +39,7 @@ pub async fn set(
             "the policy document is larger than 4 MiB",
         ));
     }
-    let text = std::str::from_utf8(&body)
-        .map_err(|_| ApiError::bad_request("the policy document is not UTF-8 text"))?;
-    let parsed = Policy::from_json(text)
-        .map_err(|e| ApiError::bad_request(format!("invalid policy: {e}")))?;
+    let parsed = parse_document(&body)?;
     let stored = serde_json::to_string(&parsed).unwrap_or_default();
     let (row, touched) = st
         .store
@@ -51,6 +48,13 @@ pub async fn set(
     st.hub.wake(&touched);
     tracing::info!(actor = %admin.key_id, segment = %name, version = row.policy_version, rules = parsed.rules.len(), "policy set");
     Ok(Json(doc(&row)))
+}
+
+/// A policy document from a request body, validated; 400 with the parser's message.
+pub fn parse_document(body: &[u8]) -> ApiResult<Policy> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ApiError::bad_request("the policy document is not UTF-8 text"))?;
+    Policy::from_json(text).map_err(|e| ApiError::bad_request(format!("invalid policy: {e}")))
 }
 
 /// Show the segment's policy in force.

@@ -81,6 +81,10 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("POST", "/v1/node/endpoints", Node),
     ("POST", "/v1/node/flows", Node),
     ("GET", "/v1/flows", Key(Viewer)),
+    ("GET", "/v1/whoami", Key(Viewer)),
+    ("GET", "/v1/presence", Key(Viewer)),
+    ("GET", "/v1/segments/{name}/policy/matrix", Key(Viewer)),
+    ("POST", "/v1/segments/{name}/policy/matrix", Key(Viewer)),
 ];
 
 /// What `method path` admits (unlisted routes: unscoped admin keys only). A known path
@@ -110,7 +114,11 @@ pub fn admits(access: Access, principal: &Principal) -> bool {
 
 /// POST routes that change no configuration, so they write no audit record: a query,
 /// and telemetry that nodes ship (flow logs).
-const NOT_AUDITED: &[&str] = &["/v1/segments/{name}/policy/check", "/v1/node/flows"];
+const NOT_AUDITED: &[&str] = &[
+    "/v1/segments/{name}/policy/check",
+    "/v1/segments/{name}/policy/matrix",
+    "/v1/node/flows",
+];
 
 fn is_mutating(m: &Method, route: &str) -> bool {
     !matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS) && !NOT_AUDITED.contains(&route)
