@@ -181,10 +181,28 @@ fn cluster_end_to_end() {
         .args(["-i", "br0", "-U", "-n", "-s", "0", "-w"])
         .arg(&pcap)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(800));
+    // Send only once tcpdump says it listens (a fixed head start loses the capture on a
+    // loaded machine).
+    let stderr = dump.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("listening on") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    assert!(
+        rx.recv_timeout(Duration::from_secs(20)).is_ok(),
+        "tcpdump did not start listening"
+    );
     let marker = format!("SEGWIRE-MARKER-{:016x}", rand::random::<u64>());
     assert!(
         udp_marker(&web1, &web2, &ip_web2, marker.as_bytes()),
@@ -194,7 +212,12 @@ fn cluster_end_to_end() {
         udp_marker(&dual, &db1, &ip_db1, marker.as_bytes()),
         "marker datagram lost"
     );
-    std::thread::sleep(Duration::from_millis(500));
+    // The markers' WireGuard datagrams are in the file once it holds more than a header.
+    let written = wait_until(Duration::from_secs(10), || {
+        std::fs::metadata(&pcap).is_ok_and(|m| m.len() > 200)
+    });
+    assert!(written.is_some(), "capture is empty");
+    std::thread::sleep(Duration::from_millis(200));
     let _ = Command::new("kill")
         .args(["-INT", &dump.id().to_string()])
         .status();
