@@ -8,6 +8,7 @@ pub mod access;
 pub mod audit;
 pub mod flows;
 pub mod peers;
+pub mod rules;
 pub mod sqlite;
 
 use std::net::Ipv4Addr;
