@@ -14,8 +14,8 @@ use sqlx::SqlitePool;
 use tokio::sync::Mutex;
 
 use super::{
-    MemberRow, NetmapRows, NewMember, NewNode, NewSegment, NodeRow, SegmentRow, Store, StoreResult,
-    TokenRow, Touched,
+    MemberRow, NetmapRows, NewMember, NewNode, NewSegment, NodeRow, NodeVersions, SegmentRow,
+    SegmentRows, Store, StoreResult, TokenRow, Touched,
 };
 
 mod access;
@@ -178,12 +178,16 @@ impl Store for SqliteStore {
         members::list_members(self, segment).await
     }
 
-    async fn node_version(&self, node_id: &str) -> StoreResult<i64> {
-        netmap::node_version(self, node_id).await
-    }
-
     async fn netmap_rows(&self, node_id: &str) -> StoreResult<NetmapRows> {
         netmap::netmap_rows(self, node_id).await
+    }
+
+    async fn node_versions(&self, node_id: &str) -> StoreResult<NodeVersions> {
+        netmap::node_versions(self, node_id).await
+    }
+
+    async fn segment_rows(&self, segment_id: &str) -> StoreResult<SegmentRows> {
+        netmap::segment_rows(self, segment_id).await
     }
 
     async fn create_api_key(

@@ -4,19 +4,9 @@ use super::nodes::live_node;
 use super::rows::{member_row, node_row, segment_row, MEMBER_SELECT, NODE_SELECT, SEGMENT_SELECT};
 use super::tx::finish;
 use super::SqliteStore;
-use crate::store::{MemberRow, NetmapRows, NodeRow, SegmentRow, StoreResult};
-
-pub(super) async fn node_version(s: &SqliteStore, node_id: &str) -> StoreResult<i64> {
-    let v: Option<i64> = sqlx::query_scalar(
-        "SELECT MAX(v) FROM (SELECT version AS v FROM nodes WHERE id = $1 \
-         UNION ALL SELECT s.version AS v FROM segments s \
-         WHERE s.id IN (SELECT segment_id FROM members WHERE node_id = $1)) AS versions",
-    )
-    .bind(node_id)
-    .fetch_one(&s.pool)
-    .await?;
-    Ok(v.unwrap_or(0))
-}
+use crate::store::{
+    MemberRow, NetmapRows, NodeRow, NodeVersions, SegmentRow, SegmentRows, StoreError, StoreResult,
+};
 
 pub(super) async fn netmap_rows(s: &SqliteStore, node_id: &str) -> StoreResult<NetmapRows> {
     let mut tx = s.pool.begin().await?;
@@ -62,6 +52,62 @@ pub(super) async fn netmap_rows(s: &SqliteStore, node_id: &str) -> StoreResult<N
             members,
             nodes,
             version,
+        })
+    }
+    .await;
+    finish(tx, res).await
+}
+
+pub(super) async fn node_versions(s: &SqliteStore, node_id: &str) -> StoreResult<NodeVersions> {
+    let mut conn = s.pool.acquire().await?;
+    let node: Option<i64> = sqlx::query_scalar("SELECT version FROM nodes WHERE id = $1")
+        .bind(node_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let segments: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT s.id, s.version FROM segments s \
+         WHERE s.id IN (SELECT segment_id FROM members WHERE node_id = $1) ORDER BY s.name",
+    )
+    .bind(node_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(NodeVersions {
+        node: node.unwrap_or(0),
+        segments,
+    })
+}
+
+pub(super) async fn segment_rows(s: &SqliteStore, segment_id: &str) -> StoreResult<SegmentRows> {
+    let mut tx = s.pool.begin().await?;
+    let res: StoreResult<_> = async {
+        let segment = sqlx::query(&format!("{SEGMENT_SELECT} WHERE s.id = $1"))
+            .bind(segment_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("no segment with id {segment_id:?}")))?;
+        let segment = segment_row(&segment)?;
+        let members: Vec<MemberRow> = sqlx::query(&format!(
+            "{MEMBER_SELECT} WHERE m.segment_id = $1 ORDER BY m.address"
+        ))
+        .bind(segment_id)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(member_row)
+        .collect::<StoreResult<_>>()?;
+        let nodes: Vec<NodeRow> = sqlx::query(&format!(
+            "{NODE_SELECT} AND n.id IN (SELECT node_id FROM members WHERE segment_id = $1)"
+        ))
+        .bind(segment_id)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(node_row)
+        .collect::<StoreResult<_>>()?;
+        Ok(SegmentRows {
+            segment,
+            members,
+            nodes,
         })
     }
     .await;

@@ -100,14 +100,14 @@ async fn versions_grow_and_addresses_are_quarantined() {
         labels: Default::default(),
         quarantine_secs: 600,
     };
-    let v0 = s.node_version("a").await.unwrap();
+    let v0 = s.node_versions("a").await.unwrap().version();
     let (m1, touched) = s.attach(attach("x"), NOW).await.unwrap();
     assert_eq!(touched, vec!["a".to_string()]);
-    let v1 = s.node_version("a").await.unwrap();
+    let v1 = s.node_versions("a").await.unwrap().version();
     assert!(v1 > v0);
     assert_eq!(m1.address.to_string(), "100.64.1.1");
     s.detach("a", &m1.id, NOW).await.unwrap();
-    assert!(s.node_version("a").await.unwrap() > v1);
+    assert!(s.node_versions("a").await.unwrap().version() > v1);
     // .1 is quarantined: the next member gets .2, and then the /30 is full.
     let (m2, _) = s.attach(attach("y"), NOW + 1).await.unwrap();
     assert_eq!(m2.address.to_string(), "100.64.1.2");
