@@ -63,7 +63,7 @@ impl NetmapCache {
             match self.segment(store, id, *v).await {
                 Ok(view) => views.push(view),
                 // Deleted since the versions were read: the next round sees it gone.
-                Err(StoreError::NotFound(_)) => {}
+                Err(StoreError::NotFound(_)) => self.forget(id),
                 Err(e) => return Err(e),
             }
         }
@@ -75,6 +75,12 @@ impl NetmapCache {
             .unwrap_or(0);
         let refs: Vec<&SegmentView> = views.iter().map(Arc::as_ref).collect();
         Ok((version, view::render(node, version, &refs)))
+    }
+
+    /// Drops a segment that no longer exists.
+    fn forget(&self, segment_id: &str) {
+        let mut map = self.segments.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(segment_id);
     }
 }
 
