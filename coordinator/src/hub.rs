@@ -1,4 +1,4 @@
-//! Wakes long-polling nodes when their netmap changes.
+//! Wakes long-polling nodes when their netmap changes, and holds the prepared netmaps.
 //!
 //! One `Notify` per node that is (or was) polling. A change wakes exactly the nodes the
 //! store said it touched, so a change to one segment does not wake the whole fleet.
@@ -8,10 +8,14 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
+use crate::fanout::NetmapCache;
+
 /// Per-node wake-up registry.
 #[derive(Default)]
 pub struct Hub {
     nodes: Mutex<HashMap<String, Arc<Notify>>>,
+    /// Segments prepared for netmaps, per version.
+    pub netmaps: NetmapCache,
 }
 
 impl Hub {

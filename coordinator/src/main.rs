@@ -4,6 +4,7 @@ mod api;
 mod bootstrap;
 mod convert;
 mod events;
+mod fanout;
 mod files;
 mod hub;
 mod ipam;

@@ -54,6 +54,14 @@ pub struct AppState {
     pub flow_retention_secs: i64,
 }
 
+impl AppState {
+    /// Publishes a committed change: wakes the long-polls of the nodes it touched (each
+    /// then reads only the segments whose version moved). Every write handler ends here.
+    pub fn commit(&self, touched: &crate::store::Touched) {
+        self.hub.wake(touched);
+    }
+}
+
 /// The OpenAPI document of `/v1`.
 #[derive(OpenApi)]
 #[openapi(

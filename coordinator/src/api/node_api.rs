@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use segwire_proto::api::{
@@ -23,7 +23,6 @@ use super::validate;
 use super::AppState;
 use crate::convert::{self, now};
 use crate::events::EventKind;
-use crate::netmap;
 use crate::secret::{self, NODE_CRED_PREFIX};
 use crate::store::{NewMember, NewNode};
 
@@ -131,7 +130,7 @@ pub async fn netmap(
             .store
             .set_endpoints(&node.id, node.endpoints.clone(), Some(observed), now())
             .await?;
-        st.hub.wake(&touched);
+        st.commit(&touched);
     } else if node.last_seen.unwrap_or(0) + TOUCH_EVERY_SECS <= now() {
         st.store.touch_node(&node.id, None, now()).await?;
     }
@@ -143,13 +142,13 @@ pub async fn netmap(
         tokio::pin!(notified);
         notified.as_mut().enable();
         let started = std::time::Instant::now();
-        let version = st.store.node_version(&node.id).await? as u64;
+        let versions = st.store.node_versions(&node.id).await?;
         // Any difference counts: a coordinator restored from an older backup has lower
         // versions than its nodes hold, and they must still get its map.
-        if version != q.since {
-            let map = netmap::build(&st.store.netmap_rows(&node.id).await?);
+        if versions.version() as u64 != q.since {
+            let (_, body) = st.hub.netmaps.netmap(&*st.store, &node, &versions).await?;
             crate::api::node_presence::pushed(started);
-            return Ok(Json(map).into_response());
+            return Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response());
         }
         if tokio::time::timeout_at(deadline, notified).await.is_err() {
             return Ok(StatusCode::NO_CONTENT.into_response());
@@ -206,7 +205,7 @@ pub async fn attach(
             now(),
         )
         .await?;
-    st.hub.wake(&touched);
+    st.commit(&touched);
     tracing::info!(node = %auth.node.name, member = %row.name, segment = %row.segment, address = %row.address, "member attached");
     Ok((
         StatusCode::CREATED,
@@ -222,7 +221,7 @@ pub async fn detach(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let touched = st.store.detach(&auth.node.id, &id, now()).await?;
-    st.hub.wake(&touched);
+    st.commit(&touched);
     tracing::info!(node = %auth.node.name, member_id = %id, "member detached");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -246,6 +245,6 @@ pub async fn endpoints(
             now(),
         )
         .await?;
-    st.hub.wake(&touched);
+    st.commit(&touched);
     Ok(StatusCode::NO_CONTENT)
 }

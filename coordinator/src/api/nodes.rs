@@ -76,7 +76,7 @@ pub async fn revoke(
         }
     }
     let (row, touched) = st.store.revoke_node(&node, now()).await?;
-    st.hub.wake(&touched);
+    st.commit(&touched);
     st.ops.presence.forget(&row.id);
     tracing::info!(actor = %admin.key_id, node = %row.name, node_id = %row.id, "node revoked");
     st.ops

@@ -107,7 +107,7 @@ pub async fn add(
             now(),
         )
         .await?;
-    st.hub.wake(&touched);
+    st.commit(&touched);
     tracing::info!(actor = %admin.key_id, segment = %row.segment, peer = %row.name, address = %row.address, "external peer added");
     let view = st.store.peer_view(Some(&row.segment), &row.name).await?;
     Ok((StatusCode::CREATED, Json(config(&view))))
@@ -204,7 +204,7 @@ pub async fn remove(
         .store
         .remove_peer(Some(&view.segment.name), &name, now())
         .await?;
-    st.hub.wake(&touched);
+    st.commit(&touched);
     tracing::info!(actor = %admin.key_id, segment = %row.segment, peer = %row.name, "external peer removed");
     Ok(StatusCode::NO_CONTENT)
 }

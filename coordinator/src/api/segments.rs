@@ -111,7 +111,7 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     admin.check_segment(&name)?;
     let touched = st.store.delete_segment(&name, q.force, now()).await?;
-    st.hub.wake(&touched);
+    st.commit(&touched);
     tracing::info!(actor = %admin.key_id, segment = %name, force = q.force, "segment deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -128,7 +128,7 @@ pub async fn rotate_key(
         .store
         .rotate_psk(&name, STANDARD.encode(secret::new_key()))
         .await?;
-    st.hub.wake(&touched);
+    st.commit(&touched);
     tracing::info!(actor = %admin.key_id, segment = %name, psk_version = row.psk_version, "segment key rotated");
     Ok(Json(convert::segment(&row)))
 }

@@ -8,6 +8,7 @@ pub mod access;
 pub mod audit;
 pub mod flows;
 pub mod peers;
+pub mod rules;
 pub mod sqlite;
 
 use std::net::Ipv4Addr;
@@ -234,6 +235,38 @@ pub struct NetmapRows {
     pub version: i64,
 }
 
+/// The versions a node's netmap is made of.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeVersions {
+    /// The node's own change counter.
+    pub node: i64,
+    /// `(segment id, version)` of every segment the node has a member in, by name.
+    pub segments: Vec<(String, i64)>,
+}
+
+impl NodeVersions {
+    /// The node's netmap version: the highest of its own and its segments' versions.
+    pub fn version(&self) -> i64 {
+        self.segments
+            .iter()
+            .map(|(_, v)| *v)
+            .chain(std::iter::once(self.node))
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// One segment as every node's netmap sees it.
+#[derive(Debug, Clone)]
+pub struct SegmentRows {
+    /// The segment.
+    pub segment: SegmentRow,
+    /// Its members, by address.
+    pub members: Vec<MemberRow>,
+    /// The live agent nodes owning them (for their endpoints).
+    pub nodes: Vec<NodeRow>,
+}
+
 /// The coordinator's persistent state.
 #[async_trait]
 pub trait Store: peers::PeerStore + Send + Sync + 'static {
@@ -300,10 +333,13 @@ pub trait Store: peers::PeerStore + Send + Sync + 'static {
     /// Members, optionally of one segment.
     async fn list_members(&self, segment: Option<&str>) -> StoreResult<Vec<MemberRow>>;
 
-    /// The node's current netmap version.
-    async fn node_version(&self, node_id: &str) -> StoreResult<i64>;
     /// Everything needed to build the node's netmap.
     async fn netmap_rows(&self, node_id: &str) -> StoreResult<NetmapRows>;
+
+    /// The versions the node's netmap is made of (one cheap read per long-poll round).
+    async fn node_versions(&self, node_id: &str) -> StoreResult<NodeVersions>;
+    /// One segment with its members (by address) and their live nodes, read consistently.
+    async fn segment_rows(&self, segment_id: &str) -> StoreResult<SegmentRows>;
 
     /// Stores a new unscoped, non-expiring API key (the bootstrap admin key; the API
     /// uses [`access::AccessStore`]).

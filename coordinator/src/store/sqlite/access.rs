@@ -6,7 +6,9 @@ use segwire_proto::access::Role;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
-use super::{from_json, to_json, SqliteStore, Tx};
+use super::rows::{from_json, to_json};
+use super::tx::Tx;
+use super::SqliteStore;
 use crate::convert::now;
 use crate::store::access::{AccessStore, AuditQuery, AuditRow, EventRow, KeyRow};
 use crate::store::audit::{self, Change};

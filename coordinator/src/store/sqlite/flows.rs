@@ -57,7 +57,7 @@ impl FlowStore for SqliteStore {
             Ok(())
         }
         .await;
-        super::finish(tx, res).await
+        super::tx::finish(tx, res).await
     }
 
     async fn list_flows(&self, q: &FlowQuery) -> StoreResult<Vec<FlowRecord>> {

@@ -5,11 +5,11 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 
-use super::{
-    allocate_address, bump, finish, is_unique_violation, member_row, node_row, nodes_in_segment,
-    record, release_address, segment_by_name, set_segment_version, to_json, SqliteStore, Tx,
-    MEMBER_SELECT, NODE_SELECT,
-};
+use super::members::{allocate_address, nodes_in_segment, release_address};
+use super::rows::{is_unique_violation, member_row, node_row, to_json, MEMBER_SELECT, NODE_SELECT};
+use super::segments::segment_by_name;
+use super::tx::{bump, finish, set_segment_version, Tx};
+use super::{record, SqliteStore};
 use crate::secret;
 use crate::store::audit::{self, Change};
 use crate::store::peers::{external_workload, NewPeer, PeerStore, PeerView, EXTERNAL_NODE_ID};

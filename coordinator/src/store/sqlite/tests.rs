@@ -100,14 +100,14 @@ async fn versions_grow_and_addresses_are_quarantined() {
         labels: Default::default(),
         quarantine_secs: 600,
     };
-    let v0 = s.node_version("a").await.unwrap();
+    let v0 = s.node_versions("a").await.unwrap().version();
     let (m1, touched) = s.attach(attach("x"), NOW).await.unwrap();
     assert_eq!(touched, vec!["a".to_string()]);
-    let v1 = s.node_version("a").await.unwrap();
+    let v1 = s.node_versions("a").await.unwrap().version();
     assert!(v1 > v0);
     assert_eq!(m1.address.to_string(), "100.64.1.1");
     s.detach("a", &m1.id, NOW).await.unwrap();
-    assert!(s.node_version("a").await.unwrap() > v1);
+    assert!(s.node_versions("a").await.unwrap().version() > v1);
     // .1 is quarantined: the next member gets .2, and then the /30 is full.
     let (m2, _) = s.attach(attach("y"), NOW + 1).await.unwrap();
     assert_eq!(m2.address.to_string(), "100.64.1.2");
@@ -118,4 +118,62 @@ async fn versions_grow_and_addresses_are_quarantined() {
     // After the quarantine the address comes back.
     let (m3, _) = s.attach(attach("z"), NOW + 601).await.unwrap();
     assert_eq!(m3.address.to_string(), "100.64.1.1");
+}
+
+#[tokio::test]
+async fn a_segment_is_prepared_once_per_version_and_again_after_a_change() {
+    let (_d, s) = store().await;
+    let seg = s
+        .create_segment(
+            NewSegment {
+                name: "web".into(),
+                net: "100.64.1.0/24".parse::<Ipv4Net>().unwrap(),
+                default: DefaultAction::Allow,
+                psk: "p".into(),
+            },
+            NOW,
+        )
+        .await
+        .unwrap();
+    s.create_token(token("t1", "secret", 1)).await.unwrap();
+    s.enroll(node("a", "secret"), NOW).await.unwrap();
+    let member = |w: &str| NewMember {
+        node_id: "a".into(),
+        segment: "web".into(),
+        workload: w.into(),
+        name: None,
+        public_key: format!("key-{w}"),
+        listen_port: 51820,
+        endpoints: vec![],
+        labels: Default::default(),
+        quarantine_secs: 600,
+    };
+    s.attach(member("x"), NOW).await.unwrap();
+    let cache = crate::fanout::NetmapCache::default();
+    let v1 = s.node_versions("a").await.unwrap();
+    assert_eq!(v1.segments.len(), 1);
+    assert_eq!(v1.segments[0].0, seg.id);
+    let first = cache.segment(&s, &seg.id, v1.segments[0].1).await.unwrap();
+    let again = cache.segment(&s, &seg.id, v1.segments[0].1).await.unwrap();
+    assert!(
+        std::sync::Arc::ptr_eq(&first, &again),
+        "one read per version"
+    );
+    assert_eq!(first.members_of("a").len(), 1);
+    s.attach(member("y"), NOW).await.unwrap();
+    let v2 = s.node_versions("a").await.unwrap();
+    assert!(v2.version() > v1.version());
+    let next = cache.segment(&s, &seg.id, v2.segments[0].1).await.unwrap();
+    assert!(!std::sync::Arc::ptr_eq(&first, &next));
+    assert_eq!(next.members_of("a").len(), 2);
+    let node = s.get_node("a").await.unwrap();
+    let (version, body) = cache.netmap(&s, &node, &v2).await.unwrap();
+    assert_eq!(version, v2.version());
+    let map: segwire_proto::netmap::NetMap = serde_json::from_str(&body).unwrap();
+    assert_eq!(map.members.len(), 2);
+    assert_eq!(
+        map.members[0].peers.len(),
+        1,
+        "a member is not its own peer"
+    );
 }

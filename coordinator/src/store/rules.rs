@@ -1,0 +1,161 @@
+//! Domain rules every store backend applies inside its write transaction: network
+//! overlap, member naming, address allocation and join-token checks. They are pure
+//! functions over rows the backend has read, so no backend writes them twice.
+
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+
+use super::{NewSegment, SegmentRow, StoreError, StoreResult, TokenRow};
+use crate::{ipam, secret};
+
+/// Refuses a new segment whose name is taken or whose network overlaps an existing one.
+pub fn check_new_segment(existing: &[SegmentRow], seg: &NewSegment) -> StoreResult<()> {
+    for other in existing {
+        if other.name == seg.name {
+            return Err(StoreError::Conflict(format!(
+                "a segment named {:?} already exists",
+                seg.name
+            )));
+        }
+        if other.net.contains(&seg.net) || seg.net.contains(&other.net) {
+            return Err(StoreError::Conflict(format!(
+                "{} overlaps segment {:?} ({}); choose a network that does not overlap",
+                seg.net, other.name, other.net
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The name of a new member of `segment`: the requested one if free (else `Conflict`),
+/// otherwise the default name with the first free `-N` suffix.
+pub fn member_name(
+    requested: Option<&str>,
+    segment: &str,
+    node: &str,
+    workload: &str,
+    taken: &HashSet<String>,
+) -> StoreResult<String> {
+    match requested {
+        Some(n) if taken.contains(n) => Err(StoreError::Conflict(format!(
+            "segment {segment:?} already has a member named {n:?}"
+        ))),
+        Some(n) => Ok(n.to_string()),
+        None => {
+            let base = default_member_name(node, workload);
+            Ok((1..)
+                .map(|i| {
+                    if i == 1 {
+                        base.clone()
+                    } else {
+                        format!("{base}-{i}")
+                    }
+                })
+                .find(|c| !taken.contains(c))
+                .unwrap_or(base))
+        }
+    }
+}
+
+/// A readable default member name: `<node>` for the host, `<node>-<workload>` otherwise.
+pub fn default_member_name(node: &str, workload: &str) -> String {
+    let w = workload.rsplit('/').next().unwrap_or(workload);
+    let s = if workload == "host" {
+        node.to_string()
+    } else {
+        format!("{node}-{w}")
+    };
+    let s: String = s
+        .chars()
+        .map(|c| {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let s: String = s.trim_matches('-').chars().take(56).collect();
+    if s.is_empty() {
+        "member".into()
+    } else {
+        s
+    }
+}
+
+/// A free overlay address of `seg`, never one `taken` by a member nor one `quarantined`
+/// (released recently); `Conflict` with a hint when the network is full.
+pub fn pick_address(
+    seg: &SegmentRow,
+    taken: &HashSet<u32>,
+    quarantined: &HashSet<u32>,
+) -> StoreResult<Ipv4Addr> {
+    ipam::allocate(seg.net, taken, quarantined).ok_or_else(|| {
+        StoreError::Conflict(format!(
+            "segment {:?} ({}) has no free address: {} in use, {} released recently and held back; detach unused members or use a larger network",
+            seg.name, seg.net, taken.len(), quarantined.len()
+        ))
+    })
+}
+
+/// The answer to a token id nobody issued or a wrong secret.
+pub fn token_unknown() -> StoreError {
+    StoreError::TokenUnknown(
+        "the join token is not valid (unknown id or wrong secret); create a new one with `segwire token create`".into(),
+    )
+}
+
+/// Checks a presented join token against its row (`None` when the id is unknown); the
+/// backend then consumes one use atomically.
+pub fn check_token(token: Option<&TokenRow>, secret_text: &str, now: i64) -> StoreResult<()> {
+    let Some(token) = token else {
+        // Spend the same work as a real check so the answer time does not tell.
+        let _ = secret::verify_secret(secret_text, "");
+        return Err(token_unknown());
+    };
+    if !secret::verify_secret(secret_text, &token.secret_hash) {
+        return Err(token_unknown());
+    }
+    if token.revoked_at.is_some() {
+        return Err(StoreError::TokenRejected(
+            "this join token was revoked; ask an admin for a new one".into(),
+        ));
+    }
+    if token.expires_at <= now {
+        return Err(StoreError::TokenRejected(
+            "this join token has expired; ask an admin for a new one".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The answer when the atomic consume of a token found no use left.
+pub fn token_used_up() -> StoreError {
+    StoreError::TokenRejected("this join token has been used up; ask an admin for a new one".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_names_are_lowercase_dns_labels() {
+        assert_eq!(default_member_name("Node1", "host"), "node1");
+        assert_eq!(default_member_name("n1", "netns:web_01"), "n1-netns-web-01");
+        assert_eq!(default_member_name("--", "host"), "member");
+    }
+
+    #[test]
+    fn a_taken_default_name_gets_a_suffix_and_a_taken_request_conflicts() {
+        let taken: HashSet<String> = ["n1".to_string(), "n1-2".to_string()].into();
+        assert_eq!(
+            member_name(None, "s", "n1", "host", &taken).ok(),
+            Some("n1-3".into())
+        );
+        assert!(matches!(
+            member_name(Some("n1"), "s", "n1", "host", &taken),
+            Err(StoreError::Conflict(_))
+        ));
+    }
+}

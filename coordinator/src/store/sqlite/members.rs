@@ -1,0 +1,241 @@
+//! Members on SQLite: attach (address allocation and naming by [`rules`]), detach, list.
+
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+
+use super::nodes::live_node;
+use super::rows::{is_unique_violation, member_row, to_json, MEMBER_SELECT};
+use super::segments::segment_by_name;
+use super::tx::{bump, finish, set_node_version, set_segment_version, Tx};
+use super::{record, SqliteStore};
+use crate::secret;
+use crate::store::audit::{self, Change};
+use crate::store::{
+    rules, Labels, MemberRow, NewMember, SegmentRow, StoreError, StoreResult, Touched,
+};
+
+pub(super) async fn nodes_in_segment(
+    tx: &mut Tx<'_>,
+    segment_id: &str,
+) -> StoreResult<Vec<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT DISTINCT node_id FROM members WHERE segment_id = $1")
+            .bind(segment_id)
+            .fetch_all(&mut **tx)
+            .await?,
+    )
+}
+
+pub(super) async fn release_address(
+    tx: &mut Tx<'_>,
+    segment_id: &str,
+    addr: Ipv4Addr,
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO released_addresses (segment_id, address, released_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (segment_id, address) DO UPDATE SET released_at = excluded.released_at",
+    )
+    .bind(segment_id)
+    .bind(u32::from(addr) as i64)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Picks a free overlay address of `seg` inside the caller's write transaction: never
+/// one a member holds, nor one released after `released_after` (quarantine).
+pub(super) async fn allocate_address(
+    tx: &mut Tx<'_>,
+    seg: &SegmentRow,
+    released_after: i64,
+) -> StoreResult<Ipv4Addr> {
+    let taken: HashSet<u32> =
+        sqlx::query_scalar::<_, i64>("SELECT address FROM members WHERE segment_id = $1")
+            .bind(&seg.id)
+            .fetch_all(&mut **tx)
+            .await?
+            .into_iter()
+            .map(|a| a as u32)
+            .collect();
+    let quarantined: HashSet<u32> = sqlx::query_scalar::<_, i64>(
+        "SELECT address FROM released_addresses WHERE segment_id = $1 AND released_at > $2",
+    )
+    .bind(&seg.id)
+    .bind(released_after)
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .map(|a| a as u32)
+    .collect();
+    rules::pick_address(seg, &taken, &quarantined)
+}
+
+pub(super) async fn attach(
+    s: &SqliteStore,
+    m: NewMember,
+    now: i64,
+) -> StoreResult<(MemberRow, Touched)> {
+    let _w = s.write.lock().await;
+    let mut tx = s.pool.begin().await?;
+    let res: StoreResult<_> = async {
+        let node = live_node(&mut tx, &m.node_id).await?;
+        let seg = segment_by_name(&mut tx, &m.segment).await?;
+        if !node.segments.iter().any(|s| s == &seg.name) {
+            return Err(StoreError::Forbidden(format!(
+                "this node's join token does not grant segment {:?}; enrol with a token for it",
+                seg.name
+            )));
+        }
+        let mut labels: Labels = m.labels.clone();
+        labels.extend(node.labels.clone());
+        let existing: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM members WHERE node_id = $1 AND segment_id = $2 AND workload = $3",
+        )
+        .bind(&node.id)
+        .bind(&seg.id)
+        .bind(&m.workload)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let member_id = match existing {
+            Some(id) => {
+                let res = sqlx::query(
+                    "UPDATE members SET public_key = $1, listen_port = $2, endpoints = $3, labels = $4 WHERE id = $5",
+                )
+                .bind(&m.public_key)
+                .bind(m.listen_port as i64)
+                .bind(to_json(&m.endpoints))
+                .bind(to_json(&labels))
+                .bind(&id)
+                .execute(&mut *tx)
+                .await;
+                if let Err(e) = res {
+                    return Err(if is_unique_violation(&e) {
+                        StoreError::Conflict("another member of this segment already uses that public key".into())
+                    } else {
+                        e.into()
+                    });
+                }
+                id
+            }
+            None => {
+                let addr = allocate_address(&mut tx, &seg, now - m.quarantine_secs).await?;
+                let names: HashSet<String> =
+                    sqlx::query_scalar("SELECT name FROM members WHERE segment_id = $1")
+                        .bind(&seg.id)
+                        .fetch_all(&mut *tx)
+                        .await?
+                        .into_iter()
+                        .collect();
+                let name = rules::member_name(m.name.as_deref(), &seg.name, &node.name, &m.workload, &names)?;
+                let id = secret::new_id();
+                let res = sqlx::query(
+                    "INSERT INTO members (id, node_id, segment_id, name, workload, address, public_key, listen_port, endpoints, labels, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(&id)
+                .bind(&node.id)
+                .bind(&seg.id)
+                .bind(&name)
+                .bind(&m.workload)
+                .bind(u32::from(addr) as i64)
+                .bind(&m.public_key)
+                .bind(m.listen_port as i64)
+                .bind(to_json(&m.endpoints))
+                .bind(to_json(&labels))
+                .bind(now)
+                .execute(&mut *tx)
+                .await;
+                if let Err(e) = res {
+                    return Err(if is_unique_violation(&e) {
+                        StoreError::Conflict("another member of this segment already uses that public key".into())
+                    } else {
+                        e.into()
+                    });
+                }
+                sqlx::query("DELETE FROM released_addresses WHERE segment_id = $1 AND address = $2")
+                    .bind(&seg.id)
+                    .bind(u32::from(addr) as i64)
+                    .execute(&mut *tx)
+                    .await?;
+                id
+            }
+        };
+        let v = bump(&mut tx).await?;
+        set_segment_version(&mut tx, &seg.id, v).await?;
+        set_node_version(&mut tx, &node.id, v).await?;
+        let row = sqlx::query(&format!("{MEMBER_SELECT} WHERE m.id = $1"))
+            .bind(&member_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let member = member_row(&row)?;
+        let touched = nodes_in_segment(&mut tx, &seg.id).await?;
+        let target = format!("member:{}", member.id);
+        record(&mut tx, Change::new("member.attach", target, None, Some(audit::member(&member)))).await?;
+        Ok((member, touched))
+    }
+    .await;
+    finish(tx, res).await
+}
+
+pub(super) async fn detach(
+    s: &SqliteStore,
+    node_id: &str,
+    member_id: &str,
+    now: i64,
+) -> StoreResult<Touched> {
+    let _w = s.write.lock().await;
+    let mut tx = s.pool.begin().await?;
+    let res: StoreResult<_> = async {
+        let row = sqlx::query(&format!(
+            "{MEMBER_SELECT} WHERE m.id = $1 AND m.node_id = $2"
+        ))
+        .bind(member_id)
+        .bind(node_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("this node has no member {member_id:?}")))?;
+        let m = member_row(&row)?;
+        let touched = nodes_in_segment(&mut tx, &m.segment_id).await?;
+        sqlx::query("DELETE FROM members WHERE id = $1")
+            .bind(&m.id)
+            .execute(&mut *tx)
+            .await?;
+        release_address(&mut tx, &m.segment_id, m.address, now).await?;
+        let v = bump(&mut tx).await?;
+        set_segment_version(&mut tx, &m.segment_id, v).await?;
+        set_node_version(&mut tx, node_id, v).await?;
+        let target = format!("member:{}", m.id);
+        record(
+            &mut tx,
+            Change::new("member.detach", target, Some(audit::member(&m)), None),
+        )
+        .await?;
+        Ok(touched)
+    }
+    .await;
+    finish(tx, res).await
+}
+
+pub(super) async fn list_members(
+    s: &SqliteStore,
+    segment: Option<&str>,
+) -> StoreResult<Vec<MemberRow>> {
+    let rows = match segment {
+        Some(name) => {
+            sqlx::query(&format!(
+                "{MEMBER_SELECT} WHERE s.name = $1 ORDER BY s.name, m.address"
+            ))
+            .bind(name)
+            .fetch_all(&s.pool)
+            .await?
+        }
+        None => {
+            sqlx::query(&format!("{MEMBER_SELECT} ORDER BY s.name, m.address"))
+                .fetch_all(&s.pool)
+                .await?
+        }
+    };
+    rows.iter().map(member_row).collect()
+}

@@ -1,0 +1,126 @@
+//! Row decoding for the SQLite store: the SELECTs each entity is read with and the
+//! conversions from SQLite rows to the store's row types.
+
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use segwire_proto::api::DefaultAction;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use crate::store::{MemberRow, NodeRow, SegmentRow, StoreError, StoreResult, TokenRow};
+
+pub(super) const SEGMENT_SELECT: &str =
+    "SELECT s.id, s.name, s.net, s.prefix, s.default_action, s.psk, \
+    s.psk_version, s.version, s.created_at, s.policy, s.policy_version, \
+    (SELECT COUNT(*) FROM members m WHERE m.segment_id = s.id) AS members FROM segments s";
+
+pub(super) const NODE_SELECT: &str =
+    "SELECT n.id, n.name, n.public_key, n.cred_hash, n.segments, n.labels, \
+    n.endpoints, n.observed, n.created_at, n.last_seen, n.version, \
+    (SELECT COUNT(*) FROM members m WHERE m.node_id = n.id) AS members \
+    FROM nodes n WHERE n.revoked_at IS NULL AND n.kind = 'agent'";
+
+pub(super) const MEMBER_SELECT: &str =
+    "SELECT m.id, m.node_id, n.name AS node_name, m.segment_id, \
+    s.name AS segment, m.name, m.workload, m.address, m.public_key, m.listen_port, m.endpoints, \
+    m.labels, m.created_at FROM members m JOIN nodes n ON n.id = m.node_id \
+    JOIN segments s ON s.id = m.segment_id";
+
+pub(super) const TOKEN_SELECT: &str =
+    "SELECT id, secret_hash, segments, labels, uses, uses_left, created_at, \
+    expires_at, revoked_at FROM tokens";
+
+pub(super) fn to_json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+pub(super) fn from_json<T: DeserializeOwned>(s: &str) -> StoreResult<T> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub(super) fn default_to_str(d: DefaultAction) -> &'static str {
+    match d {
+        DefaultAction::Allow => "allow",
+        DefaultAction::Deny => "deny",
+    }
+}
+
+pub(super) fn segment_row(r: &SqliteRow) -> StoreResult<SegmentRow> {
+    let net = Ipv4Addr::from(r.try_get::<i64, _>("net")? as u32);
+    let prefix: i64 = r.try_get("prefix")?;
+    let default = match r.try_get::<String, _>("default_action")?.as_str() {
+        "deny" => DefaultAction::Deny,
+        _ => DefaultAction::Allow,
+    };
+    Ok(SegmentRow {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        net: Ipv4Net::new(net, prefix as u8).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        default,
+        psk: r.try_get("psk")?,
+        psk_version: r.try_get("psk_version")?,
+        version: r.try_get("version")?,
+        created_at: r.try_get("created_at")?,
+        members: r.try_get("members")?,
+        policy: r.try_get("policy")?,
+        policy_version: r.try_get("policy_version")?,
+    })
+}
+
+pub(super) fn node_row(r: &SqliteRow) -> StoreResult<NodeRow> {
+    Ok(NodeRow {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        public_key: r.try_get("public_key")?,
+        cred_hash: r.try_get("cred_hash")?,
+        segments: from_json(&r.try_get::<String, _>("segments")?)?,
+        labels: from_json(&r.try_get::<String, _>("labels")?)?,
+        endpoints: from_json(&r.try_get::<String, _>("endpoints")?)?,
+        observed: r.try_get("observed")?,
+        created_at: r.try_get("created_at")?,
+        last_seen: r.try_get("last_seen")?,
+        version: r.try_get("version")?,
+        members: r.try_get("members")?,
+    })
+}
+
+pub(super) fn member_row(r: &SqliteRow) -> StoreResult<MemberRow> {
+    Ok(MemberRow {
+        id: r.try_get("id")?,
+        node_id: r.try_get("node_id")?,
+        node_name: r.try_get("node_name")?,
+        segment_id: r.try_get("segment_id")?,
+        segment: r.try_get("segment")?,
+        name: r.try_get("name")?,
+        workload: r.try_get("workload")?,
+        address: Ipv4Addr::from(r.try_get::<i64, _>("address")? as u32),
+        public_key: r.try_get("public_key")?,
+        listen_port: r.try_get::<i64, _>("listen_port")? as u16,
+        endpoints: from_json(&r.try_get::<String, _>("endpoints")?)?,
+        labels: from_json(&r.try_get::<String, _>("labels")?)?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+pub(super) fn token_row(r: &SqliteRow) -> StoreResult<TokenRow> {
+    Ok(TokenRow {
+        id: r.try_get("id")?,
+        secret_hash: r.try_get("secret_hash")?,
+        segments: from_json(&r.try_get::<String, _>("segments")?)?,
+        labels: from_json(&r.try_get::<String, _>("labels")?)?,
+        uses: r.try_get("uses")?,
+        uses_left: r.try_get("uses_left")?,
+        created_at: r.try_get("created_at")?,
+        expires_at: r.try_get("expires_at")?,
+        revoked_at: r.try_get("revoked_at")?,
+    })
+}
+
+pub(super) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .map(|d| d.is_unique_violation())
+        .unwrap_or(false)
+}

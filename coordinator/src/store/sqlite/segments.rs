@@ -1,0 +1,204 @@
+//! Segments on SQLite: create, list, delete, preshared-key rotation and policy.
+
+use sqlx::SqliteConnection;
+
+use super::members::nodes_in_segment;
+use super::rows::{default_to_str, segment_row, SEGMENT_SELECT};
+use super::tx::{bump, finish, set_node_version};
+use super::{record, SqliteStore};
+use crate::secret;
+use crate::store::audit::{self, Change};
+use crate::store::{
+    rules, DefaultAction, NewSegment, SegmentRow, StoreError, StoreResult, Touched,
+};
+
+/// A segment by name, in a transaction or on a plain connection.
+pub(super) async fn segment_by_name(
+    conn: &mut SqliteConnection,
+    name: &str,
+) -> StoreResult<SegmentRow> {
+    let row = sqlx::query(&format!("{SEGMENT_SELECT} WHERE s.name = $1"))
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("no segment named {name:?}")))?;
+    segment_row(&row)
+}
+
+pub(super) async fn create_segment(
+    s: &SqliteStore,
+    seg: NewSegment,
+    now: i64,
+) -> StoreResult<SegmentRow> {
+    let _w = s.write.lock().await;
+    let mut tx = s.pool.begin().await?;
+    let res: StoreResult<_> = async {
+        let existing = sqlx::query(&format!("{SEGMENT_SELECT} ORDER BY s.name"))
+            .fetch_all(&mut *tx)
+            .await?;
+        let existing: Vec<SegmentRow> = existing.iter().map(segment_row).collect::<StoreResult<_>>()?;
+        rules::check_new_segment(&existing, &seg)?;
+        let v = bump(&mut tx).await?;
+        let id = secret::new_id();
+        sqlx::query(
+            "INSERT INTO segments (id, name, net, prefix, default_action, psk, psk_version, version, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8)",
+        )
+        .bind(&id)
+        .bind(&seg.name)
+        .bind(u32::from(seg.net.network()) as i64)
+        .bind(seg.net.prefix_len() as i64)
+        .bind(default_to_str(seg.default))
+        .bind(&seg.psk)
+        .bind(v)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let row = segment_by_name(&mut tx, &seg.name).await?;
+        let target = format!("segment:{}", row.name);
+        record(&mut tx, Change::new("segment.create", target, None, Some(audit::segment(&row)))).await?;
+        Ok(row)
+    }
+    .await;
+    finish(tx, res).await
+}
+
+pub(super) async fn list_segments(s: &SqliteStore) -> StoreResult<Vec<SegmentRow>> {
+    let rows = sqlx::query(&format!("{SEGMENT_SELECT} ORDER BY s.name"))
+        .fetch_all(&s.pool)
+        .await?;
+    rows.iter().map(segment_row).collect()
+}
+
+pub(super) async fn get_segment(s: &SqliteStore, name: &str) -> StoreResult<SegmentRow> {
+    segment_by_name(&mut *s.pool.acquire().await?, name).await
+}
+
+pub(super) async fn delete_segment(
+    s: &SqliteStore,
+    name: &str,
+    force: bool,
+    _now: i64,
+) -> StoreResult<Touched> {
+    let _w = s.write.lock().await;
+    let mut tx = s.pool.begin().await?;
+    let res: StoreResult<_> = async {
+        let seg = segment_by_name(&mut tx, name).await?;
+        if seg.members > 0 && !force {
+            return Err(StoreError::Conflict(format!(
+                "segment {name:?} still has {} member(s); detach them first or delete with --force",
+                seg.members
+            )));
+        }
+        let touched = nodes_in_segment(&mut tx, &seg.id).await?;
+        sqlx::query("DELETE FROM members WHERE segment_id = $1")
+            .bind(&seg.id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM released_addresses WHERE segment_id = $1")
+            .bind(&seg.id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM policy_history WHERE segment_id = $1")
+            .bind(&seg.id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM segments WHERE id = $1")
+            .bind(&seg.id)
+            .execute(&mut *tx)
+            .await?;
+        for n in &touched {
+            let v = bump(&mut tx).await?;
+            set_node_version(&mut tx, n, v).await?;
+        }
+        let target = format!("segment:{}", seg.name);
+        record(
+            &mut tx,
+            Change::new("segment.delete", target, Some(audit::segment(&seg)), None),
+        )
+        .await?;
+        Ok(touched)
+    }
+    .await;
+    finish(tx, res).await
+}
+
+pub(super) async fn rotate_psk(
+    s: &SqliteStore,
+    name: &str,
+    psk: String,
+) -> StoreResult<(SegmentRow, Touched)> {
+    let _w = s.write.lock().await;
+    let mut tx = s.pool.begin().await?;
+    let res: StoreResult<_> = async {
+        let seg = segment_by_name(&mut tx, name).await?;
+        let v = bump(&mut tx).await?;
+        sqlx::query(
+            "UPDATE segments SET psk = $1, psk_version = psk_version + 1, version = $2 WHERE id = $3",
+        )
+        .bind(&psk)
+        .bind(v)
+        .bind(&seg.id)
+        .execute(&mut *tx)
+        .await?;
+        let touched = nodes_in_segment(&mut tx, &seg.id).await?;
+        let row = segment_by_name(&mut tx, name).await?;
+        let change = Change::new(
+            "segment.rotate_key",
+            format!("segment:{}", row.name),
+            Some(audit::segment(&seg)),
+            Some(audit::segment(&row)),
+        );
+        record(&mut tx, change).await?;
+        Ok((row, touched))
+    }
+    .await;
+    finish(tx, res).await
+}
+
+pub(super) async fn set_policy(
+    s: &SqliteStore,
+    name: &str,
+    body: String,
+    default: DefaultAction,
+    now: i64,
+) -> StoreResult<(SegmentRow, Touched)> {
+    let _w = s.write.lock().await;
+    let mut tx = s.pool.begin().await?;
+    let res: StoreResult<_> = async {
+        let seg = segment_by_name(&mut tx, name).await?;
+        let v = bump(&mut tx).await?;
+        let pv = seg.policy_version + 1;
+        sqlx::query(
+            "UPDATE segments SET policy = $1, policy_version = $2, default_action = $3, version = $4 WHERE id = $5",
+        )
+        .bind(&body)
+        .bind(pv)
+        .bind(default_to_str(default))
+        .bind(v)
+        .bind(&seg.id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO policy_history (segment_id, version, body, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&seg.id)
+        .bind(pv)
+        .bind(&body)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let touched = nodes_in_segment(&mut tx, &seg.id).await?;
+        let row = segment_by_name(&mut tx, name).await?;
+        let change = Change::new(
+            "policy.set",
+            format!("segment:{}", row.name),
+            seg.policy.as_deref().and_then(|p| serde_json::from_str(p).ok()),
+            serde_json::from_str(&body).ok(),
+        );
+        record(&mut tx, change).await?;
+        Ok((row, touched))
+    }
+    .await;
+    finish(tx, res).await
+}

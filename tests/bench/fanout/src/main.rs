@@ -1,0 +1,325 @@
+//! Fan-out benchmark: starts a real coordinator, enrols N simulated agents over HTTPS
+//! with real join tokens and node credentials (one connection each), keeps them all
+//! long-polling, then makes changes in the first segment (a member joins, a policy
+//! change, a key rotation) and prints, per change, how long the new netmap took to reach
+//! every agent of that segment, the bytes sent, and the coordinator's CPU and RSS.
+//!
+//! `cargo build --release -p segwire-coordinator -p segwire-bench-fanout`, then
+//! `ulimit -n 65536; target/release/fanout --agents 1000 [--segments 100]`.
+
+mod agent;
+mod procstat;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use segwire_client::config::AdminConf;
+use segwire_client::Client;
+use segwire_proto::api::{CreateSegment, CreateToken};
+use segwire_proto::JoinToken;
+use tokio::sync::Semaphore;
+
+use crate::agent::{Agent, AgentLog};
+
+/// Command line.
+#[derive(Parser, Debug)]
+#[command(about = "segwire fan-out benchmark")]
+struct Args {
+    /// Simulated agents (each one node with one member).
+    #[arg(long, default_value_t = 1000)]
+    agents: usize,
+    /// Segments the agents are spread over (changes are made in the first one).
+    #[arg(long, default_value_t = 1)]
+    segments: usize,
+    /// The coordinator binary (default: next to this one).
+    #[arg(long)]
+    coordinator: Option<PathBuf>,
+    /// Extra arguments for `segwire-coordinator serve` (e.g. `--db=postgres://…`).
+    #[arg(long = "serve-arg", allow_hyphen_values = true)]
+    serve_args: Vec<String>,
+    /// Enrolments in flight at once.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Rounds of the three changes.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
+    /// Longest wait for one change to reach everyone, in seconds.
+    #[arg(long, default_value_t = 180)]
+    timeout: u64,
+}
+
+/// A coordinator process this benchmark started; killed on drop.
+struct Coordinator {
+    child: Child,
+    _dir: tempfile::TempDir,
+    conf: AdminConf,
+}
+
+impl Drop for Coordinator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_coordinator(args: &Args) -> Result<Coordinator> {
+    let bin = match &args.coordinator {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("no directory of the benchmark binary")?
+            .join("segwire-coordinator"),
+    };
+    let dir = tempfile::tempdir()?;
+    let log = std::fs::File::create(dir.path().join("coordinator.log"))?;
+    let child = Command::new(&bin)
+        .arg("serve")
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args(&args.serve_args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let conf_path = dir.path().join("data/admin.conf");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(conf) = AdminConf::load(&conf_path) {
+            return Ok(Coordinator {
+                child,
+                _dir: dir,
+                conf,
+            });
+        }
+        if Instant::now() > deadline {
+            bail!("the coordinator wrote no admin.conf in 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn cidr(k: usize, segments: usize) -> String {
+    if segments == 1 {
+        "100.64.0.0/16".into()
+    } else {
+        format!("100.{}.{}.0/24", 65 + k / 256, k % 256)
+    }
+}
+
+async fn token(admin: &Client, segment: &str, uses: usize) -> Result<JoinToken> {
+    let t = admin
+        .create_token(&CreateToken {
+            segments: vec![segment.to_string()],
+            labels: Default::default(),
+            ttl_seconds: Some(6 * 3600),
+            uses: Some(u32::try_from(uses)?),
+        })
+        .await?;
+    Ok(t.token.parse()?)
+}
+
+/// One measured change.
+struct Measured {
+    name: &'static str,
+    latencies: Vec<Duration>,
+    missing: usize,
+    bytes: usize,
+    cpu: f64,
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64()
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    if args.segments == 0 || (args.segments > 1 && args.agents / args.segments > 250) {
+        bail!("use --segments 1, or at most 250 agents per segment");
+    }
+    let coord = start_coordinator(&args)?;
+    let pid = coord.child.id();
+    let (url, pin) = (coord.conf.url.clone(), coord.conf.ca_pin);
+    let admin = Client::new(&url, pin, Some(coord.conf.api_key.clone()))?;
+    let per_seg = args.agents.div_ceil(args.segments);
+    let mut tokens = Vec::new();
+    for k in 0..args.segments {
+        let name = format!("bench-{k}");
+        let create = CreateSegment {
+            name: name.clone(),
+            cidr: cidr(k, args.segments),
+            default: None,
+        };
+        admin.create_segment(&create).await?;
+        tokens.push(Arc::new(token(&admin, &name, per_seg + args.rounds).await?));
+    }
+    let started = Instant::now();
+    let sem = Arc::new(Semaphore::new(args.concurrency));
+    let mut tasks = Vec::new();
+    for i in 0..args.agents {
+        let seg = i % args.segments;
+        let (tok, sem) = (tokens[seg].clone(), sem.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = sem.acquire_owned().await?;
+            agent::enrol(&tok, &format!("bench-{i}"), &format!("bench-{seg}")).await
+        }));
+    }
+    let mut agents: Vec<Agent> = Vec::new();
+    for t in tasks {
+        agents.push(t.await??);
+    }
+    eprintln!(
+        "enrolled {} agents in {} segment(s) in {:.1} s",
+        args.agents,
+        args.segments,
+        started.elapsed().as_secs_f64()
+    );
+    let logs: Vec<Arc<AgentLog>> = (0..args.agents).map(|_| Arc::default()).collect();
+    for (a, log) in agents.into_iter().zip(&logs) {
+        tokio::spawn(a.poll(log.clone()));
+    }
+    wait_all(&logs, |l| l.version() > 0, args.timeout).await?;
+    settle(args.agents).await;
+    let idle_rss = procstat::rss_mib(pid)?;
+    eprintln!("all agents have their first map; coordinator RSS {idle_rss:.0} MiB");
+    let affected: Vec<Arc<AgentLog>> = logs.iter().step_by(args.segments).cloned().collect();
+    let mut results = Vec::new();
+    for round in 0..args.rounds {
+        for name in ["member join", "policy change", "key rotation"] {
+            let m = measure(name, &affected, pid, args.timeout, async {
+                change(name, &admin, &tokens[0], round).await
+            })
+            .await?;
+            results.push(m);
+            settle(args.agents).await;
+        }
+    }
+    println!(
+        "agents={} segments={} affected={} idle_rss_mib={idle_rss:.0} final_rss_mib={:.0}",
+        args.agents,
+        args.segments,
+        affected.len(),
+        procstat::rss_mib(pid)?
+    );
+    println!("| change | p50 s | p99 s | max s | missing | body MB | coordinator CPU s |");
+    println!("|---|---|---|---|---|---|---|");
+    for m in &results {
+        let mut l = m.latencies.clone();
+        l.sort();
+        println!(
+            "| {} | {:.3} | {:.3} | {:.3} | {} | {:.1} | {:.2} |",
+            m.name,
+            pct(&l, 0.5),
+            pct(&l, 0.99),
+            pct(&l, 1.0),
+            m.missing,
+            m.bytes as f64 / 1e6,
+            m.cpu
+        );
+    }
+    let errors: u64 = logs
+        .iter()
+        .map(|l| l.errors.load(std::sync::atomic::Ordering::Relaxed))
+        .sum();
+    println!("failed polls: {errors}");
+    Ok(())
+}
+
+/// Lets every agent send its next long-poll before the next change.
+async fn settle(agents: usize) {
+    tokio::time::sleep(Duration::from_millis(1000 + agents as u64 / 5)).await;
+}
+
+async fn wait_all(
+    logs: &[Arc<AgentLog>],
+    done: impl Fn(&AgentLog) -> bool,
+    secs: u64,
+) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !logs.iter().all(|l| done(l)) {
+        if Instant::now() > deadline {
+            bail!("agents did not get their netmap within {secs} s");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(())
+}
+
+/// Makes one change in segment `bench-0`.
+async fn change(name: &str, admin: &Client, tok: &JoinToken, round: usize) -> Result<()> {
+    match name {
+        "member join" => {
+            // Not polling: only the existing agents' delivery is measured.
+            agent::enrol(tok, &format!("joiner-{round}"), "bench-0").await?;
+        }
+        "policy change" => {
+            let policy = serde_json::json!({"default": "allow", "rules": [
+                {"name": format!("bench-{round}"), "from": "*", "to": "*", "ports": ["tcp/1-65535"]}
+            ]});
+            admin.set_policy("bench-0", &policy).await?;
+        }
+        _ => {
+            admin.rotate_key("bench-0").await?;
+        }
+    }
+    Ok(())
+}
+
+async fn measure(
+    name: &'static str,
+    affected: &[Arc<AgentLog>],
+    pid: u32,
+    timeout: u64,
+    make: impl std::future::Future<Output = Result<()>>,
+) -> Result<Measured> {
+    let before: Vec<(u64, usize)> = affected
+        .iter()
+        .map(|l| {
+            let d = l.lock();
+            (d.last().map_or(0, |d| d.version), d.len())
+        })
+        .collect();
+    let cpu0 = procstat::cpu_secs(pid)?;
+    make.await?;
+    let t0 = Instant::now();
+    let deadline = t0 + Duration::from_secs(timeout);
+    loop {
+        let pending = affected
+            .iter()
+            .zip(&before)
+            .filter(|(l, (v, _))| l.version() == *v)
+            .count();
+        if pending == 0 || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let cpu = procstat::cpu_secs(pid)? - cpu0;
+    let mut latencies = Vec::new();
+    let mut bytes = 0;
+    let mut missing = 0;
+    for (l, (v, n)) in affected.iter().zip(&before) {
+        let d = l.lock();
+        bytes += d[*n..].iter().map(|d| d.bytes).sum::<usize>();
+        match d[*n..].iter().find(|d| d.version != *v) {
+            Some(first) => latencies.push(first.at.saturating_duration_since(t0)),
+            None => missing += 1,
+        }
+    }
+    Ok(Measured {
+        name,
+        latencies,
+        missing,
+        bytes,
+        cpu,
+    })
+}
