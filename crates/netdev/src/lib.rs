@@ -4,7 +4,8 @@
 //!   [`Netns::run`]/[`Netns::run_future`] to run code inside it on a dedicated thread
 //!   (tokio worker threads never switch namespace).
 //! - [`TunDevice`]: a non-blocking TUN interface driven by tokio, with batch reads and
-//!   writes through a reusable [`PacketBatch`].
+//!   writes through a reusable [`PacketBatch`] (the tunnel's own batch type, re-exported:
+//!   one batch type from the TUN device to the UDP socket).
 //! - [`configure`], [`create_interface`], [`remove_link`]: the interface's MTU, /32
 //!   address, link state and the one route for the segment's CIDR, over rtnetlink inside
 //!   the namespace; [`link_exists`], [`list_links`], [`list_ipv4_addrs`],
@@ -15,7 +16,6 @@
 //!
 //! Linux only.
 
-mod batch;
 mod config;
 mod error;
 mod naming;
@@ -28,7 +28,6 @@ mod testutil;
 mod tun;
 mod udp;
 
-pub use batch::PacketBatch;
 pub use config::{
     configure, create_interface, remove_link, InterfaceConfig, DEFAULT_MTU, DEFAULT_TX_QUEUE_LEN,
 };
@@ -41,5 +40,6 @@ pub use pidfd::ProcessWatch;
 pub use query::{
     host_ipv4_addrs, link_exists, list_ipv4_addrs, list_links, InterfaceAddr, LinkInfo,
 };
+pub use segwire_tunnel::PacketBatch;
 pub use tun::TunDevice;
 pub use udp::{bind_udp, bind_udp_tokio, socket_buffers, SocketBuffers, DEFAULT_SOCKET_BUFFER};

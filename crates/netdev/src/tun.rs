@@ -15,7 +15,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-use crate::{validate_interface_name, NetdevError, Netns, PacketBatch};
+use segwire_tunnel::{PacketBatch, MAX_PACKET};
+
+use crate::{validate_interface_name, NetdevError, Netns};
 
 /// The clone device.
 const TUN_CLONE_DEVICE: &str = "/dev/net/tun";
@@ -100,8 +102,8 @@ impl TunDevice {
     }
 
     /// Clears `batch`, waits until the device is readable, then reads packets without
-    /// waiting again until the kernel has no more or the batch is full: one wake-up serves
-    /// many packets. Returns how many packets the batch now holds (at least one).
+    /// waiting again until the kernel has no more or the batch is full (its
+    /// [`PacketBatch::limit`]): one wake-up serves many packets. Returns how many packets the batch now holds (at least one).
     ///
     /// # Errors
     /// A read error when no packet was read; an error after some packets ends the batch
@@ -110,9 +112,9 @@ impl TunDevice {
         batch.clear();
         loop {
             let mut guard = self.fd.readable().await?;
-            while let Some(slot) = batch.next_slot_mut() {
-                match read_packet(self.fd.get_ref(), slot) {
-                    Ok(len) => batch.commit(len),
+            while !batch.is_full() {
+                match batch.push_with(MAX_PACKET, |buf| read_packet(self.fd.get_ref(), buf)) {
+                    Ok(_) => {}
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         guard.clear_ready();
                         break;

@@ -66,6 +66,17 @@ impl<A: Copy> Packed<A> {
         self.slots.clear();
     }
 
+    /// Keeps the items from index `from` on for which `keep` is true (bytes stay put).
+    fn retain_from(&mut self, from: usize, mut keep: impl FnMut(&[u8]) -> bool) {
+        let buf = &self.buf;
+        let mut i = 0;
+        self.slots.retain(|s| {
+            let kept = i < from || keep(&buf[s.start..s.start + s.len]);
+            i += 1;
+            kept
+        });
+    }
+
     fn item(&self, i: usize) -> Option<(A, &[u8])> {
         let s = self.slots.get(i)?;
         Some((s.addr, &self.buf[s.start..s.start + s.len]))
@@ -152,7 +163,9 @@ impl DatagramBatch {
     }
 }
 
-/// Decrypted IP packets for the TUN device, owned and reused by the shell.
+/// IP packets, owned and reused by the shell: read from the TUN device (the shell fills
+/// it with [`PacketBatch::push_with`]) or decrypted by the router for the TUN device. The
+/// one batch type from the TUN device to the UDP socket and back.
 ///
 /// Each packet can be preceded by `headroom` spare bytes (e.g. 10 or 12 for a
 /// `virtio_net_hdr` on an `IFF_VNET_HDR` TUN device) that the shell may fill in
@@ -161,6 +174,7 @@ impl DatagramBatch {
 pub struct PacketBatch {
     inner: Packed<()>,
     headroom: usize,
+    limit: usize,
 }
 
 impl PacketBatch {
@@ -175,7 +189,49 @@ impl PacketBatch {
         Self {
             inner: Packed::with_capacity(packets, packets.max(1) * slot),
             headroom,
+            limit: packets,
         }
+    }
+
+    /// The number of packets it was made for ([`PacketBatch::is_full`] past it; the router
+    /// may still add more, growing it).
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Whether it holds [`PacketBatch::limit`] packets or more.
+    pub fn is_full(&self) -> bool {
+        self.len() >= self.limit
+    }
+
+    /// Lets `fill` write one packet of at most `max_len` bytes straight into the batch
+    /// (e.g. a `read(2)` from the TUN device) and keeps it when `fill` returns its length.
+    /// Nothing is kept when `fill` fails or returns more than `max_len`.
+    ///
+    /// # Errors
+    /// `fill`'s error.
+    pub fn push_with<E>(
+        &mut self,
+        max_len: usize,
+        fill: impl FnOnce(&mut [u8]) -> Result<usize, E>,
+    ) -> Result<usize, E> {
+        let len = fill(&mut self.tail(max_len)[..max_len])?;
+        if len <= max_len {
+            self.commit(len);
+        }
+        Ok(len)
+    }
+
+    /// Copies `packet` in.
+    pub fn push(&mut self, packet: &[u8]) {
+        self.tail(packet.len())[..packet.len()].copy_from_slice(packet);
+        self.commit(packet.len());
+    }
+
+    /// Keeps the packets from index `from` on for which `keep` is true, in order; the
+    /// packets before `from` stay. No bytes move.
+    pub fn retain_from(&mut self, from: usize, keep: impl FnMut(&[u8]) -> bool) {
+        self.inner.retain_from(from, keep);
     }
 
     /// Number of packets.
@@ -199,12 +255,11 @@ impl PacketBatch {
     }
 
     /// All packets in the order received.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
-        let buf = &self.inner.buf;
-        self.inner
-            .slots
-            .iter()
-            .map(move |s| &buf[s.start..s.start + s.len])
+    pub fn iter(&self) -> Packets<'_> {
+        Packets {
+            buf: &self.inner.buf,
+            slots: self.inner.slots.iter(),
+        }
     }
 
     /// The `i`-th packet preceded by its headroom bytes (contents unspecified).
@@ -221,6 +276,37 @@ impl PacketBatch {
 
     pub(crate) fn commit(&mut self, len: usize) {
         self.inner.commit(self.headroom, len, ());
+    }
+}
+
+/// The packets of a [`PacketBatch`], in order.
+#[derive(Debug, Clone)]
+pub struct Packets<'a> {
+    buf: &'a [u8],
+    slots: std::slice::Iter<'a, Slot<()>>,
+}
+
+impl<'a> Iterator for Packets<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let s = self.slots.next()?;
+        Some(&self.buf[s.start..s.start + s.len])
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.slots.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Packets<'_> {}
+
+impl<'a> IntoIterator for &'a PacketBatch {
+    type Item = &'a [u8];
+    type IntoIter = Packets<'a>;
+
+    fn into_iter(self) -> Packets<'a> {
+        self.iter()
     }
 }
 
@@ -258,5 +344,31 @@ mod tests {
         let with = b.with_headroom_mut(1).expect("packet 1");
         assert_eq!(with.len(), 12);
         assert_eq!(&with[10..], &[5, 6]);
+    }
+
+    #[test]
+    fn push_with_keeps_what_fits_and_retain_filters_in_place() {
+        let mut b = PacketBatch::new(2, 8);
+        assert_eq!(b.push_with(4, |s| Ok::<_, ()>(s.len())), Ok(4));
+        assert_eq!(
+            b.push_with(4, |_| Err::<usize, _>("would block")),
+            Err("would block")
+        );
+        assert_eq!(
+            b.push_with(4, |_| Ok::<_, ()>(9)),
+            Ok(9),
+            "too long: not kept"
+        );
+        assert_eq!(b.len(), 1);
+        b.push(&[1]);
+        assert!(b.is_full());
+        b.push(&[2]);
+        b.push(&[3]);
+        b.retain_from(2, |p| p != [2]);
+        assert_eq!(
+            b.iter().collect::<Vec<_>>(),
+            vec![&[0u8; 4][..], &[1][..], &[3][..]]
+        );
+        assert_eq!((&b).into_iter().len(), 3);
     }
 }

@@ -47,7 +47,9 @@ mod stats;
 mod timers;
 mod wg;
 
-pub use batch::{Datagram, DatagramBatch, PacketBatch, DATA_OVERHEAD, HANDSHAKE_MAX, MAX_PACKET};
+pub use batch::{
+    Datagram, DatagramBatch, PacketBatch, Packets, DATA_OVERHEAD, HANDSHAKE_MAX, MAX_PACKET,
+};
 pub use keys::{InvalidKey, PresharedKey, PublicKey, KEY_LEN};
 pub use peer::{PeerChange, PeerConfig};
 pub use router::{
