@@ -13,14 +13,13 @@ use std::time::{Duration, Instant};
 
 use segwire_datapath::{Member, MemberConfig as DatapathConfig, NamedFlow};
 use segwire_netdev::{
-    bind_udp, create_interface, InterfaceConfig, NetdevError, Netns, TunDevice,
+    bind_udp, create_interface, BatchSocket, InterfaceConfig, NetdevError, Netns, TunDevice,
     DEFAULT_SOCKET_BUFFER,
 };
 use segwire_policy::{CompiledPolicy, ConntrackConfig, Counters};
 use segwire_tunnel::{
     PacketBatch, PeerConfig, PresharedKey, PublicKey, RouterConfig, RouterError, RouterStatus,
 };
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
@@ -29,8 +28,10 @@ use crate::reconcile::MemberConfig;
 
 /// Packets (or datagrams) handled per batch.
 const BATCH: usize = 64;
-/// Size of one receive slot: larger than any datagram a 1420-MTU peer sends.
+/// Largest packet the output batches are sized for: larger than any 1420-MTU packet.
 const SLOT: usize = 2048;
+/// `recvmmsg` rounds per wake-up before the TUN side and commands get a turn.
+const UDP_ROUNDS: usize = 8;
 
 /// Why a member's data path could not start.
 #[derive(Debug, thiserror::Error)]
@@ -119,7 +120,7 @@ pub async fn start(
         None => bind_port(config.listen_port)?,
     };
     let port = config.listen_port;
-    let udp = UdpSocket::from_std(socket).map_err(|source| MemberError::Bind { port, source })?;
+    let udp = BatchSocket::from_std(socket).map_err(|source| MemberError::Bind { port, source })?;
     let netns = config.workload.netns();
     let iface = InterfaceConfig::new(config.interface.clone(), config.address, config.cidr);
     let tun = create_interface(&netns, &iface).await?;
@@ -209,25 +210,21 @@ impl MemberHandle {
 struct DataPath {
     core: Member,
     tun: TunDevice,
-    udp: UdpSocket,
+    udp: BatchSocket,
     epoch: Instant,
     tun_in: PacketBatch,
-    udp_in: Vec<u8>,
-    udp_meta: Vec<(SocketAddr, usize)>,
     tun_write_errors: u64,
     udp_send_errors: u64,
 }
 
 impl DataPath {
-    fn new(core: Member, tun: TunDevice, udp: UdpSocket, epoch: Instant) -> Self {
+    fn new(core: Member, tun: TunDevice, udp: BatchSocket, epoch: Instant) -> Self {
         Self {
             core,
             tun,
             udp,
             epoch,
             tun_in: PacketBatch::new(BATCH, SLOT),
-            udp_in: vec![0; BATCH * SLOT],
-            udp_meta: Vec::with_capacity(BATCH),
             tun_write_errors: 0,
             udp_send_errors: 0,
         }
@@ -313,35 +310,24 @@ impl DataPath {
         }
     }
 
-    /// Reads datagrams until the socket has no more (or a batch is full, then again),
-    /// handing each batch to the core and writing what it decrypted to the TUN device.
+    /// Reads datagrams (one `recvmmsg` per round, GRO-coalesced where the kernel does it)
+    /// until the socket has no more, handing each round to the core and writing what it
+    /// decrypted to the TUN device. At most [`UDP_ROUNDS`] rounds before the loop looks
+    /// at the TUN device and the commands again.
     async fn drain_udp(&mut self) {
-        loop {
-            self.udp_meta.clear();
-            while self.udp_meta.len() < BATCH {
-                let start = self.udp_meta.len() * SLOT;
-                let slot = &mut self.udp_in[start..start + SLOT];
-                match self.udp.try_recv_from(slot) {
-                    Ok((len, src)) => self.udp_meta.push((src, len)),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) => {
-                        tracing::trace!(error = %e, "UDP receive error");
-                        break;
-                    }
-                }
-            }
-            if self.udp_meta.is_empty() {
-                return;
-            }
-            let full = self.udp_meta.len() == BATCH;
+        for _ in 0..UDP_ROUNDS {
             let now = self.now();
-            let buf = &self.udp_in;
-            let datagrams = self
-                .udp_meta
-                .iter()
-                .enumerate()
-                .map(|(i, (src, len))| (*src, &buf[i * SLOT..i * SLOT + len]));
-            self.core.handle_udp(now, datagrams);
+            let full = match self.udp.try_recv_batch() {
+                Ok(batch) => {
+                    self.core.handle_udp(now, batch.datagrams());
+                    batch.is_full()
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    tracing::trace!(error = %e, "UDP receive error");
+                    return;
+                }
+            };
             self.flush_tun().await;
             self.flush_udp().await;
             if !full {
@@ -366,13 +352,13 @@ impl DataPath {
         self.core.clear_packets();
     }
 
+    /// Sends the core's datagrams: GSO runs where the socket has it, one call each otherwise.
     async fn flush_udp(&mut self) {
-        for d in self.core.datagrams().iter() {
-            if let Err(e) = self.udp.send_to(d.bytes, d.dst).await {
-                self.udp_send_errors += 1;
-                tracing::trace!(dst = %d.dst, error = %e, "UDP send failed");
-            }
+        if self.core.datagrams().is_empty() {
+            return;
         }
+        let report = self.udp.send_batch(self.core.datagrams()).await;
+        self.udp_send_errors += report.failed as u64;
         self.core.clear_datagrams();
     }
 }

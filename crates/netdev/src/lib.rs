@@ -11,7 +11,8 @@
 //!   the namespace; [`link_exists`], [`list_links`], [`list_ipv4_addrs`],
 //!   [`host_ipv4_addrs`] to look.
 //! - [`interface_name`]: `sw-<segment>`, shortened with a stable hash to fit 15 bytes.
-//! - [`bind_udp`]: underlay UDP sockets with large buffers.
+//! - [`bind_udp`]: underlay UDP sockets with large buffers; [`BatchSocket`]: one of them
+//!   read with `recvmmsg(2)` + UDP GRO and written with UDP GSO, probed at runtime.
 //! - [`ProcessWatch`]: awaiting a process's exit through a pidfd.
 //!
 //! Linux only.
@@ -27,6 +28,7 @@ mod query;
 mod testutil;
 mod tun;
 mod udp;
+mod udp_batch;
 
 pub use config::{
     configure, create_interface, remove_link, InterfaceConfig, DEFAULT_MTU, DEFAULT_TX_QUEUE_LEN,
@@ -43,3 +45,4 @@ pub use query::{
 pub use segwire_tunnel::PacketBatch;
 pub use tun::TunDevice;
 pub use udp::{bind_udp, bind_udp_tokio, socket_buffers, SocketBuffers, DEFAULT_SOCKET_BUFFER};
+pub use udp_batch::{BatchSocket, RecvBatch, SendReport, UdpOffload};

@@ -144,6 +144,20 @@ impl DatagramBatch {
         &self.inner.buf[..self.inner.used]
     }
 
+    /// The datagrams in order, grouped for UDP GSO (`UDP_SEGMENT`): each [`Run`] is
+    /// consecutive datagrams to one destination, all of the first one's size but the last
+    /// (which may be shorter), at most `max_segments` of them and `max_bytes` in all. With
+    /// `max_segments` 1 every run is one datagram. The receiver still gets one datagram
+    /// per segment.
+    pub fn runs(&self, max_segments: usize, max_bytes: usize) -> Runs<'_> {
+        Runs {
+            buf: &self.inner.buf,
+            slots: &self.inner.slots,
+            max_segments: max_segments.max(1),
+            max_bytes,
+        }
+    }
+
     pub(crate) fn tail(&mut self, need: usize) -> &mut [u8] {
         self.inner.tail(need)
     }
@@ -157,9 +171,66 @@ impl DatagramBatch {
         self.inner.commit(0, len, dst);
     }
 
-    pub(crate) fn push(&mut self, bytes: &[u8], dst: SocketAddr) {
+    /// Copies in one datagram for `dst` (e.g. a shell's own probe; the router fills the
+    /// batch itself).
+    pub fn push(&mut self, bytes: &[u8], dst: SocketAddr) {
         self.tail(bytes.len())[..bytes.len()].copy_from_slice(bytes);
         self.commit(bytes.len(), dst);
+    }
+}
+
+/// Datagrams to one destination, sent with one system call (see [`DatagramBatch::runs`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Run<'a> {
+    /// Where every datagram of the run goes.
+    pub dst: SocketAddr,
+    /// The datagrams back to back.
+    pub bytes: &'a [u8],
+    /// The size of each datagram but the last (which may be shorter).
+    pub segment_size: usize,
+    /// How many datagrams.
+    pub segments: usize,
+}
+
+/// The [`Run`]s of a [`DatagramBatch`], in order.
+#[derive(Debug, Clone)]
+pub struct Runs<'a> {
+    buf: &'a [u8],
+    slots: &'a [Slot<SocketAddr>],
+    max_segments: usize,
+    max_bytes: usize,
+}
+
+impl<'a> Iterator for Runs<'a> {
+    type Item = Run<'a>;
+
+    fn next(&mut self) -> Option<Run<'a>> {
+        let first = *self.slots.first()?;
+        let mut end = first.start + first.len;
+        let mut n = 1;
+        while n < self.max_segments && first.len < self.max_bytes {
+            let Some(s) = self.slots.get(n) else { break };
+            let fits = s.addr == first.addr
+                && s.start == end
+                && s.len <= first.len
+                && s.len > 0
+                && end + s.len - first.start <= self.max_bytes;
+            if !fits {
+                break;
+            }
+            end += s.len;
+            n += 1;
+            if s.len < first.len {
+                break;
+            }
+        }
+        self.slots = &self.slots[n..];
+        Some(Run {
+            dst: first.addr,
+            bytes: &self.buf[first.start..end],
+            segment_size: first.len,
+            segments: n,
+        })
     }
 }
 
@@ -328,6 +399,45 @@ mod tests {
         b.clear();
         assert!(b.is_empty());
         assert_eq!(b.inner.buf.len(), cap);
+    }
+
+    #[test]
+    fn runs_group_equal_datagrams_to_one_destination() {
+        let a: SocketAddr = "198.18.0.1:51820".parse().expect("addr");
+        let b: SocketAddr = "198.18.0.2:51820".parse().expect("addr");
+        let mut d = DatagramBatch::new(8, 100);
+        for (len, dst) in [
+            (10, a),
+            (10, a),
+            (10, a),
+            (4, a),
+            (10, a),
+            (10, b),
+            (10, b),
+            (12, b),
+        ] {
+            d.push(&vec![len as u8; len], dst);
+        }
+        let runs: Vec<(SocketAddr, usize, usize, usize)> = d
+            .runs(64, 1000)
+            .map(|r| (r.dst, r.bytes.len(), r.segment_size, r.segments))
+            .collect();
+        // A shorter datagram ends a run; a longer one or another destination starts one.
+        assert_eq!(
+            runs,
+            vec![
+                (a, 34, 10, 4),
+                (a, 10, 10, 1),
+                (b, 20, 10, 2),
+                (b, 12, 12, 1)
+            ]
+        );
+        assert_eq!(d.runs(2, 1000).count(), 5, "at most 2 segments a run");
+        assert_eq!(d.runs(64, 25).map(|r| r.segments).sum::<usize>(), 8);
+        assert!(d
+            .runs(64, 25)
+            .all(|r| r.bytes.len() <= 25 || r.segments == 1));
+        assert_eq!(d.runs(1, 1000).count(), 8, "no GSO: one datagram each");
     }
 
     #[test]

@@ -48,7 +48,8 @@ mod timers;
 mod wg;
 
 pub use batch::{
-    Datagram, DatagramBatch, PacketBatch, Packets, DATA_OVERHEAD, HANDSHAKE_MAX, MAX_PACKET,
+    Datagram, DatagramBatch, PacketBatch, Packets, Run, Runs, DATA_OVERHEAD, HANDSHAKE_MAX,
+    MAX_PACKET,
 };
 pub use keys::{InvalidKey, PresharedKey, PublicKey, KEY_LEN};
 pub use peer::{PeerChange, PeerConfig};
