@@ -70,14 +70,14 @@ measure() { # key label src-ns dst-ns dst-addr tunnel-pids...
   j1=$(iperf "$src" "$dst" "$addr")
   j4=$(iperf "$src" "$dst" "$addr" -P 4)
   c1=$(cpu_ticks "$@")
-  ju=$(iperf "$src" "$dst" "$addr" -u -b "$UDP_RATE" -l 1380)
+  ju=$(iperf "$src" "$dst" "$addr" -u -b "$UDP_RATE" -l 1300)
   local one four retr bytes udp loss rtt cpu
   one=$(jq '.end.sum_received.bits_per_second/1e9' <<<"$j1")
   four=$(jq '.end.sum_received.bits_per_second/1e9' <<<"$j4")
   retr=$(jq -r '"\(.end.sum_sent.retransmits // 0)"' <<<"$j1")/$(jq -r '"\(.end.sum_sent.retransmits // 0)"' <<<"$j4")
   bytes=$(jq -n --argjson a "$(jq '.end.sum_received.bytes' <<<"$j1")" --argjson b "$(jq '.end.sum_received.bytes' <<<"$j4")" '$a + $b')
-  udp=$(jq '.end.sum.bits_per_second/1e9' <<<"$ju")
   loss=$(jq '.end.sum.lost_percent' <<<"$ju")
+  udp=$(jq '.end.sum.bits_per_second * (1 - .end.sum.lost_percent / 100) / 1e9' <<<"$ju") # delivered
   rtt=$(ip netns exec "$src" ping -c 20 -i 0.05 -q "$addr" | awk -F/ '/rtt/ {print $5}')
   if [ $# -gt 0 ]; then
     cpu=$(awk -v t=$((c1 - c0)) -v h="$TCK" -v b="$bytes" 'BEGIN { printf "%.2f", (t / h) / (b / 1e9) }')
@@ -134,7 +134,7 @@ for _ in $(seq 50); do ip netns exec $P-a ping -c1 -W0.2 -q 100.97.0.2 >/dev/nul
 
 echo "$SECS s per run, $(nproc) cores, UDP offered at $UDP_RATE; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-34s %7s %7s %9s %6s %7s %11s %7s\n' "path" "TCP 1" "TCP 4" "retr 1/4" "UDP" "loss" "ping avg" "CPU s/GB"
-printf '%-34s %7s %7s %9s %6s %7s %11s %7s\n' "" "Gbit/s" "Gbit/s" "" "Gbit/s" "" "" "(both)"
+printf '%-34s %7s %7s %9s %6s %7s %11s %7s\n' "" "Gbit/s" "Gbit/s" "" "deliv." "" "" "(both)"
 measure sw "segwire, no policy" $P-ca $P-cb "$addr_b" "${AGENTS[@]}"
 
 # The same path with a 10,000-rule policy (9,999 rules that match nothing plus the one
