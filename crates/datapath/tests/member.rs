@@ -191,3 +191,16 @@ fn a_new_policy_cuts_what_it_no_longer_allows() {
     net.send(1, &[udp(overlay(1), overlay(2), 53, 10)]);
     assert!(net.take_delivered(2).is_empty());
 }
+
+#[test]
+fn pending_handshakes_start_without_traffic() {
+    let mut net = Net::new(&[ALLOW_ALL, ALLOW_ALL]);
+    let now = net.now;
+    assert_eq!(net.member(1).initiate_pending_handshakes(now), 1);
+    assert_eq!(net.member(1).datagrams().len(), 1, "one initiation out");
+    assert_eq!(
+        net.member(1).initiate_pending_handshakes(now),
+        0,
+        "nothing new: nothing sent"
+    );
+}
