@@ -320,7 +320,7 @@ impl Agent {
             }
             if let Ok((flows, d)) = rx.await {
                 dropped += d;
-                records.extend(flows.iter().map(|f| f.to_record(config)));
+                records.extend(flows.iter().map(|f| crate::flows::to_record(f, config)));
             }
         }
         if records.is_empty() && dropped == 0 {

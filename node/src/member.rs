@@ -1,41 +1,37 @@
 //! One member's data path: a TUN device in the workload's namespace, a UDP socket in the
-//! host namespace and the sans-IO WireGuard [`Router`], moved by one tokio task.
+//! host namespace and the sans-IO member core ([`segwire_datapath::Member`]: router,
+//! firewall, flow log), moved by one tokio task. This module only moves bytes.
 //!
-//! The task owns the router (no lock): peer updates and status queries arrive on a
+//! The task owns the core (no lock): peer updates and status queries arrive on a
 //! command channel. Buffers are made once when the task starts; in the steady state no
 //! packet allocates. Both directions are drained in batches (until the kernel has no more
-//! or the batch is full), and timers run every 250 ms.
+//! or the batch is full), and the core's timers run when its `poll_timeout` says.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
+use segwire_datapath::{Member, MemberConfig as DatapathConfig, NamedFlow};
 use segwire_netdev::{
-    bind_udp, create_interface, InterfaceConfig, NetdevError, Netns, TunDevice,
+    bind_udp, create_interface, BatchSocket, InterfaceConfig, NetdevError, Netns, TunDevice,
     DEFAULT_SOCKET_BUFFER,
 };
-use segwire_policy::{CompiledPolicy, ConntrackConfig, Counters, Direction, Firewall};
+use segwire_policy::{CompiledPolicy, ConntrackConfig, Counters};
 use segwire_tunnel::{
-    DatagramBatch, PacketBatch, PeerConfig, PresharedKey, PublicKey, Router, RouterConfig,
-    RouterError, RouterStatus,
+    PacketBatch, PeerConfig, PresharedKey, PublicKey, RouterConfig, RouterError, RouterStatus,
 };
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tokio::time::MissedTickBehavior;
 use tracing::Instrument;
 
-use crate::flows::{FlowKey, FlowLog, FlowStat, NamedFlow};
 use crate::reconcile::MemberConfig;
 
 /// Packets (or datagrams) handled per batch.
 const BATCH: usize = 64;
-/// Size of one receive slot: larger than any datagram a 1420-MTU peer sends.
+/// Largest packet the output batches are sized for: larger than any 1420-MTU packet.
 const SLOT: usize = 2048;
-/// How often WireGuard's timers run.
-const TIMER_TICK: Duration = Duration::from_millis(250);
-/// Timer ticks between sweeps of expired tracked connections (4 s).
-const EXPIRE_EVERY: u32 = 16;
+/// `recvmmsg` rounds per wake-up before the TUN side and commands get a turn.
+const UDP_ROUNDS: usize = 8;
 
 /// Why a member's data path could not start.
 #[derive(Debug, thiserror::Error)]
@@ -124,18 +120,28 @@ pub async fn start(
         None => bind_port(config.listen_port)?,
     };
     let port = config.listen_port;
-    let udp = UdpSocket::from_std(socket).map_err(|source| MemberError::Bind { port, source })?;
+    let udp = BatchSocket::from_std(socket).map_err(|source| MemberError::Bind { port, source })?;
     let netns = config.workload.netns();
     let iface = InterfaceConfig::new(config.interface.clone(), config.address, config.cidr);
     let tun = create_interface(&netns, &iface).await?;
     let epoch = Instant::now();
-    let mut router = Router::new(RouterConfig::new(
-        config.private_key.secret(),
-        config.psk.clone(),
-        config.address,
-    ));
+    let mut core = Member::new(
+        Duration::ZERO,
+        DatapathConfig {
+            router: RouterConfig::new(
+                config.private_key.secret(),
+                config.psk.clone(),
+                config.address,
+            ),
+            policy: config.policy.compile(),
+            conntrack: ConntrackConfig::default(),
+            unix_epoch: unix_now(),
+            batch: BATCH,
+            max_packet: SLOT,
+        },
+    );
     for peer in config.peers.values() {
-        router.upsert_peer(epoch.elapsed(), &peer.to_peer_config())?;
+        core.upsert_peer(Duration::ZERO, &peer.to_peer_config())?;
     }
     let (tx, rx) = mpsc::channel(64);
     let span = tracing::info_span!(
@@ -144,8 +150,7 @@ pub async fn start(
         member = %config.name,
         interface = %config.interface,
     );
-    let firewall = Firewall::new(config.policy.compile(), ConntrackConfig::default());
-    let path = DataPath::new(router, firewall, tun, udp, epoch);
+    let path = DataPath::new(core, tun, udp, epoch);
     let task = tokio::spawn(path.run(rx).instrument(span));
     Ok(MemberHandle {
         tx,
@@ -201,51 +206,25 @@ impl MemberHandle {
     }
 }
 
-/// The task's state: router, devices and the buffers made once.
+/// The task's state: the sans-IO member core, the devices and the buffers made once.
 struct DataPath {
-    router: Router,
-    firewall: Firewall,
-    flows: FlowLog,
-    /// Wall-clock seconds, refreshed every timer tick (for flow records).
-    unix_now: u64,
-    ticks: u32,
-    /// Dropped-flow count already reported with a shipment.
-    flows_dropped_reported: u64,
+    core: Member,
     tun: TunDevice,
-    udp: UdpSocket,
+    udp: BatchSocket,
     epoch: Instant,
-    tun_in: segwire_netdev::PacketBatch,
-    udp_in: Vec<u8>,
-    udp_meta: Vec<(SocketAddr, usize)>,
-    to_tun: PacketBatch,
-    to_udp: DatagramBatch,
+    tun_in: PacketBatch,
     tun_write_errors: u64,
     udp_send_errors: u64,
 }
 
 impl DataPath {
-    fn new(
-        router: Router,
-        firewall: Firewall,
-        tun: TunDevice,
-        udp: UdpSocket,
-        epoch: Instant,
-    ) -> Self {
+    fn new(core: Member, tun: TunDevice, udp: BatchSocket, epoch: Instant) -> Self {
         Self {
-            router,
-            firewall,
-            flows: FlowLog::new(),
-            unix_now: unix_now(),
-            ticks: 0,
-            flows_dropped_reported: 0,
+            core,
             tun,
             udp,
             epoch,
-            tun_in: segwire_netdev::PacketBatch::new(BATCH, SLOT),
-            udp_in: vec![0; BATCH * SLOT],
-            udp_meta: Vec::with_capacity(BATCH),
-            to_tun: PacketBatch::new(BATCH, SLOT),
-            to_udp: DatagramBatch::new(BATCH, SLOT),
+            tun_in: PacketBatch::new(BATCH, SLOT),
             tun_write_errors: 0,
             udp_send_errors: 0,
         }
@@ -257,12 +236,11 @@ impl DataPath {
 
     async fn run(mut self, mut rx: mpsc::Receiver<MemberCmd>) {
         tracing::info!("data path up");
-        self.router
-            .initiate_pending_handshakes(self.now(), &mut self.to_udp);
+        let now = self.now();
+        self.core.initiate_pending_handshakes(now);
         self.flush_udp().await;
-        let mut ticker = tokio::time::interval(TIMER_TICK);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
+            let deadline = tokio::time::Instant::from_std(self.epoch + self.core.poll_timeout());
             tokio::select! {
                 cmd = rx.recv() => match cmd {
                     Some(cmd) => {
@@ -273,7 +251,8 @@ impl DataPath {
                 },
                 read = self.tun.recv_batch(&mut self.tun_in) => match read {
                     Ok(_) => {
-                        self.egress();
+                        let now = self.now();
+                        self.core.handle_tun(now, &self.tun_in);
                         self.flush_udp().await;
                     }
                     Err(e) => {
@@ -285,14 +264,9 @@ impl DataPath {
                     Ok(()) => self.drain_udp().await,
                     Err(e) => tracing::warn!(error = %e, "UDP socket error"),
                 },
-                _ = ticker.tick() => {
+                () = tokio::time::sleep_until(deadline) => {
                     let now = self.now();
-                    self.router.handle_timers(now, &mut self.to_udp);
-                    self.unix_now = unix_now();
-                    self.ticks = self.ticks.wrapping_add(1);
-                    if self.ticks.is_multiple_of(EXPIRE_EVERY) {
-                        self.firewall.expire(self.epoch + now);
-                    }
+                    self.core.handle_timeout(now);
                     self.flush_udp().await;
                 }
             }
@@ -304,74 +278,56 @@ impl DataPath {
         let now = self.now();
         match cmd {
             MemberCmd::UpsertPeer(peer) => {
-                if let Err(e) = self.router.upsert_peer(now, &peer) {
+                if let Err(e) = self.core.upsert_peer(now, &peer) {
                     tracing::warn!(peer = %peer.public_key, error = %e, "peer refused");
                 }
-                self.router
-                    .initiate_pending_handshakes(now, &mut self.to_udp);
+                self.core.initiate_pending_handshakes(now);
             }
             MemberCmd::RemovePeer(key) => {
-                self.router.remove_peer(&key);
+                self.core.remove_peer(&key);
             }
             MemberCmd::SetPsk(psk) => {
-                self.router.set_psk(now, psk, &mut self.to_udp);
+                self.core.set_psk(now, psk);
             }
             MemberCmd::SetPolicy(policy) => {
-                let s = self.firewall.replace_policy(*policy, self.epoch + now);
+                let s = self.core.set_policy(now, *policy);
                 tracing::info!(kept = s.kept, cut = s.cut, "policy applied to live traffic");
             }
             MemberCmd::TakeFlows(reply) => {
-                let taken = self.flows.take_unshipped();
-                let dropped = self.flows.dropped - self.flows_dropped_reported;
-                self.flows_dropped_reported = self.flows.dropped;
-                let _ = reply.send((self.name_flows(taken), dropped));
+                let _ = reply.send(self.core.take_flows());
             }
             MemberCmd::Status(reply) => {
                 let _ = reply.send(MemberStats {
-                    router: self.router.status(now),
+                    router: self.core.router_status(now),
                     tun_write_errors: self.tun_write_errors,
                     udp_send_errors: self.udp_send_errors,
-                    firewall: self.firewall.counters(),
-                    flows: self.name_flows(self.flows.top(20)),
-                    flows_dropped: self.flows.dropped,
-                    rules: (self.firewall.rule_counters())
-                        .map(|r| (r.name.to_owned(), r.allowed))
-                        .collect(),
+                    firewall: self.core.firewall_counters(),
+                    flows: self.core.top_flows(20),
+                    flows_dropped: self.core.flows_dropped(),
+                    rules: self.core.rule_counters(),
                 });
             }
         }
     }
 
-    /// Reads datagrams until the socket has no more (or a batch is full, then again),
-    /// decrypting each batch and writing the packets to the TUN device.
+    /// Reads datagrams (one `recvmmsg` per round, GRO-coalesced where the kernel does it)
+    /// until the socket has no more, handing each round to the core and writing what it
+    /// decrypted to the TUN device. At most [`UDP_ROUNDS`] rounds before the loop looks
+    /// at the TUN device and the commands again.
     async fn drain_udp(&mut self) {
-        loop {
-            self.udp_meta.clear();
-            while self.udp_meta.len() < BATCH {
-                let start = self.udp_meta.len() * SLOT;
-                let slot = &mut self.udp_in[start..start + SLOT];
-                match self.udp.try_recv_from(slot) {
-                    Ok((len, src)) => self.udp_meta.push((src, len)),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) => {
-                        tracing::trace!(error = %e, "UDP receive error");
-                        break;
-                    }
-                }
-            }
-            if self.udp_meta.is_empty() {
-                return;
-            }
-            let full = self.udp_meta.len() == BATCH;
+        for _ in 0..UDP_ROUNDS {
             let now = self.now();
-            let buf = &self.udp_in;
-            let datagrams = self
-                .udp_meta
-                .iter()
-                .enumerate()
-                .map(|(i, (src, len))| (*src, &buf[i * SLOT..i * SLOT + len]));
-            self.router
-                .decapsulate_batch(now, datagrams, &mut self.to_tun, &mut self.to_udp);
+            let full = match self.udp.try_recv_batch() {
+                Ok(batch) => {
+                    self.core.handle_udp(now, batch.datagrams());
+                    batch.is_full()
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    tracing::trace!(error = %e, "UDP receive error");
+                    return;
+                }
+            };
             self.flush_tun().await;
             self.flush_udp().await;
             if !full {
@@ -380,62 +336,30 @@ impl DataPath {
         }
     }
 
-    fn name_flows(&self, flows: Vec<(FlowKey, FlowStat)>) -> Vec<NamedFlow> {
-        let policy = self.firewall.policy();
-        flows
-            .into_iter()
-            .map(|(key, stat)| NamedFlow {
-                key,
-                stat,
-                rule: key
-                    .rule
-                    .and_then(|r| policy.rule_name(r))
-                    .map(str::to_owned),
-            })
-            .collect()
-    }
-
-    /// Packets from the workload: the firewall judges each before it is encrypted.
-    fn egress(&mut self) {
-        let now = self.now();
-        let at = self.epoch + now;
-        let (firewall, flows, unix) = (&mut self.firewall, &mut self.flows, self.unix_now);
-        let allowed = self.tun_in.iter().filter(|p| {
-            let v = firewall.egress(p, at);
-            flows.record(Direction::Egress, p, v, unix);
-            v.is_allowed()
-        });
-        self.router
-            .encapsulate_batch(now, allowed, &mut self.to_udp);
-    }
-
-    /// Decrypted packets (already source-checked by the router): the firewall judges each
-    /// before it reaches the workload.
+    /// Writes the packets the core let through to the TUN device.
     async fn flush_tun(&mut self) {
-        let at = self.epoch + self.now();
-        for packet in self.to_tun.iter() {
-            let v = self.firewall.ingress(packet, at);
-            self.flows
-                .record(Direction::Ingress, packet, v, self.unix_now);
-            if !v.is_allowed() {
-                continue;
-            }
-            if let Err(e) = self.tun.send(packet).await {
-                self.tun_write_errors += 1;
+        if self.core.packets().is_empty() {
+            return;
+        }
+        let batch = self.core.packets();
+        match self.tun.send_batch(batch).await {
+            Ok(sent) => self.tun_write_errors += (batch.len() - sent) as u64,
+            Err(e) => {
+                self.tun_write_errors += batch.len() as u64;
                 tracing::trace!(error = %e, "TUN write failed");
             }
         }
-        self.to_tun.clear();
+        self.core.clear_packets();
     }
 
+    /// Sends the core's datagrams: GSO runs where the socket has it, one call each otherwise.
     async fn flush_udp(&mut self) {
-        for d in self.to_udp.iter() {
-            if let Err(e) = self.udp.send_to(d.bytes, d.dst).await {
-                self.udp_send_errors += 1;
-                tracing::trace!(dst = %d.dst, error = %e, "UDP send failed");
-            }
+        if self.core.datagrams().is_empty() {
+            return;
         }
-        self.to_udp.clear();
+        let report = self.udp.send_batch(self.core.datagrams()).await;
+        self.udp_send_errors += report.failed as u64;
+        self.core.clear_datagrams();
     }
 }
 

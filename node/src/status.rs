@@ -65,7 +65,11 @@ pub fn member_view(
             flows_dropped: s.flows_dropped,
         }),
         flows: match (stats, config) {
-            (Some(s), Some(c)) => s.flows.iter().map(|f| f.to_record(c)).collect(),
+            (Some(s), Some(c)) => s
+                .flows
+                .iter()
+                .map(|f| crate::flows::to_record(f, c))
+                .collect(),
             _ => Vec::new(),
         },
     }

@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
 # Data-path benchmark: two hosts and two containers in network namespaces.
-# Prints, in one run, iperf3 TCP throughput (1 and 4 streams) and ping RTT for
-#   - segwire container -> container (release build, real coordinator and agents)
-#   - a baseline boringtun-cli 0.7.1 tunnel host -> host (--threads 1)
+# Prints, in one run, for each path: iperf3 TCP throughput with 1 and 4 streams and their
+# retransmits, UDP at a fixed offered rate ($UDP_RATE, default 1G) with its loss, ping RTT,
+# and the CPU seconds per GB moved by both tunnel processes (utime+stime from /proc during
+# the TCP runs); then segwire's ratios to boringtun-cli and to Debian's wireguard-go.
+# Paths:
+#   - segwire container -> container, no policy, then with 10,000 policy rules
+#     (release build, real coordinator and agents)
+#   - boringtun-cli 0.7.1 host -> host (--threads 1), the baseline
+#   - Debian's wireguard-go host -> host
+#   - plain veth host -> host (reference)
 # Usage: sudo tests/bench/throughput.sh [seconds-per-run]   (default 10)
+# Share of the machine matters: say whether other work ran at the same time.
 set -euo pipefail
 SECS=${1:-10}
+UDP_RATE=${UDP_RATE:-1G}
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 P="swb$$"
 WORK="$(mktemp -d /tmp/segwire-bench.XXXXXX)"
-PIDS=()
+PIDS=(); AGENTS=(); BTS=(); WGS=()
 [ "$(id -u)" = 0 ] || { echo "run as root (network namespaces)"; exit 1; }
 
 cleanup() {
@@ -21,7 +30,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for t in iperf3 ping wg; do command -v $t >/dev/null || { echo "missing $t: apt-get install iperf3 iputils-ping wireguard-tools"; exit 1; }; done
+for t in iperf3 ping wg jq wireguard-go; do command -v $t >/dev/null || { echo "missing $t: apt-get install iperf3 iputils-ping wireguard-tools jq wireguard-go"; exit 1; }; done
 BT="$(command -v boringtun-cli || echo "$HOME/.cargo/bin/boringtun-cli")"
 if [ ! -x "$BT" ]; then
   echo "installing boringtun-cli 0.7.1 (baseline) with cargo install..."
@@ -42,14 +51,43 @@ host() {
 host ctl 198.18.0.1; host a 198.18.0.2; host b 198.18.0.3
 for c in ca cb; do ip netns add "$P-$c"; ip -n "$P-$c" link set lo up; done
 
-measure() { # label src-ns dst-ns dst-addr
-  ip netns exec "$3" iperf3 -s -D -1 -B "$4" >/dev/null; sleep 0.3
-  local one; one=$(ip netns exec "$2" iperf3 -c "$4" -t "$SECS" -J | jq '.end.sum_received.bits_per_second/1e9')
-  ip netns exec "$3" iperf3 -s -D -1 -B "$4" >/dev/null; sleep 0.3
-  local four; four=$(ip netns exec "$2" iperf3 -c "$4" -t "$SECS" -P 4 -J | jq '.end.sum_received.bits_per_second/1e9')
-  local rtt; rtt=$(ip netns exec "$2" ping -c 20 -i 0.05 -q "$4" | awk -F/ '/rtt/ {print $5}')
-  printf '%-34s %8.2f Gbit/s %8.2f Gbit/s %8s ms\n' "$1" "$one" "$four" "$rtt"
+TCK=$(getconf CLK_TCK)
+cpu_ticks() { # pids... -> utime+stime summed
+  local t=0 pid
+  for pid in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$pid/stat"))); done
+  echo "$t"
 }
+iperf() { # src-ns dst-ns dst-addr args... -> JSON on stdout
+  local src=$1 dst=$2 addr=$3; shift 3
+  ip netns exec "$dst" iperf3 -s -D -1 -B "$addr" >/dev/null; sleep 0.3
+  ip netns exec "$src" iperf3 -c "$addr" -t "$SECS" -J "$@"
+}
+declare -A TCP1 TCP4
+measure() { # key label src-ns dst-ns dst-addr tunnel-pids...
+  local key=$1 label=$2 src=$3 dst=$4 addr=$5; shift 5
+  local c0 c1 j1 j4 ju
+  c0=$(cpu_ticks "$@")
+  j1=$(iperf "$src" "$dst" "$addr")
+  j4=$(iperf "$src" "$dst" "$addr" -P 4)
+  c1=$(cpu_ticks "$@")
+  ju=$(iperf "$src" "$dst" "$addr" -u -b "$UDP_RATE" -l 1300)
+  local one four retr bytes udp loss rtt cpu
+  one=$(jq '.end.sum_received.bits_per_second/1e9' <<<"$j1")
+  four=$(jq '.end.sum_received.bits_per_second/1e9' <<<"$j4")
+  retr=$(jq -r '"\(.end.sum_sent.retransmits // 0)"' <<<"$j1")/$(jq -r '"\(.end.sum_sent.retransmits // 0)"' <<<"$j4")
+  bytes=$(jq -n --argjson a "$(jq '.end.sum_received.bytes' <<<"$j1")" --argjson b "$(jq '.end.sum_received.bytes' <<<"$j4")" '$a + $b')
+  loss=$(jq '.end.sum.lost_percent' <<<"$ju")
+  udp=$(jq '.end.sum.bits_per_second * (1 - .end.sum.lost_percent / 100) / 1e9' <<<"$ju") # delivered
+  rtt=$(ip netns exec "$src" ping -c 20 -i 0.05 -q "$addr" | awk -F/ '/rtt/ {print $5}')
+  if [ $# -gt 0 ]; then
+    cpu=$(awk -v t=$((c1 - c0)) -v h="$TCK" -v b="$bytes" 'BEGIN { printf "%.2f", (t / h) / (b / 1e9) }')
+  else
+    cpu="-"
+  fi
+  TCP1[$key]=$one; TCP4[$key]=$four
+  printf '%-34s %7.2f %7.2f %9s %6.2f %6.2f%% %8s ms %7s\n' "$label" "$one" "$four" "$retr" "$udp" "$loss" "$rtt" "$cpu"
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'; }
 
 # --- segwire ---
 ip netns exec $P-ctl "$BIN/segwire-coordinator" serve --listen 198.18.0.1:7443 --advertise 198.18.0.1 --data-dir "$WORK/coord" 2>"$WORK/coord.log" &
@@ -62,7 +100,7 @@ tok=$(sw token create --segment bench --uses 2)
 for h in a b; do
   ip netns exec $P-$h "$BIN/segwire-node" --state-dir "$WORK/$h" join "$tok" --name "$h" >/dev/null
   RUST_LOG=warn ip netns exec $P-$h "$BIN/segwire-node" --state-dir "$WORK/$h" run 2>"$WORK/$h.log" &
-  PIDS+=($!)
+  PIDS+=($!); AGENTS+=($!)
 done
 for h in a b; do for _ in $(seq 100); do [ -S "$WORK/$h/agent.sock" ] && break; sleep 0.1; done; done
 ip netns exec $P-a "$BIN/segwire-node" --state-dir "$WORK/a" attach --segment bench --netns $P-ca >/dev/null
@@ -73,7 +111,7 @@ for _ in $(seq 50); do ip netns exec $P-ca ping -c1 -W0.2 -q "$addr_b" >/dev/nul
 ka=$(wg genkey); kb=$(wg genkey)
 for h in a b; do
   ip netns exec $P-$h "$BT" bt$h --foreground --threads 1 --disable-drop-privileges >"$WORK/bt$h.log" 2>&1 &
-  PIDS+=($!)
+  PIDS+=($!); BTS+=($!)
 done
 sleep 1
 ip netns exec $P-a wg set bta private-key <(echo "$ka") listen-port 51900 peer "$(echo "$kb" | wg pubkey)" allowed-ips 100.96.0.2/32 endpoint 198.18.0.3:51900
@@ -82,20 +120,40 @@ ip -n $P-a addr add 100.96.0.1/24 dev bta; ip -n $P-a link set bta mtu 1420 up
 ip -n $P-b addr add 100.96.0.2/24 dev btb; ip -n $P-b link set btb mtu 1420 up
 for _ in $(seq 50); do ip netns exec $P-a ping -c1 -W0.2 -q 100.96.0.2 >/dev/null 2>&1 && break; done
 
-printf '%-34s %15s %15s %11s\n' "path ($SECS s per run, $(nproc) cores)" "1 stream" "4 streams" "ping avg"
-measure "segwire container->container" $P-ca $P-cb "$addr_b"
+# --- Debian's wireguard-go, host a -> host b ---
+for h in a b; do
+  WG_PROCESS_FOREGROUND=1 ip netns exec $P-$h wireguard-go -f wg$h >"$WORK/wg$h.log" 2>&1 &
+  PIDS+=($!); WGS+=($!)
+done
+sleep 1
+ip netns exec $P-a wg set wga private-key <(echo "$ka") listen-port 51901 peer "$(echo "$kb" | wg pubkey)" allowed-ips 100.97.0.2/32 endpoint 198.18.0.3:51901
+ip netns exec $P-b wg set wgb private-key <(echo "$kb") listen-port 51901 peer "$(echo "$ka" | wg pubkey)" allowed-ips 100.97.0.1/32 endpoint 198.18.0.2:51901
+ip -n $P-a addr add 100.97.0.1/24 dev wga; ip -n $P-a link set wga mtu 1420 up
+ip -n $P-b addr add 100.97.0.2/24 dev wgb; ip -n $P-b link set wgb mtu 1420 up
+for _ in $(seq 50); do ip netns exec $P-a ping -c1 -W0.2 -q 100.97.0.2 >/dev/null 2>&1 && break; done
 
-# The same path with a 1,000-rule policy (999 rules that match nothing plus the ones
+echo "$SECS s per run, $(nproc) cores, UDP offered at $UDP_RATE; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-34s %7s %7s %9s %6s %7s %11s %7s\n' "path" "TCP 1" "TCP 4" "retr 1/4" "UDP" "loss" "ping avg" "CPU s/GB"
+printf '%-34s %7s %7s %9s %6s %7s %11s %7s\n' "" "Gbit/s" "Gbit/s" "" "deliv." "" "" "(both)"
+measure sw "segwire, no policy" $P-ca $P-cb "$addr_b" "${AGENTS[@]}"
+
+# The same path with a 10,000-rule policy (9,999 rules that match nothing plus the one
 # iperf3 and ping need): the classifier must cost little.
 {
   printf '{"default":"deny","rules":['
-  for i in $(seq 1 999); do
-    printf '{"name":"r%d","from":{"cidr":"100.64.50.0/24"},"to":{"labels":{"team":"t%d"}},"ports":["tcp/%d"]},' "$i" "$i" "$((10000 + i))"
+  for i in $(seq 1 9999); do
+    printf '{"name":"r%d","from":{"cidr":"100.64.50.0/24"},"to":{"labels":{"team":"t%d"}},"ports":["tcp/%d"]},' "$i" "$i" "$((10000 + i % 50000))"
   done
-  printf '{"name":"iperf","from":"*","to":"*","ports":["tcp/5201","icmp"]}]}'
+  printf '{"name":"iperf","from":"*","to":"*","ports":["tcp/5201","udp/5201","icmp"]}]}'
 } > "$WORK/rules.json"
 sw policy set bench --file "$WORK/rules.json" >/dev/null
-sleep 1
-measure "segwire with 1,000 policy rules" $P-ca $P-cb "$addr_b"
-measure "boringtun-cli --threads 1 host->host" $P-a $P-b 100.96.0.2
-measure "plain veth host->host (reference)" $P-a $P-b 198.18.0.3
+sleep 2
+measure sw10k "segwire, 10,000 policy rules" $P-ca $P-cb "$addr_b" "${AGENTS[@]}"
+measure bt "boringtun-cli --threads 1" $P-a $P-b 100.96.0.2 "${BTS[@]}"
+measure wg "wireguard-go (Debian)" $P-a $P-b 100.97.0.2 "${WGS[@]}"
+measure veth "plain veth (reference)" $P-a $P-b 198.18.0.3
+echo
+printf '%-34s %9s %9s\n' "segwire (no policy) vs" "TCP 1" "TCP 4"
+printf '%-34s %9s %9s\n' "boringtun-cli --threads 1" "$(ratio "${TCP1[sw]}" "${TCP1[bt]}")" "$(ratio "${TCP4[sw]}" "${TCP4[bt]}")"
+printf '%-34s %9s %9s\n' "wireguard-go (Debian)" "$(ratio "${TCP1[sw]}" "${TCP1[wg]}")" "$(ratio "${TCP4[sw]}" "${TCP4[wg]}")"
+printf '%-34s %9s %9s\n' "10,000 rules / no policy" "$(ratio "${TCP1[sw10k]}" "${TCP1[sw]}")" "$(ratio "${TCP4[sw10k]}" "${TCP4[sw]}")"

@@ -4,18 +4,19 @@
 //!   [`Netns::run`]/[`Netns::run_future`] to run code inside it on a dedicated thread
 //!   (tokio worker threads never switch namespace).
 //! - [`TunDevice`]: a non-blocking TUN interface driven by tokio, with batch reads and
-//!   writes through a reusable [`PacketBatch`].
+//!   writes through a reusable [`PacketBatch`] (the tunnel's own batch type, re-exported:
+//!   one batch type from the TUN device to the UDP socket).
 //! - [`configure`], [`create_interface`], [`remove_link`]: the interface's MTU, /32
 //!   address, link state and the one route for the segment's CIDR, over rtnetlink inside
 //!   the namespace; [`link_exists`], [`list_links`], [`list_ipv4_addrs`],
 //!   [`host_ipv4_addrs`] to look.
 //! - [`interface_name`]: `sw-<segment>`, shortened with a stable hash to fit 15 bytes.
-//! - [`bind_udp`]: underlay UDP sockets with large buffers.
+//! - [`bind_udp`]: underlay UDP sockets with large buffers; [`BatchSocket`]: one of them
+//!   read with `recvmmsg(2)` + UDP GRO and written with UDP GSO, probed at runtime.
 //! - [`ProcessWatch`]: awaiting a process's exit through a pidfd.
 //!
 //! Linux only.
 
-mod batch;
 mod config;
 mod error;
 mod naming;
@@ -27,8 +28,8 @@ mod query;
 mod testutil;
 mod tun;
 mod udp;
+mod udp_batch;
 
-pub use batch::PacketBatch;
 pub use config::{
     configure, create_interface, remove_link, InterfaceConfig, DEFAULT_MTU, DEFAULT_TX_QUEUE_LEN,
 };
@@ -41,5 +42,7 @@ pub use pidfd::ProcessWatch;
 pub use query::{
     host_ipv4_addrs, link_exists, list_ipv4_addrs, list_links, InterfaceAddr, LinkInfo,
 };
+pub use segwire_tunnel::PacketBatch;
 pub use tun::TunDevice;
 pub use udp::{bind_udp, bind_udp_tokio, socket_buffers, SocketBuffers, DEFAULT_SOCKET_BUFFER};
+pub use udp_batch::{BatchSocket, RecvBatch, SendReport, UdpOffload};

@@ -1,11 +1,13 @@
 //! TUN devices: IPv4/IPv6 packets in and out of a workload's namespace.
 //!
-//! We open `/dev/net/tun` and issue `TUNSETIFF` ourselves (one ioctl) instead of using the
-//! `tun-tap` crate: tun-tap 0.1 compiles a C helper, its default features pull in
-//! futures 0.1 / tokio-core / mio 0.6, and it cannot set the flags we want next
-//! (`IFF_VNET_HDR` for TSO/GRO offload, `IFF_MULTI_QUEUE`). The device sits behind our own
-//! [`TunDevice`] type so an offload-capable implementation can replace this one without
-//! changing callers.
+//! Two implementations behind one [`TunDevice`] type, chosen at runtime:
+//! - **offload** (tried first): `tun-rs` opens the device with `IFF_VNET_HDR` and
+//!   `TUNSETOFFLOAD` (CSUM, TSO4/6, and USO4/6 where the kernel has them). A read returns a
+//!   TCP/UDP super-packet of up to 64 KiB that tun-rs splits into MTU-sized packets (GSO);
+//!   a batch write coalesces consecutive TCP segments of one flow into super-packets (GRO)
+//!   and writes each with one call. See `docs/datapath.md` for why tun-rs for this part.
+//! - **plain** (the fallback when the kernel refuses the offload device): our own
+//!   `TUNSETIFF` with `IFF_TUN | IFF_NO_PI`, one packet per read and write.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -15,27 +17,58 @@ use std::os::unix::fs::OpenOptionsExt;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-use crate::{validate_interface_name, NetdevError, Netns, PacketBatch};
+use segwire_tunnel::{PacketBatch, MAX_PACKET};
+use tun_rs::{AsyncDevice, DeviceBuilder, GROTable, VIRTIO_NET_HDR_LEN};
+
+use crate::{validate_interface_name, NetdevError, Netns};
 
 /// The clone device.
 const TUN_CLONE_DEVICE: &str = "/dev/net/tun";
 
-/// A layer-3 TUN interface (`IFF_TUN | IFF_NO_PI`: every read and write is one bare IP
-/// packet), non-blocking and driven by the tokio runtime it was created on.
+/// Packets one offload read may be split into (64 KiB of TCP at a small MSS).
+const SPLIT_SLOTS: usize = 128;
+/// Size of one split packet buffer (larger than the MTU; one MTU-sized packet each).
+const SPLIT_SLOT: usize = 4096;
+
+/// A layer-3 TUN interface, non-blocking and driven by the tokio runtime it was created on:
+/// every packet in and out is one bare IP packet, whatever the device does underneath (see
+/// the module docs: offload with GSO/GRO, or plain).
 ///
 /// The interface lives as long as this value: dropping it closes the descriptor and the
 /// kernel deletes the (non-persistent) interface, with its addresses and routes.
-/// `recv*` and `send*` take `&self`, so one task may read while another writes.
 #[derive(Debug)]
 pub struct TunDevice {
-    fd: AsyncFd<File>,
+    io: Io,
     name: String,
+}
+
+#[derive(Debug)]
+enum Io {
+    Plain(AsyncFd<File>),
+    Offload(Box<Offload>),
+}
+
+/// The offload device and the buffers its splitting and coalescing reuse.
+struct Offload {
+    dev: AsyncDevice,
+    read: Vec<u8>,
+    split: Vec<Vec<u8>>,
+    sizes: Vec<usize>,
+    write: Vec<Vec<u8>>,
+    gro: GROTable,
+}
+
+impl std::fmt::Debug for Offload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Offload").finish_non_exhaustive()
+    }
 }
 
 impl TunDevice {
     /// Creates the TUN interface `name` inside `netns` and registers it with the current
-    /// tokio runtime. The interface starts down, without addresses: configure it with
-    /// [`crate::configure`] (or use [`crate::create_interface`], which does both).
+    /// tokio runtime: with offloads when the kernel accepts them, else plain. The interface
+    /// starts down, without addresses: configure it with [`crate::configure`] (or use
+    /// [`crate::create_interface`], which does both).
     ///
     /// Must be called from within a tokio runtime (the one that will drive the device).
     ///
@@ -44,7 +77,43 @@ impl TunDevice {
     /// [`NetdevError::InterfaceInUse`] when a device of that name exists and is taken,
     /// [`NetdevError::PermissionDenied`], [`NetdevError::TunCreate`].
     pub async fn create(netns: &Netns, name: &str) -> Result<Self, NetdevError> {
+        Self::create_with(netns, name, true).await
+    }
+
+    /// [`TunDevice::create`], with `offload` false for the plain device without trying.
+    ///
+    /// # Errors
+    /// As [`TunDevice::create`].
+    pub async fn create_with(
+        netns: &Netns,
+        name: &str,
+        offload: bool,
+    ) -> Result<Self, NetdevError> {
         validate_interface_name(name)?;
+        if offload {
+            let owned = name.to_owned();
+            let built = netns
+                .run(move || {
+                    DeviceBuilder::new()
+                        .name(owned)
+                        .offload(true)
+                        .enable(false)
+                        .build_sync()
+                })
+                .await?;
+            match built.and_then(AsyncDevice::new) {
+                Ok(dev) => {
+                    tracing::debug!(interface = name, %netns, "created TUN interface with offloads");
+                    return Ok(Self {
+                        io: Io::Offload(Box::new(Offload::new(dev))),
+                        name: name.to_owned(),
+                    });
+                }
+                Err(e) => {
+                    tracing::debug!(interface = name, error = %e, "no TUN offloads; using the plain device");
+                }
+            }
+        }
         let owned = name.to_owned();
         let label = netns.to_string();
         let file = netns.run(move || open_tun(&owned, &label)).await??;
@@ -60,7 +129,7 @@ impl TunDevice {
         })?;
         tracing::debug!(interface = name, %netns, "created TUN interface");
         Ok(Self {
-            fd,
+            io: Io::Plain(fd),
             name: name.to_owned(),
         })
     }
@@ -71,16 +140,24 @@ impl TunDevice {
         &self.name
     }
 
+    /// Whether the device runs with offloads (TSO/USO reads split, GRO writes).
+    #[must_use]
+    pub fn offload(&self) -> bool {
+        matches!(self.io, Io::Offload(_))
+    }
+
     /// Receives one packet into `buf`, waiting until one is there; returns its length.
     ///
     /// # Errors
     /// The read error (e.g. the interface was deleted).
-    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+    pub async fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut batch = PacketBatch::new(1, buf.len());
         loop {
-            let mut guard = self.fd.readable().await?;
-            match guard.try_io(|fd| read_packet(fd.get_ref(), buf)) {
-                Ok(result) => return result,
-                Err(_would_block) => continue,
+            self.recv_batch(&mut batch).await?;
+            if let Some(p) = batch.iter().next() {
+                let n = p.len().min(buf.len());
+                buf[..n].copy_from_slice(&p[..n]);
+                return Ok(n);
             }
         }
     }
@@ -89,37 +166,80 @@ impl TunDevice {
     ///
     /// # Errors
     /// The write error: `EINVAL` for a malformed packet, `EIO` while the link is down.
-    pub async fn send(&self, packet: &[u8]) -> io::Result<usize> {
-        loop {
-            let mut guard = self.fd.writable().await?;
-            match guard.try_io(|fd| write_packet(fd.get_ref(), packet)) {
-                Ok(result) => return result,
-                Err(_would_block) => continue,
-            }
-        }
+    pub async fn send(&mut self, packet: &[u8]) -> io::Result<usize> {
+        let mut batch = PacketBatch::new(1, packet.len());
+        batch.push(packet);
+        self.send_batch(&batch).await.map(|_| packet.len())
     }
 
     /// Clears `batch`, waits until the device is readable, then reads packets without
-    /// waiting again until the kernel has no more or the batch is full: one wake-up serves
-    /// many packets. Returns how many packets the batch now holds (at least one).
+    /// waiting again until the kernel has no more or the batch is full (its
+    /// [`PacketBatch::limit`]): one wake-up serves many packets. With offloads one read may
+    /// bring a super-packet, split here into MTU-sized packets (the batch may then hold a
+    /// few more than its limit). Returns how many packets the batch now holds (at least one).
     ///
     /// # Errors
     /// A read error when no packet was read; an error after some packets ends the batch
     /// early and shows again on the next call.
-    pub async fn recv_batch(&self, batch: &mut PacketBatch) -> io::Result<usize> {
+    pub async fn recv_batch(&mut self, batch: &mut PacketBatch) -> io::Result<usize> {
         batch.clear();
+        match &mut self.io {
+            Io::Plain(fd) => recv_plain(fd, batch).await,
+            Io::Offload(o) => o.recv_batch(batch).await,
+        }
+    }
+
+    /// Writes every packet of `batch` (in order) and returns how many the kernel accepted.
+    /// A packet that is not IP, or that the kernel refuses, is dropped and the rest still
+    /// go out: the caller counts `batch.len() - sent` as drops. With offloads, consecutive
+    /// TCP segments of one flow are coalesced and written with one call.
+    ///
+    /// # Errors
+    /// The plain device: the first write error, when no packet at all was accepted. With
+    /// offloads: a write error of any of the coalesced writes (the others went out).
+    pub async fn send_batch(&mut self, batch: &PacketBatch) -> io::Result<usize> {
+        match &mut self.io {
+            Io::Plain(fd) => send_plain(fd, &self.name, batch).await,
+            Io::Offload(o) => o.send_batch(batch).await,
+        }
+    }
+}
+
+impl Offload {
+    fn new(dev: AsyncDevice) -> Self {
+        Self {
+            dev,
+            read: vec![0; VIRTIO_NET_HDR_LEN + MAX_PACKET],
+            split: vec![vec![0; SPLIT_SLOT]; SPLIT_SLOTS],
+            sizes: vec![0; SPLIT_SLOTS],
+            write: Vec::new(),
+            gro: GROTable::new(),
+        }
+    }
+
+    async fn recv_batch(&mut self, batch: &mut PacketBatch) -> io::Result<usize> {
         loop {
-            let mut guard = self.fd.readable().await?;
-            while let Some(slot) = batch.next_slot_mut() {
-                match read_packet(self.fd.get_ref(), slot) {
-                    Ok(len) => batch.commit(len),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        guard.clear_ready();
-                        break;
+            self.dev.readable().await?;
+            while !batch.is_full() {
+                let r =
+                    self.dev
+                        .try_recv_multiple(&mut self.read, &mut self.split, &mut self.sizes, 0);
+                match r {
+                    Ok(n) => {
+                        for (buf, &len) in self.split.iter().zip(&self.sizes).take(n) {
+                            batch.push(&buf[..len]);
+                        }
                     }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) if batch.is_empty() => return Err(e),
-                    Err(_) => break,
+                    Err(e) if batch.is_empty() && is_fatal(&e) => return Err(e),
+                    Err(e) => {
+                        // A super-packet that cannot be split: dropped, the device goes on.
+                        tracing::trace!(error = %e, "TUN read dropped");
+                        if !batch.is_empty() {
+                            break;
+                        }
+                    }
                 }
             }
             if !batch.is_empty() {
@@ -128,35 +248,99 @@ impl TunDevice {
         }
     }
 
-    /// Writes every packet of `batch` (in order) and returns how many the kernel accepted.
-    /// A packet the kernel refuses (malformed, link down) is dropped and the rest still
-    /// go out: the caller counts `batch.len() - sent` as drops.
-    ///
-    /// # Errors
-    /// The first write error, when no packet at all was accepted.
-    pub async fn send_batch(&self, batch: &PacketBatch) -> io::Result<usize> {
-        let mut sent = 0;
-        let mut first_error = None;
-        for packet in batch.iter() {
-            let result = loop {
-                let mut guard = self.fd.writable().await?;
-                match guard.try_io(|fd| write_packet(fd.get_ref(), packet)) {
-                    Ok(result) => break result,
-                    Err(_would_block) => continue,
-                }
+    async fn send_batch(&mut self, batch: &PacketBatch) -> io::Result<usize> {
+        if self.write.len() < batch.len() {
+            self.write.resize_with(batch.len(), || {
+                Vec::with_capacity(VIRTIO_NET_HDR_LEN + SPLIT_SLOT)
+            });
+        }
+        // What is not an IP packet is dropped here: the kernel would refuse it anyway, and
+        // the coalescing pass must see only IP packets.
+        let mut n = 0;
+        for packet in batch.iter().filter(|p| looks_like_ip(p)) {
+            let buf = &mut self.write[n];
+            buf.clear();
+            buf.resize(VIRTIO_NET_HDR_LEN, 0);
+            buf.extend_from_slice(packet);
+            n += 1;
+        }
+        if n == 0 {
+            return if batch.is_empty() {
+                Ok(0)
+            } else {
+                Err(io::Error::from_raw_os_error(libc::EINVAL))
             };
-            match result {
-                Ok(_) => sent += 1,
-                Err(e) => {
-                    tracing::trace!(interface = %self.name, error = %e, "TUN write dropped");
-                    first_error.get_or_insert(e);
-                }
+        }
+        match self
+            .dev
+            .send_multiple(&mut self.gro, &mut self.write[..n], VIRTIO_NET_HDR_LEN)
+            .await
+        {
+            Ok(_) => Ok(n),
+            Err(e) => {
+                tracing::trace!(error = %e, "TUN batch write failed in part");
+                Err(e)
             }
         }
-        match first_error {
-            Some(e) if sent == 0 => Err(e),
-            _ => Ok(sent),
+    }
+}
+
+/// An IPv4 or IPv6 header's first byte and room for the shortest header.
+fn looks_like_ip(p: &[u8]) -> bool {
+    p.len() >= 20 && matches!(p[0] >> 4, 4 | 6)
+}
+
+/// An error that means the device is gone (not one bad packet).
+fn is_fatal(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EBADF | libc::EBADFD | libc::ENODEV | libc::ENXIO | libc::EIO)
+    )
+}
+
+async fn recv_plain(fd: &AsyncFd<File>, batch: &mut PacketBatch) -> io::Result<usize> {
+    loop {
+        let mut guard = fd.readable().await?;
+        while !batch.is_full() {
+            match batch.push_with(MAX_PACKET, |buf| read_packet(fd.get_ref(), buf)) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    guard.clear_ready();
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if batch.is_empty() => return Err(e),
+                Err(_) => break,
+            }
         }
+        if !batch.is_empty() {
+            return Ok(batch.len());
+        }
+    }
+}
+
+async fn send_plain(fd: &AsyncFd<File>, name: &str, batch: &PacketBatch) -> io::Result<usize> {
+    let mut sent = 0;
+    let mut first_error = None;
+    for packet in batch.iter() {
+        let result = loop {
+            let mut guard = fd.writable().await?;
+            match guard.try_io(|fd| write_packet(fd.get_ref(), packet)) {
+                Ok(result) => break result,
+                Err(_would_block) => continue,
+            }
+        };
+        match result {
+            Ok(_) => sent += 1,
+            Err(e) => {
+                tracing::trace!(interface = %name, error = %e, "TUN write dropped");
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        Some(e) if sent == 0 => Err(e),
+        _ => Ok(sent),
     }
 }
 

@@ -2,7 +2,7 @@
 //! after construction.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::classify::{Direction, RuleId};
 use crate::packet::{proto, TcpFlags};
@@ -107,7 +107,7 @@ pub(crate) struct Entry {
     pub(crate) initiator: Direction,
     pub(crate) state: State,
     pub(crate) rule: Option<RuleId>,
-    last_seen: Instant,
+    last_seen: Duration,
     prev: u32,
     next: u32,
 }
@@ -157,7 +157,7 @@ impl Conntrack {
         key: &FlowKey,
         dir: Direction,
         flags: TcpFlags,
-        now: Instant,
+        now: Duration,
     ) -> Option<Entry> {
         let slot = *self.index.get(key)?;
         if self.is_expired(slot, now) {
@@ -176,7 +176,7 @@ impl Conntrack {
 
     /// The live entry for `key`, unchanged (for related traffic such as ICMP errors). An
     /// expired entry is removed and `None` returned.
-    pub(crate) fn peek(&mut self, key: &FlowKey, now: Instant) -> Option<Entry> {
+    pub(crate) fn peek(&mut self, key: &FlowKey, now: Duration) -> Option<Entry> {
         let slot = *self.index.get(key)?;
         if self.is_expired(slot, now) {
             self.remove(slot);
@@ -194,7 +194,7 @@ impl Conntrack {
         initiator: Direction,
         flags: TcpFlags,
         rule: Option<RuleId>,
-        now: Instant,
+        now: Duration,
     ) {
         if let Some(&slot) = self.index.get(&key) {
             self.remove(slot);
@@ -236,7 +236,7 @@ impl Conntrack {
     }
 
     /// Removes expired entries; returns how many.
-    pub(crate) fn expire(&mut self, now: Instant) -> usize {
+    pub(crate) fn expire(&mut self, now: Duration) -> usize {
         self.retain(now, |_| true).0
     }
 
@@ -244,7 +244,7 @@ impl Conntrack {
     /// removes it. Returns (expired, removed by `keep`).
     pub(crate) fn retain(
         &mut self,
-        now: Instant,
+        now: Duration,
         mut keep: impl FnMut(&mut Entry) -> bool,
     ) -> (usize, usize) {
         let (mut expired, mut cut) = (0, 0);
@@ -291,10 +291,10 @@ impl Conntrack {
         }
     }
 
-    fn is_expired(&self, slot: u32, now: Instant) -> bool {
+    fn is_expired(&self, slot: u32, now: Duration) -> bool {
         self.slots
             .get(slot as usize)
-            .is_some_and(|e| now.saturating_duration_since(e.last_seen) >= self.timeout(e))
+            .is_some_and(|e| now.saturating_sub(e.last_seen) >= self.timeout(e))
     }
 
     fn remove(&mut self, slot: u32) {

@@ -1,7 +1,7 @@
 //! The per-member filter: classifier plus connection tracking, one call per packet.
 
 use std::net::Ipv4Addr;
-use std::time::Instant;
+use std::time::Duration;
 
 use crate::classify::{CompiledPolicy, Direction, Flow, RuleId};
 use crate::conntrack::{Conntrack, ConntrackConfig, FlowKey};
@@ -86,19 +86,19 @@ impl Firewall {
     }
 
     /// Judges a packet the local member sends.
-    pub fn egress(&mut self, packet: &[u8], now: Instant) -> Verdict {
+    pub fn egress(&mut self, packet: &[u8], now: Duration) -> Verdict {
         self.judge(Direction::Egress, packet, now)
     }
 
     /// Judges a packet the local member receives.
-    pub fn ingress(&mut self, packet: &[u8], now: Instant) -> Verdict {
+    pub fn ingress(&mut self, packet: &[u8], now: Duration) -> Verdict {
         self.judge(Direction::Ingress, packet, now)
     }
 
     /// Applies a new compiled policy to live traffic: tracked connections it no longer allows
     /// are forgotten (so their next packet is judged afresh); the others keep flowing,
     /// attributed to the rule that allows them now. Per-rule counters restart from zero.
-    pub fn replace_policy(&mut self, policy: CompiledPolicy, now: Instant) -> ReplaceSummary {
+    pub fn replace_policy(&mut self, policy: CompiledPolicy, now: Duration) -> ReplaceSummary {
         let mut summary = ReplaceSummary::default();
         if policy.local_ip() != self.policy.local_ip() {
             summary.cut = self.conntrack.clear();
@@ -131,7 +131,7 @@ impl Firewall {
     }
 
     /// Frees connections idle past their timeout; returns how many.
-    pub fn expire(&mut self, now: Instant) -> usize {
+    pub fn expire(&mut self, now: Duration) -> usize {
         self.conntrack.expire(now)
     }
 
@@ -161,13 +161,13 @@ impl Firewall {
             })
     }
 
-    fn judge(&mut self, dir: Direction, bytes: &[u8], now: Instant) -> Verdict {
+    fn judge(&mut self, dir: Direction, bytes: &[u8], now: Duration) -> Verdict {
         let verdict = self.decide(dir, bytes, now);
         self.count(&verdict);
         verdict
     }
 
-    fn decide(&mut self, dir: Direction, bytes: &[u8], now: Instant) -> Verdict {
+    fn decide(&mut self, dir: Direction, bytes: &[u8], now: Duration) -> Verdict {
         let packet = match Packet::parse(bytes) {
             Ok(p) => p,
             Err(e) => {
@@ -262,7 +262,7 @@ impl Firewall {
     }
 
     /// An ICMP error about a tracked connection passes as related traffic.
-    fn related(&mut self, dir: Direction, icmp: Icmp, now: Instant) -> Option<Verdict> {
+    fn related(&mut self, dir: Direction, icmp: Icmp, now: Duration) -> Option<Verdict> {
         let Icmp::Error {
             quoted: Some(q), ..
         } = icmp

@@ -1,8 +1,9 @@
 //! Sans-IO segment policy: the policy file format, a per-member compiled classifier,
 //! an IPv4 packet parser and a stateful, bounded connection tracker.
 //!
-//! Nothing here reads a clock, opens a socket or spawns: time comes in as an [`Instant`]
-//! and packets as byte slices.
+//! Nothing here reads a clock, opens a socket or spawns: time comes in as a [`Duration`]
+//! since an epoch the caller fixes once (the same clock as `segwire_tunnel`'s router), and
+//! packets as byte slices.
 //!
 //! - The **coordinator** parses and stores policies ([`Policy::from_json`], [`Policy::to_json`];
 //!   `Policy` is also serde `Deserialize`/`Serialize` in the same shape) and leaves out of a
@@ -15,7 +16,7 @@
 //! Rules allow connections; the first matching rule in file order is the one reported.
 //!
 //! ```
-//! use std::time::Instant;
+//! use std::time::Duration;
 //! use segwire_policy::{CompiledPolicy, ConntrackConfig, Firewall, Member, Policy, Verdict};
 //!
 //! let policy = Policy::from_json(r#"{ "default": "deny", "rules": [
@@ -29,7 +30,7 @@
 //! // An ICMP echo request from web-1 to db-1.
 //! let mut ping = vec![0x45, 0, 0, 28, 0, 0, 0, 0, 64, 1, 0, 0, 100, 64, 0, 2, 100, 64, 0, 3];
 //! ping.extend_from_slice(&[8, 0, 0, 0, 0, 7, 0, 1]);
-//! let now = Instant::now(); // the caller owns the clock
+//! let now = Duration::ZERO; // the caller owns the clock: time since its epoch
 //! match firewall.egress(&ping, now) {
 //!     Verdict::Allow { rule, new_connection } => {
 //!         assert_eq!(rule.and_then(|r| firewall.policy().rule_name(r)), Some("ping"));
@@ -40,7 +41,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! [`Instant`]: std::time::Instant
+//! [`Duration`]: std::time::Duration
 
 mod classify;
 mod compile;

@@ -66,6 +66,17 @@ impl<A: Copy> Packed<A> {
         self.slots.clear();
     }
 
+    /// Keeps the items from index `from` on for which `keep` is true (bytes stay put).
+    fn retain_from(&mut self, from: usize, mut keep: impl FnMut(&[u8]) -> bool) {
+        let buf = &self.buf;
+        let mut i = 0;
+        self.slots.retain(|s| {
+            let kept = i < from || keep(&buf[s.start..s.start + s.len]);
+            i += 1;
+            kept
+        });
+    }
+
     fn item(&self, i: usize) -> Option<(A, &[u8])> {
         let s = self.slots.get(i)?;
         Some((s.addr, &self.buf[s.start..s.start + s.len]))
@@ -133,6 +144,20 @@ impl DatagramBatch {
         &self.inner.buf[..self.inner.used]
     }
 
+    /// The datagrams in order, grouped for UDP GSO (`UDP_SEGMENT`): each [`Run`] is
+    /// consecutive datagrams to one destination, all of the first one's size but the last
+    /// (which may be shorter), at most `max_segments` of them and `max_bytes` in all. With
+    /// `max_segments` 1 every run is one datagram. The receiver still gets one datagram
+    /// per segment.
+    pub fn runs(&self, max_segments: usize, max_bytes: usize) -> Runs<'_> {
+        Runs {
+            buf: &self.inner.buf,
+            slots: &self.inner.slots,
+            max_segments: max_segments.max(1),
+            max_bytes,
+        }
+    }
+
     pub(crate) fn tail(&mut self, need: usize) -> &mut [u8] {
         self.inner.tail(need)
     }
@@ -146,13 +171,72 @@ impl DatagramBatch {
         self.inner.commit(0, len, dst);
     }
 
-    pub(crate) fn push(&mut self, bytes: &[u8], dst: SocketAddr) {
+    /// Copies in one datagram for `dst` (e.g. a shell's own probe; the router fills the
+    /// batch itself).
+    pub fn push(&mut self, bytes: &[u8], dst: SocketAddr) {
         self.tail(bytes.len())[..bytes.len()].copy_from_slice(bytes);
         self.commit(bytes.len(), dst);
     }
 }
 
-/// Decrypted IP packets for the TUN device, owned and reused by the shell.
+/// Datagrams to one destination, sent with one system call (see [`DatagramBatch::runs`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Run<'a> {
+    /// Where every datagram of the run goes.
+    pub dst: SocketAddr,
+    /// The datagrams back to back.
+    pub bytes: &'a [u8],
+    /// The size of each datagram but the last (which may be shorter).
+    pub segment_size: usize,
+    /// How many datagrams.
+    pub segments: usize,
+}
+
+/// The [`Run`]s of a [`DatagramBatch`], in order.
+#[derive(Debug, Clone)]
+pub struct Runs<'a> {
+    buf: &'a [u8],
+    slots: &'a [Slot<SocketAddr>],
+    max_segments: usize,
+    max_bytes: usize,
+}
+
+impl<'a> Iterator for Runs<'a> {
+    type Item = Run<'a>;
+
+    fn next(&mut self) -> Option<Run<'a>> {
+        let first = *self.slots.first()?;
+        let mut end = first.start + first.len;
+        let mut n = 1;
+        while n < self.max_segments && first.len < self.max_bytes {
+            let Some(s) = self.slots.get(n) else { break };
+            let fits = s.addr == first.addr
+                && s.start == end
+                && s.len <= first.len
+                && s.len > 0
+                && end + s.len - first.start <= self.max_bytes;
+            if !fits {
+                break;
+            }
+            end += s.len;
+            n += 1;
+            if s.len < first.len {
+                break;
+            }
+        }
+        self.slots = &self.slots[n..];
+        Some(Run {
+            dst: first.addr,
+            bytes: &self.buf[first.start..end],
+            segment_size: first.len,
+            segments: n,
+        })
+    }
+}
+
+/// IP packets, owned and reused by the shell: read from the TUN device (the shell fills
+/// it with [`PacketBatch::push_with`]) or decrypted by the router for the TUN device. The
+/// one batch type from the TUN device to the UDP socket and back.
 ///
 /// Each packet can be preceded by `headroom` spare bytes (e.g. 10 or 12 for a
 /// `virtio_net_hdr` on an `IFF_VNET_HDR` TUN device) that the shell may fill in
@@ -161,6 +245,7 @@ impl DatagramBatch {
 pub struct PacketBatch {
     inner: Packed<()>,
     headroom: usize,
+    limit: usize,
 }
 
 impl PacketBatch {
@@ -175,7 +260,49 @@ impl PacketBatch {
         Self {
             inner: Packed::with_capacity(packets, packets.max(1) * slot),
             headroom,
+            limit: packets,
         }
+    }
+
+    /// The number of packets it was made for ([`PacketBatch::is_full`] past it; the router
+    /// may still add more, growing it).
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Whether it holds [`PacketBatch::limit`] packets or more.
+    pub fn is_full(&self) -> bool {
+        self.len() >= self.limit
+    }
+
+    /// Lets `fill` write one packet of at most `max_len` bytes straight into the batch
+    /// (e.g. a `read(2)` from the TUN device) and keeps it when `fill` returns its length.
+    /// Nothing is kept when `fill` fails or returns more than `max_len`.
+    ///
+    /// # Errors
+    /// `fill`'s error.
+    pub fn push_with<E>(
+        &mut self,
+        max_len: usize,
+        fill: impl FnOnce(&mut [u8]) -> Result<usize, E>,
+    ) -> Result<usize, E> {
+        let len = fill(&mut self.tail(max_len)[..max_len])?;
+        if len <= max_len {
+            self.commit(len);
+        }
+        Ok(len)
+    }
+
+    /// Copies `packet` in.
+    pub fn push(&mut self, packet: &[u8]) {
+        self.tail(packet.len())[..packet.len()].copy_from_slice(packet);
+        self.commit(packet.len());
+    }
+
+    /// Keeps the packets from index `from` on for which `keep` is true, in order; the
+    /// packets before `from` stay. No bytes move.
+    pub fn retain_from(&mut self, from: usize, keep: impl FnMut(&[u8]) -> bool) {
+        self.inner.retain_from(from, keep);
     }
 
     /// Number of packets.
@@ -199,12 +326,11 @@ impl PacketBatch {
     }
 
     /// All packets in the order received.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
-        let buf = &self.inner.buf;
-        self.inner
-            .slots
-            .iter()
-            .map(move |s| &buf[s.start..s.start + s.len])
+    pub fn iter(&self) -> Packets<'_> {
+        Packets {
+            buf: &self.inner.buf,
+            slots: self.inner.slots.iter(),
+        }
     }
 
     /// The `i`-th packet preceded by its headroom bytes (contents unspecified).
@@ -221,6 +347,37 @@ impl PacketBatch {
 
     pub(crate) fn commit(&mut self, len: usize) {
         self.inner.commit(self.headroom, len, ());
+    }
+}
+
+/// The packets of a [`PacketBatch`], in order.
+#[derive(Debug, Clone)]
+pub struct Packets<'a> {
+    buf: &'a [u8],
+    slots: std::slice::Iter<'a, Slot<()>>,
+}
+
+impl<'a> Iterator for Packets<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let s = self.slots.next()?;
+        Some(&self.buf[s.start..s.start + s.len])
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.slots.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Packets<'_> {}
+
+impl<'a> IntoIterator for &'a PacketBatch {
+    type Item = &'a [u8];
+    type IntoIter = Packets<'a>;
+
+    fn into_iter(self) -> Packets<'a> {
+        self.iter()
     }
 }
 
@@ -245,6 +402,45 @@ mod tests {
     }
 
     #[test]
+    fn runs_group_equal_datagrams_to_one_destination() {
+        let a: SocketAddr = "198.18.0.1:51820".parse().expect("addr");
+        let b: SocketAddr = "198.18.0.2:51820".parse().expect("addr");
+        let mut d = DatagramBatch::new(8, 100);
+        for (len, dst) in [
+            (10, a),
+            (10, a),
+            (10, a),
+            (4, a),
+            (10, a),
+            (10, b),
+            (10, b),
+            (12, b),
+        ] {
+            d.push(&vec![len as u8; len], dst);
+        }
+        let runs: Vec<(SocketAddr, usize, usize, usize)> = d
+            .runs(64, 1000)
+            .map(|r| (r.dst, r.bytes.len(), r.segment_size, r.segments))
+            .collect();
+        // A shorter datagram ends a run; a longer one or another destination starts one.
+        assert_eq!(
+            runs,
+            vec![
+                (a, 34, 10, 4),
+                (a, 10, 10, 1),
+                (b, 20, 10, 2),
+                (b, 12, 12, 1)
+            ]
+        );
+        assert_eq!(d.runs(2, 1000).count(), 5, "at most 2 segments a run");
+        assert_eq!(d.runs(64, 25).map(|r| r.segments).sum::<usize>(), 8);
+        assert!(d
+            .runs(64, 25)
+            .all(|r| r.bytes.len() <= 25 || r.segments == 1));
+        assert_eq!(d.runs(1, 1000).count(), 8, "no GSO: one datagram each");
+    }
+
+    #[test]
     fn packets_keep_headroom() {
         let mut b = PacketBatch::with_headroom(2, 64, 10);
         b.tail(3)[..3].copy_from_slice(&[7, 8, 9]);
@@ -258,5 +454,31 @@ mod tests {
         let with = b.with_headroom_mut(1).expect("packet 1");
         assert_eq!(with.len(), 12);
         assert_eq!(&with[10..], &[5, 6]);
+    }
+
+    #[test]
+    fn push_with_keeps_what_fits_and_retain_filters_in_place() {
+        let mut b = PacketBatch::new(2, 8);
+        assert_eq!(b.push_with(4, |s| Ok::<_, ()>(s.len())), Ok(4));
+        assert_eq!(
+            b.push_with(4, |_| Err::<usize, _>("would block")),
+            Err("would block")
+        );
+        assert_eq!(
+            b.push_with(4, |_| Ok::<_, ()>(9)),
+            Ok(9),
+            "too long: not kept"
+        );
+        assert_eq!(b.len(), 1);
+        b.push(&[1]);
+        assert!(b.is_full());
+        b.push(&[2]);
+        b.push(&[3]);
+        b.retain_from(2, |p| p != [2]);
+        assert_eq!(
+            b.iter().collect::<Vec<_>>(),
+            vec![&[0u8; 4][..], &[1][..], &[3][..]]
+        );
+        assert_eq!((&b).into_iter().len(), 3);
     }
 }

@@ -47,7 +47,10 @@ mod stats;
 mod timers;
 mod wg;
 
-pub use batch::{Datagram, DatagramBatch, PacketBatch, DATA_OVERHEAD, HANDSHAKE_MAX, MAX_PACKET};
+pub use batch::{
+    Datagram, DatagramBatch, PacketBatch, Packets, Run, Runs, DATA_OVERHEAD, HANDSHAKE_MAX,
+    MAX_PACKET,
+};
 pub use keys::{InvalidKey, PresharedKey, PublicKey, KEY_LEN};
 pub use peer::{PeerChange, PeerConfig};
 pub use router::{

@@ -1,0 +1,213 @@
+//! The member's underlay socket in batches: `recvmmsg(2)` with UDP GRO in, `sendmsg(2)` with
+//! UDP GSO (`UDP_SEGMENT`) out, both probed at runtime by `quinn-udp` with a fallback to
+//! one datagram per call (a GSO send the kernel refuses turns GSO off for the socket).
+//!
+//! GSO only changes how many datagrams one call hands the kernel: a peer, stock WireGuard
+//! included, still receives one WireGuard datagram per inner packet.
+
+use std::io::{self, IoSliceMut};
+use std::net::SocketAddr;
+
+use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
+use segwire_tunnel::DatagramBatch;
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+
+/// Datagrams one `recvmmsg(2)` fills at most (quinn-udp's batch on Linux).
+const RECV_SLOTS: usize = 32;
+/// A receive buffer without GRO: larger than any datagram a 1420-MTU peer sends.
+const PLAIN_SLOT: usize = 2048;
+/// A receive buffer with GRO: the kernel coalesces up to 64 KiB per buffer.
+const GRO_SLOT: usize = 65_536;
+/// Receive buffers with GRO (each holds many datagrams).
+const GRO_SLOTS: usize = 8;
+/// The most bytes one GSO send carries (the kernel's limit for one UDP send).
+const GSO_MAX_BYTES: usize = 65_000;
+
+/// What the kernel and quinn-udp agreed to at runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UdpOffload {
+    /// Datagrams one send may carry (1: no GSO).
+    pub gso_segments: usize,
+    /// Datagrams one receive buffer may carry (1: no GRO).
+    pub gro_segments: usize,
+}
+
+/// Datagrams read by [`BatchSocket::try_recv_batch`], in buffers made once.
+#[derive(Debug)]
+pub struct RecvBatch {
+    buf: Vec<u8>,
+    slot: usize,
+    meta: Vec<RecvMeta>,
+    filled: usize,
+}
+
+impl RecvBatch {
+    fn new(slots: usize, slot: usize) -> Self {
+        Self {
+            buf: vec![0; slots * slot],
+            slot,
+            meta: vec![RecvMeta::default(); slots],
+            filled: 0,
+        }
+    }
+
+    /// Whether the last receive filled every buffer (more may be waiting).
+    #[must_use]
+    pub fn is_full(&self) -> bool {
+        self.filled == self.meta.len()
+    }
+
+    /// Every datagram received, with its source; a GRO buffer is split at its stride.
+    pub fn datagrams(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> + '_ {
+        self.meta[..self.filled]
+            .iter()
+            .enumerate()
+            .flat_map(move |(i, m)| {
+                let start = i * self.slot;
+                let data = &self.buf[start..start + m.len.min(self.slot)];
+                let stride = if m.stride == 0 {
+                    data.len().max(1)
+                } else {
+                    m.stride
+                };
+                data.chunks(stride).map(move |d| (m.addr, d))
+            })
+    }
+}
+
+/// Counts of one [`BatchSocket::send_batch`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SendReport {
+    /// Datagrams the kernel took.
+    pub sent: usize,
+    /// Datagrams it refused (counted, not retried).
+    pub failed: usize,
+    /// System calls made.
+    pub calls: usize,
+}
+
+/// A non-blocking UDP socket driven by tokio that reads and writes in batches.
+#[derive(Debug)]
+pub struct BatchSocket {
+    socket: UdpSocket,
+    state: UdpSocketState,
+    recv: RecvBatch,
+}
+
+impl BatchSocket {
+    /// Takes over a bound socket (e.g. from [`crate::bind_udp`]), probes GSO and GRO and
+    /// registers it with the current tokio runtime.
+    ///
+    /// # Errors
+    /// The probe's `setsockopt(2)` error, or when called outside a tokio runtime.
+    pub fn from_std(socket: std::net::UdpSocket) -> io::Result<Self> {
+        let state = UdpSocketState::new((&socket).into())?;
+        let recv = if state.gro_segments() > 1 {
+            RecvBatch::new(GRO_SLOTS, GRO_SLOT)
+        } else {
+            RecvBatch::new(RECV_SLOTS, PLAIN_SLOT)
+        };
+        let socket = UdpSocket::from_std(socket)?;
+        let this = Self {
+            socket,
+            state,
+            recv,
+        };
+        let offload = this.offload();
+        tracing::debug!(
+            gso = offload.gso_segments,
+            gro = offload.gro_segments,
+            "UDP socket offloads"
+        );
+        Ok(this)
+    }
+
+    /// What the socket does now (GSO turns off after a send the kernel refused with it).
+    #[must_use]
+    pub fn offload(&self) -> UdpOffload {
+        UdpOffload {
+            gso_segments: self.state.max_gso_segments(),
+            gro_segments: self.state.gro_segments(),
+        }
+    }
+
+    /// The local address.
+    ///
+    /// # Errors
+    /// The `getsockname(2)` error.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// Waits until a datagram may be waiting.
+    ///
+    /// # Errors
+    /// The socket's error.
+    pub async fn readable(&self) -> io::Result<()> {
+        self.socket.readable().await
+    }
+
+    /// Reads what is waiting with one `recvmmsg(2)`, without waiting; `WouldBlock` when
+    /// nothing is. The datagrams are in the returned batch until the next call.
+    ///
+    /// # Errors
+    /// `WouldBlock`, or the receive error.
+    pub fn try_recv_batch(&mut self) -> io::Result<&RecvBatch> {
+        let recv = &mut self.recv;
+        recv.filled = 0;
+        let slot = recv.slot;
+        let mut chunks = recv.buf.chunks_mut(slot);
+        let mut iovs: [IoSliceMut<'_>; RECV_SLOTS] =
+            std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()));
+        let slots = recv.meta.len();
+        let (state, socket, meta) = (&self.state, &self.socket, &mut recv.meta);
+        let n = socket.try_io(Interest::READABLE, || {
+            state.recv(socket.into(), &mut iovs[..slots], meta)
+        })?;
+        recv.filled = n;
+        Ok(&self.recv)
+    }
+
+    /// Sends every datagram of `batch` in order, a GSO run per call where the kernel
+    /// allows, waiting while the socket buffer is full. A datagram the kernel refuses is
+    /// counted in [`SendReport::failed`] and the rest still go out.
+    pub async fn send_batch(&self, batch: &DatagramBatch) -> SendReport {
+        let mut report = SendReport::default();
+        let max_segments = self.state.max_gso_segments();
+        for run in batch.runs(max_segments, GSO_MAX_BYTES) {
+            let transmit = Transmit {
+                destination: run.dst,
+                ecn: None,
+                contents: run.bytes,
+                segment_size: (run.segments > 1).then_some(run.segment_size),
+                src_ip: None,
+            };
+            report.calls += 1;
+            match self.send_one(&transmit).await {
+                Ok(()) => report.sent += run.segments,
+                Err(e) => {
+                    tracing::trace!(dst = %run.dst, segments = run.segments, error = %e, "UDP send failed");
+                    report.failed += run.segments;
+                }
+            }
+        }
+        report
+    }
+
+    async fn send_one(&self, transmit: &Transmit<'_>) -> io::Result<()> {
+        loop {
+            self.socket.writable().await?;
+            let r = self.socket.try_io(Interest::WRITABLE, || {
+                self.state.try_send((&self.socket).into(), transmit)
+            });
+            match r {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return r,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
