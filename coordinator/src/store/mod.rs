@@ -53,8 +53,8 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Node ids whose netmaps a change touched.
 pub type Touched = Vec<String>;
 
-/// A segment row.
-#[derive(Debug, Clone)]
+/// A segment row. `Debug` leaves out the preshared key.
+#[derive(Clone)]
 pub struct SegmentRow {
     /// Internal id.
     pub id: String,
@@ -163,8 +163,8 @@ pub struct MemberRow {
     pub created_at: i64,
 }
 
-/// A new segment.
-#[derive(Debug, Clone)]
+/// A new segment. `Debug` leaves out the preshared key.
+#[derive(Clone)]
 pub struct NewSegment {
     /// Name (validated).
     pub name: String,
@@ -176,8 +176,9 @@ pub struct NewSegment {
     pub psk: String,
 }
 
-/// An enrolment: the presented token and the new node.
-#[derive(Debug, Clone)]
+/// An enrolment: the presented token and the new node. `Debug` leaves out the token
+/// secret.
+#[derive(Clone)]
 pub struct NewNode {
     /// Token id presented.
     pub token_id: String,
@@ -351,4 +352,90 @@ pub trait Store: peers::PeerStore + Send + Sync + 'static {
         description: &str,
         now: i64,
     ) -> StoreResult<()>;
+}
+
+impl std::fmt::Debug for SegmentRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentRow")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("net", &self.net)
+            .field("default", &self.default)
+            .field("psk", &"<redacted>")
+            .field("psk_version", &self.psk_version)
+            .field("version", &self.version)
+            .field("members", &self.members)
+            .field("policy_version", &self.policy_version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for NewSegment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewSegment")
+            .field("name", &self.name)
+            .field("net", &self.net)
+            .field("default", &self.default)
+            .field("psk", &"<redacted>")
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for NewNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewNode")
+            .field("token_id", &self.token_id)
+            .field("token_secret", &"<redacted>")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("public_key", &self.public_key)
+            .field("endpoints", &self.endpoints)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_a_psk_or_token_secret() {
+        let psk = "cHNrLXNlY3JldC1wc2stc2VjcmV0LXBzay1zZWNyZXQ=";
+        let row = SegmentRow {
+            id: "s1".into(),
+            name: "web".into(),
+            net: "100.64.1.0/24".parse().expect("net"),
+            default: DefaultAction::Allow,
+            psk: psk.into(),
+            psk_version: 1,
+            version: 1,
+            created_at: 0,
+            members: 0,
+            policy: None,
+            policy_version: 0,
+        };
+        let new = NewSegment {
+            name: "web".into(),
+            net: row.net,
+            default: DefaultAction::Deny,
+            psk: psk.into(),
+        };
+        let node = NewNode {
+            token_id: "t1".into(),
+            token_secret: "tok-secret-123".into(),
+            id: "n1".into(),
+            name: "host-a".into(),
+            public_key: "pk".into(),
+            cred_hash: "h".into(),
+            endpoints: Vec::new(),
+            observed: None,
+        };
+        for text in [format!("{row:?}"), format!("{new:?}"), format!("{node:?}")] {
+            assert!(
+                !text.contains(psk) && !text.contains("tok-secret-123"),
+                "{text}"
+            );
+            assert!(text.contains("<redacted>"), "{text}");
+        }
+    }
 }

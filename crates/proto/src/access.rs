@@ -67,8 +67,9 @@ pub struct CreateApiKey {
     pub description: Option<String>,
 }
 
-/// The answer to `POST /v1/apikeys` and `POST /v1/apikeys/rotate`: the only time the key is shown.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+/// The answer to `POST /v1/apikeys` and `POST /v1/apikeys/rotate`: the only time the key is
+/// shown. `Debug` leaves out the key.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 pub struct ApiKeyCreated {
     /// Key id (the audit actor `key:<id>`).
     pub id: String,
@@ -139,4 +140,36 @@ pub struct Event {
     /// Details of the kind.
     #[schema(value_type = Object)]
     pub data: serde_json::Value,
+}
+
+impl std::fmt::Debug for ApiKeyCreated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKeyCreated")
+            .field("id", &self.id)
+            .field("key", &"<redacted>")
+            .field("role", &self.role)
+            .field("segments", &self.segments)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_a_new_api_key() {
+        let k = ApiKeyCreated {
+            id: "0011".into(),
+            key: "swk_0011.key-secret-789".into(),
+            role: Role::Viewer,
+            segments: None,
+            expires_at: None,
+        };
+        let text = format!("{k:?}");
+        assert!(
+            !text.contains("key-secret-789") && text.contains("<redacted>"),
+            "{text}"
+        );
+    }
 }

@@ -120,8 +120,8 @@ pub struct TokenInfo {
     pub state: String,
 }
 
-/// `POST /v1/enroll`: a node enrols with a join token.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+/// `POST /v1/enroll`: a node enrols with a join token. `Debug` leaves out the secret.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnrollRequest {
     /// Token id (from the join token).
@@ -137,8 +137,9 @@ pub struct EnrollRequest {
     pub endpoints: Vec<String>,
 }
 
-/// The answer to an enrolment: the node's id and credential (shown once).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+/// The answer to an enrolment: the node's id and credential (shown once). `Debug` leaves
+/// out the credential.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 pub struct EnrollResponse {
     /// Node id.
     pub node_id: String,
@@ -318,4 +319,57 @@ pub struct FlowReport {
     /// Flows the node could not log since its last report because its table was full.
     #[serde(default)]
     pub dropped: u64,
+}
+
+impl std::fmt::Debug for EnrollRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnrollRequest")
+            .field("token_id", &self.token_id)
+            .field("token_secret", &"<redacted>")
+            .field("name", &self.name)
+            .field("public_key", &self.public_key)
+            .field("endpoints", &self.endpoints)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for EnrollResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnrollResponse")
+            .field("node_id", &self.node_id)
+            .field("name", &self.name)
+            .field("credential", &"<redacted>")
+            .field("segments", &self.segments)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_a_token_secret_or_credential() {
+        let req = EnrollRequest {
+            token_id: "t1".into(),
+            token_secret: "tok-secret-123".into(),
+            name: "host-a".into(),
+            public_key: "pk".into(),
+            endpoints: Vec::new(),
+        };
+        let resp = EnrollResponse {
+            node_id: "n1".into(),
+            name: "host-a".into(),
+            credential: "swn_n1.cred-secret-456".into(),
+            segments: vec!["web".into()],
+            labels: Labels::new(),
+        };
+        for text in [format!("{req:?}"), format!("{resp:?}")] {
+            assert!(
+                !text.contains("tok-secret-123") && !text.contains("cred-secret-456"),
+                "{text}"
+            );
+            assert!(text.contains("<redacted>"), "{text}");
+        }
+    }
 }
