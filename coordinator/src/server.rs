@@ -73,9 +73,9 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     };
     let store: Arc<dyn Store> = sqlite.clone();
     let flows: Arc<dyn crate::store::flows::FlowStore> = sqlite.clone();
+    restrict_db_files(sqlite.file());
     let ops = crate::ops::start(&args.ops, sqlite)?;
 
-    restrict_db_files(&args.data_dir);
     let listener = TcpListener::bind(args.listen).with_context(|| {
         format!(
             "cannot listen on {}; is another process using it?",
@@ -134,11 +134,15 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     Ok(())
 }
 
-/// The database holds key material (segment PSKs): keep its files private.
-fn restrict_db_files(dir: &std::path::Path) {
+/// The database holds key material (segment PSKs): keep its files private, wherever
+/// `--db` put them.
+fn restrict_db_files(db: &std::path::Path) {
     use std::os::unix::fs::PermissionsExt;
-    for name in ["segwire.db", "segwire.db-wal", "segwire.db-shm"] {
-        let p = dir.join(name);
+    let name = db.as_os_str().to_owned();
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = name.clone();
+        p.push(suffix);
+        let p = std::path::PathBuf::from(p);
         if p.exists() {
             if let Err(e) = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)) {
                 tracing::warn!(path = %p.display(), error = %e, "cannot make the database file private");

@@ -320,3 +320,22 @@ async fn admin_conf_is_private_and_reused() {
         & 0o777;
     assert_eq!(key_mode, 0o600);
 }
+
+#[test]
+fn a_database_named_by_url_is_private_too() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("elsewhere.db");
+    let url = format!("sqlite://{}", db.display());
+    let coord = segwire_testkit::Coordinator::start(
+        &tmp.path().join("data"),
+        "127.0.0.1:0",
+        &["--db", &url],
+    );
+    let _ = coord.conf();
+    for suffix in ["", "-wal", "-shm"] {
+        let p = std::path::PathBuf::from(format!("{}{suffix}", db.display()));
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", p.display());
+    }
+}

@@ -35,6 +35,8 @@ use self::access::record;
 pub struct SqliteStore {
     pool: SqlitePool,
     write: Mutex<()>,
+    /// The database file (from the path or the URL).
+    file: std::path::PathBuf,
 }
 
 impl SqliteStore {
@@ -61,7 +63,15 @@ impl SqliteStore {
         Self::connect(opts).await
     }
 
+    /// The database file, whether given as a path or in a `sqlite://` URL: it holds key
+    /// material (segment PSKs), so the server keeps it and its WAL files private.
+    #[must_use]
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
     async fn connect(opts: SqliteConnectOptions) -> StoreResult<Self> {
+        let file = opts.get_filename().to_owned();
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(opts)
@@ -70,6 +80,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             pool,
             write: Mutex::new(()),
+            file,
         })
     }
 }
