@@ -31,6 +31,12 @@ pub enum NameError {
         /// The limit.
         max: usize,
     },
+    /// The name has the form of an id (16 hex digits), so it could stand for another node.
+    #[error("node name {shown:?} looks like a node id (16 hex digits); commands take a name or an id, so choose a name with a letter g-z or a '-'")]
+    LooksLikeId {
+        /// The name, shortened for display.
+        shown: String,
+    },
     /// The name used a character outside the allowed set.
     #[error("{kind} name {shown:?} may only use lowercase letters a-z, digits 0-9 and '-', and must start and end with a letter or digit")]
     BadCharacters {
@@ -76,9 +82,23 @@ pub fn validate_segment_name(name: &str) -> Result<(), NameError> {
     check_dns_label("segment", name, MAX_SEGMENT_NAME)
 }
 
-/// Checks a node name: a lowercase DNS label of at most [`MAX_NODE_NAME`] characters.
+/// Checks a node name: a lowercase DNS label of at most [`MAX_NODE_NAME`] characters that
+/// does not look like a node id (16 hex digits), because commands take a name or an id
+/// and such a name could stand for another node.
 pub fn validate_node_name(name: &str) -> Result<(), NameError> {
-    check_dns_label("node", name, MAX_NODE_NAME)
+    check_dns_label("node", name, MAX_NODE_NAME)?;
+    if looks_like_id(name) {
+        return Err(NameError::LooksLikeId { shown: shown(name) });
+    }
+    Ok(())
+}
+
+/// Whether `s` has the form of a coordinator id: 16 lowercase hex digits.
+#[must_use]
+pub fn looks_like_id(s: &str) -> bool {
+    s.len() == 16
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Checks a member name: a lowercase DNS label of at most [`MAX_NODE_NAME`] characters.
@@ -116,6 +136,18 @@ pub fn validate_label(part: &str) -> Result<(), NameError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn node_names_that_look_like_ids_are_refused() {
+        let err = validate_node_name("5a7a64e99b7a4d52").expect_err("an id");
+        assert!(matches!(err, NameError::LooksLikeId { .. }), "{err}");
+        assert!(
+            validate_node_name("5a7a64e99b7a4d5").is_ok(),
+            "15 digits is a name"
+        );
+        assert!(validate_node_name("host-5a7a64e99b7a").is_ok());
+        assert!(validate_node_name("5a7a64e99b7a4d5g").is_ok());
+    }
 
     #[test]
     fn segment_names() {
