@@ -202,7 +202,7 @@ impl Firewall {
                 dst_port,
             ),
             Transport::Icmp(icmp) => {
-                if let Some(verdict) = self.related(dir, icmp, now) {
+                if let Some(verdict) = self.related(dir, remote, icmp, now) {
                     return verdict;
                 }
                 (echo_key(dir, remote_u32, icmp), TcpFlags(0), 0)
@@ -261,15 +261,23 @@ impl Firewall {
         }
     }
 
-    /// An ICMP error about a tracked connection passes as related traffic.
-    fn related(&mut self, dir: Direction, icmp: Icmp, now: Duration) -> Option<Verdict> {
+    /// An ICMP error about a tracked connection passes as related traffic, but only from
+    /// (or to) that connection's own remote end: segments are flat, with no router between
+    /// members, so another member has no business reporting on someone else's connection.
+    fn related(
+        &mut self,
+        dir: Direction,
+        remote: Ipv4Addr,
+        icmp: Icmp,
+        now: Duration,
+    ) -> Option<Verdict> {
         let Icmp::Error {
             quoted: Some(q), ..
         } = icmp
         else {
             return None;
         };
-        let key = quoted_key(dir, self.policy.local_ip(), q)?;
+        let key = quoted_key(dir, self.policy.local_ip(), remote, q)?;
         let entry = self.conntrack.peek(&key, now)?;
         self.counters.allowed_related += 1;
         Some(Verdict::Allow {
@@ -334,13 +342,18 @@ fn echo_key(dir: Direction, remote: u32, icmp: Icmp) -> Option<FlowKey> {
 }
 
 /// The key of the connection an ICMP error quotes; the quoted packet went the other way.
-fn quoted_key(dir: Direction, local: Ipv4Addr, q: Quoted) -> Option<FlowKey> {
+fn quoted_key(
+    dir: Direction,
+    local: Ipv4Addr,
+    outer_remote: Ipv4Addr,
+    q: Quoted,
+) -> Option<FlowKey> {
     let quoted_dir = dir.reverse();
     let (q_local, q_remote) = match quoted_dir {
         Direction::Egress => (q.src, q.dst),
         Direction::Ingress => (q.dst, q.src),
     };
-    if q_local != local {
+    if q_local != local || q_remote != outer_remote {
         return None;
     }
     let remote = u32::from(q_remote);

@@ -216,6 +216,12 @@ fn icmp_errors_about_tracked_connections_pass() {
     );
     let unrelated = icmp_unreachable(DB, WEB, &udp(WEB, 5001, DB, 53));
     assert!(!web.ingress(&unrelated, now).is_allowed());
+    // Another member cannot report on WEB's connection to DB.
+    let forged = icmp_unreachable(CACHE, WEB, &query);
+    assert!(
+        !web.ingress(&forged, now).is_allowed(),
+        "an error from a third member"
+    );
     assert_eq!(web.counters().allowed_related, 1);
 }
 
