@@ -27,26 +27,8 @@ fn setup(letter: char) -> Option<Setup> {
     if !support::can_run("namespaces") {
         return None;
     }
-    let mut world = World::build(letter);
-    let conf = world.start_coordinator();
-    world.cli(&conf, &["segment", "create", "web", "--cidr", SEGMENT_CIDR]);
-    let token = world
-        .cli(
-            &conf,
-            &["token", "create", "--segment", "web", "--uses", "2"],
-        )
-        .trim()
-        .to_owned();
-    for (host, name) in [("ha", "host-a"), ("hb", "host-b")] {
-        let out = world.node(host, &["join", &token, "--name", name]);
-        assert!(
-            out.status.success(),
-            "join on {host} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let agent_a = world.start_agent("ha");
-    world.start_agent("hb");
+    let support::TwoAgents { world, agents, .. } = World::two_agents(letter, SEGMENT_CIDR);
+    let agent_a = agents[0];
     let addr_a = world.attach_netns("ha", "ca");
     let addr_b = world.attach_netns("hb", "cb");
     Some(Setup {
