@@ -7,39 +7,56 @@ use super::SqliteStore;
 use crate::store::{
     MemberRow, NetmapRows, NodeRow, NodeVersions, SegmentRow, SegmentRows, StoreError, StoreResult,
 };
+use sqlx::sqlite::SqliteRow;
+
+/// Runs `sql` with its one `$1` bound to `id` and converts every row with `convert`.
+async fn fetch_all<T>(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    sql: &str,
+    id: &str,
+    convert: fn(&SqliteRow) -> StoreResult<T>,
+) -> StoreResult<Vec<T>> {
+    sqlx::query(sql)
+        .bind(id)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(convert)
+        .collect()
+}
 
 pub(super) async fn netmap_rows(s: &SqliteStore, node_id: &str) -> StoreResult<NetmapRows> {
     let mut tx = s.pool.begin().await?;
     let res: StoreResult<_> = async {
         let node = live_node(&mut tx, node_id).await?;
-        let segments: Vec<SegmentRow> = sqlx::query(&format!(
-            "{SEGMENT_SELECT} WHERE s.id IN (SELECT segment_id FROM members WHERE node_id = $1) ORDER BY s.name"
-        ))
-        .bind(node_id)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(segment_row)
-        .collect::<StoreResult<_>>()?;
-        let members: Vec<MemberRow> = sqlx::query(&format!(
-            "{MEMBER_SELECT} WHERE m.segment_id IN (SELECT segment_id FROM members WHERE node_id = $1) ORDER BY m.address"
-        ))
-        .bind(node_id)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(member_row)
-        .collect::<StoreResult<_>>()?;
-        let nodes: Vec<NodeRow> = sqlx::query(&format!(
-            "{NODE_SELECT} AND n.id IN (SELECT m2.node_id FROM members m2 WHERE m2.segment_id IN \
-             (SELECT segment_id FROM members WHERE node_id = $1))"
-        ))
-        .bind(node_id)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(node_row)
-        .collect::<StoreResult<_>>()?;
+        let segments: Vec<SegmentRow> = fetch_all(
+            &mut tx,
+            &format!(
+                "{SEGMENT_SELECT} WHERE s.id IN (SELECT segment_id FROM members WHERE node_id = $1) ORDER BY s.name"
+            ),
+            node_id,
+            segment_row,
+        )
+        .await?;
+        let members: Vec<MemberRow> = fetch_all(
+            &mut tx,
+            &format!(
+                "{MEMBER_SELECT} WHERE m.segment_id IN (SELECT segment_id FROM members WHERE node_id = $1) ORDER BY m.address"
+            ),
+            node_id,
+            member_row,
+        )
+        .await?;
+        let nodes: Vec<NodeRow> = fetch_all(
+            &mut tx,
+            &format!(
+                "{NODE_SELECT} AND n.id IN (SELECT m2.node_id FROM members m2 WHERE m2.segment_id IN \
+                 (SELECT segment_id FROM members WHERE node_id = $1))"
+            ),
+            node_id,
+            node_row,
+        )
+        .await?;
         let version = segments
             .iter()
             .map(|s| s.version)
@@ -86,24 +103,22 @@ pub(super) async fn segment_rows(s: &SqliteStore, segment_id: &str) -> StoreResu
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("no segment with id {segment_id:?}")))?;
         let segment = segment_row(&segment)?;
-        let members: Vec<MemberRow> = sqlx::query(&format!(
-            "{MEMBER_SELECT} WHERE m.segment_id = $1 ORDER BY m.address"
-        ))
-        .bind(segment_id)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(member_row)
-        .collect::<StoreResult<_>>()?;
-        let nodes: Vec<NodeRow> = sqlx::query(&format!(
-            "{NODE_SELECT} AND n.id IN (SELECT node_id FROM members WHERE segment_id = $1)"
-        ))
-        .bind(segment_id)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(node_row)
-        .collect::<StoreResult<_>>()?;
+        let members: Vec<MemberRow> = fetch_all(
+            &mut tx,
+            &format!("{MEMBER_SELECT} WHERE m.segment_id = $1 ORDER BY m.address"),
+            segment_id,
+            member_row,
+        )
+        .await?;
+        let nodes: Vec<NodeRow> = fetch_all(
+            &mut tx,
+            &format!(
+                "{NODE_SELECT} AND n.id IN (SELECT node_id FROM members WHERE segment_id = $1)"
+            ),
+            segment_id,
+            node_row,
+        )
+        .await?;
         Ok(SegmentRows {
             segment,
             members,
