@@ -165,6 +165,22 @@ impl Coordinator {
         self.stop();
         self.spawn();
     }
+
+    /// Kills it with SIGKILL (no shutdown at all, as in a crash or an OOM kill) and waits
+    /// until it is gone; [`Coordinator::start_again`] brings it back.
+    pub fn crash(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same data dir and address after [`Coordinator::crash`] or
+    /// [`Coordinator::stop`], and waits until it answers.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the coordinator is still running");
+        self.spawn();
+    }
 }
 
 /// True when a TCP connection to the URL's address succeeds.
