@@ -346,13 +346,18 @@ impl World {
     /// Builds the world, starts the coordinator, creates segment `web` on `cidr` and joins
     /// and starts both agents.
     pub fn two_agents(letter: char, cidr: &str) -> TwoAgents {
+        World::two_agents_in(letter, "web", cidr)
+    }
+
+    /// Like [`World::two_agents`] with segment `segment` instead of `web`.
+    pub fn two_agents_in(letter: char, segment: &str, cidr: &str) -> TwoAgents {
         let mut world = World::build(letter);
         let conf = world.start_coordinator();
-        world.cli(&conf, &["segment", "create", "web", "--cidr", cidr]);
+        world.cli(&conf, &["segment", "create", segment, "--cidr", cidr]);
         let token = world
             .cli(
                 &conf,
-                &["token", "create", "--segment", "web", "--uses", "2"],
+                &["token", "create", "--segment", segment, "--uses", "2"],
             )
             .trim()
             .to_owned();
@@ -414,6 +419,16 @@ impl World {
             .as_str()
             .and_then(|a| a.parse().ok())
             .expect("address")
+    }
+
+    /// Adds a container namespace `short` (only a loopback), deleted with the world.
+    pub fn add_container(&mut self, short: &str) -> String {
+        let name = self.ns(short);
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        sh("ip", &["netns", "add", &name]);
+        self.namespaces.push(name.clone());
+        sh("ip", &["-n", &name, "link", "set", "lo", "up"]);
+        name
     }
 
     /// Interface names in namespace `container`.
