@@ -55,10 +55,10 @@ fn to_wire(r: &AuditRow) -> AuditRecord {
 
 /// Audit records, oldest first: the newest `limit` (default 1000) matching the filters.
 #[utoipa::path(get, path = "/v1/audit",
-    params(("since" = Option<String>, Query, description = "RFC 3339 time or unix seconds"),
+    params(("since" = Option<String>, Query, description = "RFC 3339 time or unix seconds", pattern = r"^([0-9]{1,10}|[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))$"),
            ("actor" = Option<String>, Query, description = "e.g. key:<id> or node:<id>"),
            ("target" = Option<String>, Query, description = "target prefix, e.g. segment:web"),
-           ("limit" = Option<i64>, Query, description = "at most 10000")),
+           ("limit" = Option<i64>, Query, description = "at most 10000", minimum = 1, maximum = 10000)),
     responses((status = 200, body = [AuditRecord]), (status = 400, body = ErrorBody)))]
 pub async fn list(
     _: Actor,

@@ -32,6 +32,14 @@ pub async fn report(
             "a report carries at most {MAX_REPORT} flow records"
         )));
     }
+    // Counts are stored as SQLite integers (i64).
+    if i64::try_from(req.dropped).is_err()
+        || req.flows.iter().any(|f| i64::try_from(f.count).is_err())
+    {
+        return Err(ApiError::bad_request(
+            "flow counts must be at most 2^63 - 1",
+        ));
+    }
     let own: Vec<String> = st
         .store
         .list_members(None)

@@ -11,6 +11,7 @@ pub mod json;
 pub mod node_api;
 pub mod node_presence;
 pub mod nodes;
+pub mod openapi;
 pub mod peers;
 pub mod policy;
 pub mod query;
@@ -26,6 +27,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use openapi::CommonResponses;
 use segwire_proto::CaPin;
 use utoipa::OpenApi;
 
@@ -65,6 +67,7 @@ impl AppState {
 /// The OpenAPI document of `/v1`.
 #[derive(OpenApi)]
 #[openapi(
+    modifiers(&CommonResponses),
     info(
         title = "segwire coordinator API",
         description = "Segments, join tokens, nodes, members and netmaps. Authenticate with `Authorization: Bearer <key>`."

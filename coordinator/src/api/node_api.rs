@@ -114,7 +114,8 @@ pub struct NetmapQuery {
 
 /// The calling node's netmap: at once if its version differs from `since`, else after a change or `wait` seconds (204).
 #[utoipa::path(get, path = "/v1/node/netmap",
-    params(("since" = Option<u64>, Query, description = "version the node has"), ("wait" = Option<u64>, Query, description = "seconds to wait, default 30, at most 60")),
+    params(("since" = Option<u64>, Query, description = "version the node has", minimum = 0, maximum = 9223372036854775807_i64),
+           ("wait" = Option<u64>, Query, description = "seconds to wait, default 30, at most 60", minimum = 0, maximum = 60)),
     responses((status = 200, body = NetMap), (status = 204, description = "nothing newer within the wait")))]
 pub async fn netmap(
     auth: NodeAuth,
@@ -122,6 +123,11 @@ pub async fn netmap(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiQuery(q): ApiQuery<NetmapQuery>,
 ) -> ApiResult<Response> {
+    if q.since > i64::MAX as u64 || q.wait.is_some_and(|w| w > MAX_WAIT_SECS) {
+        return Err(ApiError::bad_request(format!(
+            "since must be a netmap version and wait at most {MAX_WAIT_SECS} seconds"
+        )));
+    }
     let node = auth.node;
     let _present = crate::api::node_presence::PollGuard::start(&st, &node).await;
     let observed = peer.ip().to_string();
@@ -134,7 +140,7 @@ pub async fn netmap(
     } else if node.last_seen.unwrap_or(0) + TOUCH_EVERY_SECS <= now() {
         st.store.touch_node(&node.id, None, now()).await?;
     }
-    let wait = Duration::from_secs(q.wait.unwrap_or(30).min(MAX_WAIT_SECS));
+    let wait = Duration::from_secs(q.wait.unwrap_or(30));
     let deadline = tokio::time::Instant::now() + wait;
     let notify = st.hub.notifier(&node.id);
     loop {

@@ -58,6 +58,7 @@ pub struct CreateApiKey {
     pub role: Role,
     /// Segments the key is limited to (operator and viewer only); all segments when absent.
     #[serde(default)]
+    #[schema(min_items = 1)]
     pub segments: Option<Vec<String>>,
     /// Lifetime in seconds; the key never expires when absent.
     #[serde(default)]

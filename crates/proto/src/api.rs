@@ -40,6 +40,7 @@ pub enum DefaultAction {
 #[serde(deny_unknown_fields)]
 pub struct CreateSegment {
     /// Lowercase DNS label, at most 32 characters.
+    #[schema(pattern = r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$", max_length = 32)]
     pub name: String,
     /// IPv4 network, prefix /8 to /30, no host bits, not overlapping another segment.
     pub cidr: String,
@@ -128,7 +129,8 @@ pub struct EnrollRequest {
     pub token_id: String,
     /// Token secret (from the join token).
     pub token_secret: String,
-    /// Node name (lowercase DNS label); unique among live nodes.
+    /// Node name (lowercase DNS label, not 16 hex digits); unique among live nodes.
+    #[schema(pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", max_length = 63)]
     pub name: String,
     /// The node's identity public key (X25519, base64); its private key never leaves the node.
     pub public_key: String,
@@ -188,6 +190,7 @@ pub struct AttachRequest {
     pub workload: String,
     /// Member name; defaults to `<node>-<segment>-<n>`.
     #[serde(default)]
+    #[schema(pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", max_length = 63)]
     pub name: Option<String>,
     /// The member's WireGuard public key (base64); the private key stays on the node.
     pub public_key: String,
@@ -258,6 +261,9 @@ pub struct PolicyCheck {
     /// Member receiving it.
     pub to: String,
     /// `tcp/N`, `udp/N` or `icmp`.
+    #[schema(
+        pattern = r"^((tcp|udp)/([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])|icmp)$"
+    )]
     pub port: String,
 }
 
