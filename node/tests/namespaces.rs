@@ -10,7 +10,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Command;
 use std::time::Duration;
 
-use support::traffic::{echo_losses, echo_rtts, tcp_transfer, Echo};
+use support::traffic::{echo_losses, echo_outage, echo_rtts, tcp_transfer, Echo};
 use support::World;
 
 const SEGMENT_CIDR: &str = "100.64.1.0/24";
@@ -284,6 +284,72 @@ fn path_comes_back_from_saved_state_without_the_coordinator() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("coordinator"), "{err}");
     assert_eq!(status_json(&w, "ha")["members"][0]["up"], true);
+}
+
+#[test]
+fn traffic_follows_a_host_whose_underlay_address_changes() {
+    let Some(s) = setup('d') else { return };
+    let w = s.world;
+    echo(&w, "ca", "cb", s.addr_b, Duration::from_secs(30));
+    echo(&w, "cb", "ca", s.addr_a, Duration::from_secs(30));
+    let port = status_json(&w, "ha")["members"][0]["listen_port"]
+        .as_u64()
+        .expect("listen port");
+    let ns_ha = w.ns("ha");
+    // Host A's underlay link (World::build names it `<prefix><index>h`; A is index 1).
+    let link = format!("{}1h", w.prefix);
+    const MOVED_TO: &str = "198.18.0.4";
+
+    // Echoes from cA every 20 ms; after 1 s host A's address changes from .2 to .4. Host
+    // B's agent learns the new endpoint from A's authenticated datagrams and answers there.
+    let _server = Echo::start(&w.ns("cb"), 7003);
+    let start = std::time::Instant::now();
+    let mut moved = false;
+    let outage = echo_outage(
+        &w.ns("ca"),
+        SocketAddr::from((s.addr_b, 7003)),
+        Duration::from_millis(20),
+        || {
+            if !moved && start.elapsed() > Duration::from_secs(1) {
+                let old = format!("{}/24", support::HOST_A_IP);
+                support::sh("ip", &["-n", &ns_ha, "addr", "del", &old, "dev", &link]);
+                let new = format!("{MOVED_TO}/24");
+                support::sh("ip", &["-n", &ns_ha, "addr", "add", &new, "dev", &link]);
+                moved = true;
+            }
+            start.elapsed() > Duration::from_secs(6)
+        },
+    );
+    eprintln!(
+        "roaming: {} of {} echoes answered, longest stretch without an answer {:?}",
+        outage.answered, outage.sent, outage.longest
+    );
+    let last = outage
+        .answered_at
+        .last()
+        .copied()
+        .expect("some echo answered");
+    assert!(
+        last > start + Duration::from_secs(5),
+        "no echo answered after the move (last answer {:?} after the start)\n{}",
+        last - start,
+        w.logs()
+    );
+    assert!(
+        outage.longest < Duration::from_secs(2),
+        "traffic stopped for {:?} when host A moved\n{}",
+        outage.longest,
+        w.logs()
+    );
+    // B now sends to A's new address on its own initiative too.
+    let endpoint = format!("{MOVED_TO}:{port}");
+    wait_until(
+        &w,
+        Duration::from_secs(5),
+        "host B's peer endpoint is A's new address",
+        || status_json(&w, "hb")["members"][0]["peers"][0]["endpoint"] == endpoint.as_str(),
+    );
+    echo(&w, "cb", "ca", s.addr_a, Duration::from_secs(5));
 }
 
 fn wait_until(w: &World, timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
