@@ -11,7 +11,35 @@ export SEGWIRE_SKIP_LOG
 trap 'rm -f "$SEGWIRE_SKIP_LOG"' EXIT
 cargo build --workspace --bins
 status=0
+# The soak (node/tests/soak.rs: five minutes of traffic across two rekeys) is ignored by a
+# plain `cargo test`; its binary runs here in the background so that it overlaps the rest
+# of the suite instead of adding its five minutes after it. SEGWIRE_SOAK=0 leaves it out.
+soak_pid=""
+if [ "${SEGWIRE_SOAK:-1}" != 0 ]; then
+  soak_bin="$(cargo test -p segwire-node --test soak --no-run --message-format=json \
+    | python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "soak":
+        print(m["executable"])')"
+  soak_log="$(mktemp /tmp/segwire-soak.XXXXXX)"
+  trap 'rm -f "$SEGWIRE_SKIP_LOG" "$soak_log"' EXIT
+  (cd node && exec "$soak_bin" --ignored --nocapture) >"$soak_log" 2>&1 &
+  soak_pid=$!
+fi
 cargo test --workspace --no-fail-fast "$@" || status=$?
+if [ -n "$soak_pid" ]; then
+  soak_status=0
+  wait "$soak_pid" || soak_status=$?
+  echo
+  echo "soak (node/tests/soak.rs, run alongside the suite):"
+  grep -E '^(soak |test |SKIPPED)|panicked|lost' "$soak_log" | sed 's/^/  /' || true
+  if [ "$soak_status" != 0 ]; then
+    echo "the soak failed (exit $soak_status); its output:"
+    cat "$soak_log"
+    status=1
+  fi
+fi
 if [ -s "$SEGWIRE_SKIP_LOG" ]; then
   echo
   echo "skipped tests (they did not run; run as root with the tools .ci/run installs):"

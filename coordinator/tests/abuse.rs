@@ -289,7 +289,8 @@ async fn thousand_concurrent_allocations_get_distinct_addresses() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn no_secret_in_responses_or_logs() {
-    let env = Env::start();
+    // At trace, so that no debug or trace event leaks what info would not show.
+    let env = Env::start_logged("trace");
     env.segment("web", "100.64.1.0/24").await;
     env.segment("db", "100.64.2.0/24").await;
     let tw = env.token(&["web"], 1).await;
@@ -326,18 +327,20 @@ async fn no_secret_in_responses_or_logs() {
         "/v1/nodes/a",
         "/v1/members",
     ] {
-        seen.push_str(&env.raw(Method::GET, path, Some(&key), None).await.1);
+        let (status, body) = env.raw(Method::GET, path, Some(&key), None).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        seen.push_str(&body);
     }
     // Node a's netmap has its own PSK only.
-    let map_a = env
+    let (status, map_a) = env
         .raw(
             Method::GET,
             "/v1/node/netmap?wait=0",
             Some(&a.credential),
             None,
         )
-        .await
-        .1;
+        .await;
+    assert_eq!(status, StatusCode::OK, "{map_a}");
     assert!(map_a.contains(&psk_web));
     assert!(
         !map_a.contains(&psk_db),
@@ -356,4 +359,5 @@ async fn no_secret_in_responses_or_logs() {
         assert!(!log.contains(s.as_str()), "the log leaked a secret");
     }
     assert!(log.contains("node enrolled"), "log is captured");
+    assert!(log.contains("TRACE"), "the log runs at trace");
 }

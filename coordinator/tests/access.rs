@@ -456,6 +456,8 @@ async fn every_route_for_every_caller() {
     assert!(!only.is_empty() && only.iter().all(|r| r.target == "segment:web"));
 }
 
+const DENY: &str = r#"{"default":"deny","rules":[]}"#;
+
 #[tokio::test(flavor = "multi_thread")]
 async fn scoped_keys_see_only_their_segments_and_the_cli_manages_keys() {
     let env = Env::start();
@@ -492,6 +494,102 @@ async fn scoped_keys_see_only_their_segments_and_the_cli_manages_keys() {
         segs.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
         ["db"]
     );
+    // A key scoped to `db` works on `db` (reads, and changes for an operator) and on
+    // nothing else.
+    let operator = key(&env, Role::Operator, Some(vec!["db"])).await;
+    let calls: [(&str, Method, &str, Option<&str>, StatusCode); 10] = [
+        (
+            &scoped,
+            Method::GET,
+            "/v1/segments/db",
+            None,
+            StatusCode::OK,
+        ),
+        (
+            &scoped,
+            Method::GET,
+            "/v1/segments/db/policy",
+            None,
+            StatusCode::OK,
+        ),
+        (
+            &scoped,
+            Method::GET,
+            "/v1/segments/web",
+            None,
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            &scoped,
+            Method::GET,
+            "/v1/segments/web/policy",
+            None,
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            &scoped,
+            Method::PUT,
+            "/v1/segments/db/policy",
+            Some(DENY),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            &operator,
+            Method::GET,
+            "/v1/segments/db",
+            None,
+            StatusCode::OK,
+        ),
+        (
+            &operator,
+            Method::PUT,
+            "/v1/segments/db/policy",
+            Some(DENY),
+            StatusCode::OK,
+        ),
+        (
+            &operator,
+            Method::POST,
+            "/v1/segments/db/rotate-key",
+            None,
+            StatusCode::OK,
+        ),
+        (
+            &operator,
+            Method::PUT,
+            "/v1/segments/web/policy",
+            Some(DENY),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            &operator,
+            Method::POST,
+            "/v1/segments/web/rotate-key",
+            None,
+            StatusCode::FORBIDDEN,
+        ),
+    ];
+    for (cred, method, path, body, want) in calls {
+        let (s, _, text) = send(&env.raw, &env.url, method.clone(), path, Some(cred), body).await;
+        assert_eq!(s, want, "{method} {path}: {text}");
+    }
+    let db: segwire_proto::api::Segment = serde_json::from_str(
+        &send(
+            &env.raw,
+            &env.url,
+            Method::GET,
+            "/v1/segments/db",
+            Some(&scoped),
+            None,
+        )
+        .await
+        .2,
+    )
+    .unwrap();
+    assert_eq!(db.name, "db");
+    let policy = env.admin().get_policy("db").await.unwrap();
+    assert_eq!(policy.version, 1, "the scoped operator set the policy");
+    assert_eq!(policy.policy["default"], "deny");
     let list = segwire_testkit::cli_ok(&conf, &["apikey", "list"]);
     assert!(
         list.contains("viewer") && list.contains("db") && list.contains("bootstrap admin key"),

@@ -84,6 +84,7 @@ fn peer_view(p: &PeerStatus, config: Option<&MemberConfig>) -> PeerView {
         endpoint: p.endpoint.map(|e| e.to_string()),
         allowed_ips: p.allowed_ips.iter().map(ToString::to_string).collect(),
         last_handshake_secs: p.last_handshake_ago.map(|d| d.as_secs()),
+        handshakes: p.handshakes,
         rx_bytes: p.traffic.rx_bytes,
         tx_bytes: p.traffic.tx_bytes,
         drops: drops_map(&p.drops),

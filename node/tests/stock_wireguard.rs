@@ -292,6 +292,72 @@ fn stock_wireguard_device_joins_a_segment() {
         ping(&world, "ca", device_ip, "3"),
         "the container cannot reach the device"
     );
+
+    // The stock device checks nothing it sends: packets from a segment address that is not
+    // its own reach the agent encrypted with the device's valid session, and the agent's
+    // inner-source check drops every one (counted on the device's peer).
+    let spoofed = "100.64.7.250";
+    let ns_hb = world.ns("hb");
+    sh(
+        "ip",
+        &[
+            "-n",
+            &ns_hb,
+            "addr",
+            "add",
+            &format!("{spoofed}/32"),
+            "dev",
+            &ifname,
+        ],
+    );
+    let spoofed_drops = |world: &World| -> u64 {
+        status_json(world, "ha")["members"][0]["peers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["drops"]["spoofed_source"].as_u64())
+            .sum()
+    };
+    let before = spoofed_drops(&world);
+    let out = run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &ns_hb,
+            "ping",
+            "-c",
+            "3",
+            "-i",
+            "0.2",
+            "-W",
+            "1",
+            "-I",
+            spoofed,
+            &addr_ca.to_string(),
+        ],
+    );
+    assert!(
+        !out.status.success(),
+        "a packet from an address the device does not own reached the container"
+    );
+    let after = spoofed_drops(&world);
+    assert!(
+        after >= before + 3,
+        "the agent did not count the spoofed packets (spoofed_source {before} -> {after})"
+    );
+    sh(
+        "ip",
+        &[
+            "-n",
+            &ns_hb,
+            "addr",
+            "del",
+            &format!("{spoofed}/32"),
+            "dev",
+            &ifname,
+        ],
+    );
     for (from, to_ns, to) in [("hb", "ca", addr_ca), ("ca", "hb", device_ip)] {
         let (took, same) = tcp_transfer(
             &world.ns(from),

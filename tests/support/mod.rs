@@ -262,3 +262,93 @@ pub fn echoes(s: &mut TcpStream, timeout: Duration) -> bool {
     let mut buf = [0u8; 6];
     matches!(s.read_exact(&mut buf), Ok(()) if &buf == b"hello\n")
 }
+
+/// Sends one UDP datagram from `src` (an address of `from_ns`, which need not be the
+/// address of the interface it leaves by) to `to_addr:5301` in `to_ns`; whether it arrived
+/// within `wait`.
+pub fn udp_from(
+    from_ns: &str,
+    src: &str,
+    to_ns: &str,
+    to_addr: &str,
+    payload: &[u8],
+    wait: Duration,
+) -> bool {
+    let addr: SocketAddr = format!("{to_addr}:5301").parse().unwrap();
+    let from: SocketAddr = format!("{src}:0").parse().unwrap();
+    let rx = in_ns(to_ns, move || UdpSocket::bind(addr).unwrap());
+    rx.set_read_timeout(Some(wait)).unwrap();
+    let tx = in_ns(from_ns, move || UdpSocket::bind(from).unwrap());
+    tx.send_to(payload, addr).unwrap();
+    let mut buf = [0u8; 2048];
+    matches!(rx.recv_from(&mut buf), Ok((n, _)) if &buf[..n] == payload)
+}
+
+/// One ping from `ns` to `addr` with source address `src`.
+pub fn ping_from(lab: &Lab, ns: &str, src: &str, addr: &str, wait_secs: &str) -> bool {
+    lab.cmd(ns, "ping")
+        .args(["-c1", "-W", wait_secs, "-q", "-I", src, addr])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// The member with overlay address `addr` in an agent's status.
+pub fn member_at<'a>(status: &'a serde_json::Value, addr: &str) -> &'a serde_json::Value {
+    status["members"]
+        .as_array()
+        .and_then(|ms| ms.iter().find(|m| m["address"] == addr))
+        .unwrap_or_else(|| panic!("no member at {addr} in {status}"))
+}
+
+/// The peer of `member` that owns overlay address `addr`, if any.
+pub fn peer_owning<'a>(member: &'a serde_json::Value, addr: &str) -> Option<&'a serde_json::Value> {
+    let host = format!("{addr}/32");
+    member["peers"].as_array()?.iter().find(|p| {
+        p["allowed_ips"]
+            .as_array()
+            .is_some_and(|ips| ips.iter().any(|ip| *ip == host.as_str()))
+    })
+}
+
+/// Drops counted for `reason` by `member`: its own and all its peers'.
+pub fn drops(member: &serde_json::Value, reason: &str) -> u64 {
+    let own = member["drops"][reason].as_u64().unwrap_or(0);
+    let peers: u64 = member["peers"]
+        .as_array()
+        .map(|ps| ps.iter().filter_map(|p| p["drops"][reason].as_u64()).sum())
+        .unwrap_or(0);
+    own + peers
+}
+
+/// When the last line of log file `path` containing `needle` (colours removed) was written:
+/// the timestamp that starts every line of the coordinator's and agents' text logs.
+pub fn log_time(path: &Path, needle: &str) -> Option<time::OffsetDateTime> {
+    let text = strip_ansi(&std::fs::read_to_string(path).ok()?);
+    let line = text.lines().rev().find(|l| l.contains(needle))?;
+    let stamp = line.split_whitespace().next()?;
+    time::OffsetDateTime::parse(stamp, &time::format_description::well_known::Rfc3339).ok()
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// How long after `from` `to` happened (both from [`log_time`]); zero when `to` was logged
+/// first (e.g. a push that reached the agent before the coordinator wrote its own line).
+pub fn log_gap(from: time::OffsetDateTime, to: time::OffsetDateTime) -> Duration {
+    Duration::try_from(to - from).unwrap_or(Duration::ZERO)
+}

@@ -22,9 +22,14 @@ pub struct Env {
 
 impl Env {
     pub fn start() -> Env {
+        Env::start_logged("info")
+    }
+
+    /// A coordinator logging at `filter` (a `RUST_LOG` value).
+    pub fn start_logged(filter: &str) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let listen = "127.0.0.1:0".to_string();
-        let coord = Coordinator::start(&dir.path().join("data"), &listen, &[]);
+        let coord = Coordinator::start_logged(&dir.path().join("data"), &listen, &[], filter);
         let conf = coord.conf();
         let raw = reqwest::Client::builder()
             .use_preconfigured_tls(segwire_client::pinning::client_config(conf.ca_pin))

@@ -99,6 +99,10 @@ pub struct PeerView {
     pub allowed_ips: Vec<String>,
     /// Seconds since the last handshake.
     pub last_handshake_secs: Option<u64>,
+    /// Handshakes completed with this peer since it was added (each rekey and each key
+    /// rotation adds one).
+    #[serde(default)]
+    pub handshakes: u64,
     /// Bytes received (inner packets).
     pub rx_bytes: u64,
     /// Bytes sent (inner packets).

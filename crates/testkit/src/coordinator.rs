@@ -20,18 +20,30 @@ pub struct Coordinator {
     /// Log file of all runs.
     pub log: PathBuf,
     extra: Vec<String>,
+    log_filter: String,
 }
 
 impl Coordinator {
     /// Starts a coordinator on `listen` with data in `data_dir` and waits until it answers.
     /// A `listen` port of 0 lets the coordinator choose (no race with other tests).
     pub fn start(data_dir: &Path, listen: &str, extra: &[&str]) -> Coordinator {
+        Coordinator::start_logged(data_dir, listen, extra, "info")
+    }
+
+    /// Like [`Coordinator::start`], logging at `filter` (a `RUST_LOG` value such as `trace`).
+    pub fn start_logged(
+        data_dir: &Path,
+        listen: &str,
+        extra: &[&str],
+        filter: &str,
+    ) -> Coordinator {
         let mut c = Coordinator {
             child: None,
             data_dir: data_dir.to_path_buf(),
             listen: listen.to_string(),
             log: data_dir.with_extension("log"),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            log_filter: filter.to_owned(),
         };
         c.spawn();
         c
@@ -57,7 +69,7 @@ impl Coordinator {
             .expect("open log");
         let child = self
             .command()
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", &self.log_filter)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

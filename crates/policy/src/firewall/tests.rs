@@ -261,28 +261,44 @@ fn fragments_malformed_and_foreign_packets() {
 
 #[test]
 fn connections_expire_with_passed_in_time() {
+    // Each denied packet below was allowed a moment earlier as a reply of the same tracked
+    // connection (no rule allows it on its own): only the passing of time denies it.
     let t0 = Duration::ZERO;
+    let syn_ack = tcp(DB, 5432, WEB, 40000, SYN_ACK);
     let mut web = firewall_for(WEB_TO_DB, WEB);
     assert!(web.egress(&tcp(WEB, 40000, DB, 5432, SYN), t0).is_allowed());
-    assert!(!web
-        .ingress(
-            &tcp(DB, 5432, WEB, 40000, SYN_ACK),
-            t0 + Duration::from_secs(30)
-        )
+    assert!(web
+        .ingress(&syn_ack, t0 + Duration::from_secs(29))
         .is_allowed());
+    let mut web = firewall_for(WEB_TO_DB, WEB);
+    assert!(web.egress(&tcp(WEB, 40000, DB, 5432, SYN), t0).is_allowed());
+    assert_eq!(
+        web.ingress(&syn_ack, t0 + Duration::from_secs(30)),
+        Verdict::Deny {
+            reason: DenyReason::NoRule
+        }
+    );
     assert_eq!(web.counters().conntrack_expired, 1);
 
+    let reply = udp(CACHE, 53, WEB, 5000);
     let mut web = firewall_for(ANY, WEB);
     assert!(web.egress(&udp(WEB, 5000, CACHE, 53), t0).is_allowed());
     assert!(web
-        .ingress(&udp(CACHE, 53, WEB, 5000), t0 + Duration::from_secs(29))
+        .ingress(&reply, t0 + Duration::from_secs(29))
         .is_allowed());
     // Replied: 180 s from the last packet.
     let late = t0 + Duration::from_secs(29 + 179);
-    assert!(web.ingress(&udp(CACHE, 53, WEB, 5000), late).is_allowed());
+    assert!(web.ingress(&reply, late).is_allowed());
+    assert_eq!(web.expire(late + Duration::from_secs(179)), 0);
+    assert_eq!(web.counters().conntrack_entries, 1);
     assert_eq!(web.expire(late + Duration::from_secs(180)), 1);
-    assert!(!web.egress(&tcp(WEB, 1, DB, 2, SYN), late).is_allowed());
     assert_eq!(web.counters().conntrack_entries, 0);
+    assert_eq!(
+        web.ingress(&reply, late + Duration::from_secs(180)),
+        Verdict::Deny {
+            reason: DenyReason::NoRule
+        }
+    );
 }
 
 #[test]

@@ -88,13 +88,22 @@ fn peer_restart_recovers_when_only_the_survivor_sends() {
     let mut net = Net::new(2);
     assert_flows(&mut net, A, B, 1);
     net.restart(B, 1);
-    // A keeps sending on its dead session; after KEEPALIVE + REKEY_TIMEOUT
-    // without an answer it starts a new handshake.
+    // A keeps sending on its dead session, one packet a second. WireGuard starts a new
+    // handshake once data sent has had no answer for KEEPALIVE_TIMEOUT + REKEY_TIMEOUT
+    // (10 s + 5 s): on this simulated clock the first packet to arrive is the one sent
+    // exactly 15 s after the restart, and nothing before it does.
+    let restart = net.now;
+    let mut first = None;
     for seq in 100..140 {
+        let sent = net.now - restart;
         net.send(A, B, seq);
         net.run_for(Duration::from_secs(1));
+        let got = net.take_delivered(B);
+        if first.is_none() && !got.is_empty() {
+            first = Some((sent, got.iter().map(|p| seq_of(p)).min()));
+        }
     }
-    assert!(!net.take_delivered(B).is_empty(), "traffic recovered");
+    assert_eq!(first, Some((secs(15), Some(115))), "traffic recovered");
     assert_eq!(handshakes(&mut net, A, B), 2);
     assert_flows(&mut net, A, B, 1000);
 }

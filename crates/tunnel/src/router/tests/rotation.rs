@@ -1,5 +1,6 @@
 //! PSK rotation with a node that learns the new key late or restarts with the old one:
-//! traffic both ways, in 100 ms steps, never stops for more than 1 s.
+//! traffic both ways, in 100 ms steps, never stops (on this simulated clock the outage is
+//! exact: no step loses a packet).
 
 use std::time::Duration;
 
@@ -9,7 +10,6 @@ use crate::DatagramBatch;
 use super::{assert_flows, A, B};
 
 const STEP: Duration = Duration::from_millis(100);
-const LONGEST_OUTAGE: Duration = Duration::from_secs(1);
 
 /// Sends one packet each way per step for `steps`; returns the longest stretch either
 /// direction delivered nothing.
@@ -47,10 +47,7 @@ fn a_node_that_learns_the_new_key_30_s_late_keeps_traffic_flowing() {
     let late = longest_gap(&mut net, 300, 100);
     rotate(&mut net, B, 2);
     let after = longest_gap(&mut net, 300, 1000);
-    assert!(
-        late <= LONGEST_OUTAGE && after <= LONGEST_OUTAGE,
-        "{late:?} {after:?}"
-    );
+    assert_eq!((late, after), (Duration::ZERO, Duration::ZERO));
 }
 
 #[test]
@@ -62,7 +59,7 @@ fn a_node_restarted_with_the_old_key_after_the_others_rotated_is_reached_at_once
     net.restart(B, 1);
     net.greet(B);
     let gap = longest_gap(&mut net, 300, 100);
-    assert!(gap <= LONGEST_OUTAGE, "{gap:?}");
+    assert_eq!(gap, Duration::ZERO);
 }
 
 #[test]
