@@ -1,7 +1,6 @@
 //! `segwire-node`: the segwire node agent (`join`, `run`, `attach`, `detach`, `status`).
 
 mod agent;
-mod backoff;
 mod cli;
 mod cni_install;
 mod commands;

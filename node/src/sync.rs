@@ -9,7 +9,7 @@ use segwire_proto::api::EndpointReport;
 use segwire_proto::netmap::NetMap;
 use tokio::sync::{mpsc, watch};
 
-use crate::backoff::Backoff;
+use segwire_client::backoff::Backoff;
 
 /// How long one long-poll waits on the coordinator.
 pub const POLL_WAIT_SECS: u64 = 30;

@@ -6,6 +6,7 @@
 //! sent before that check passes, because the check is part of the TLS handshake.
 
 pub mod access;
+pub mod backoff;
 pub mod config;
 pub mod error;
 pub mod peers;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use base64::Engine;
 use rand::RngCore;
+use segwire_client::backoff::Backoff;
 use segwire_client::Client;
 use segwire_proto::api::{AttachRequest, EnrollRequest};
 use segwire_proto::token::JoinToken;
@@ -107,6 +108,8 @@ impl Agent {
     /// Long-polls forever, recording each map in `log`.
     pub async fn poll(self, log: Arc<AgentLog>) {
         let mut since = 0u64;
+        // The agent's own reconnect policy, so a coordinator restart shows its real storm.
+        let mut backoff = Backoff::default();
         loop {
             let url = format!("{}/v1/node/netmap?since={since}&wait={WAIT_SECS}", self.url);
             let res = self
@@ -116,14 +119,18 @@ impl Agent {
                 .send()
                 .await;
             let resp = match res {
-                Ok(r) if r.status().as_u16() == 204 => continue,
+                Ok(r) if r.status().as_u16() == 204 => {
+                    backoff.reset();
+                    continue;
+                }
                 Ok(r) if r.status().is_success() => r,
                 _ => {
                     log.errors.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    tokio::time::sleep(backoff.next_delay()).await;
                     continue;
                 }
             };
+            backoff.reset();
             let Ok(body) = resp.bytes().await else {
                 log.errors.fetch_add(1, Ordering::Relaxed);
                 continue;

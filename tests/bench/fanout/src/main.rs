@@ -50,12 +50,17 @@ struct Args {
     /// Longest wait for one change to reach everyone, in seconds.
     #[arg(long, default_value_t = 180)]
     timeout: u64,
+    /// After the changes, kill the coordinator with SIGKILL, keep it down this many
+    /// seconds, start it again and time a policy change made the moment it answers: the
+    /// reconnect storm of every agent included (0: skip).
+    #[arg(long, default_value_t = 0)]
+    storm_outage: u64,
 }
 
 /// A coordinator process this benchmark started; killed on drop.
 struct Coordinator {
     child: Child,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     conf: AdminConf,
 }
 
@@ -66,7 +71,7 @@ impl Drop for Coordinator {
     }
 }
 
-fn start_coordinator(args: &Args) -> Result<Coordinator> {
+fn spawn_coordinator(args: &Args, dir: &std::path::Path, listen: &str) -> Result<Child> {
     let bin = match &args.coordinator {
         Some(p) => p.clone(),
         None => std::env::current_exe()?
@@ -74,32 +79,55 @@ fn start_coordinator(args: &Args) -> Result<Coordinator> {
             .context("no directory of the benchmark binary")?
             .join("segwire-coordinator"),
     };
-    let dir = tempfile::tempdir()?;
-    let log = std::fs::File::create(dir.path().join("coordinator.log"))?;
-    let child = Command::new(&bin)
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("coordinator.log"))?;
+    Command::new(&bin)
         .arg("serve")
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path().join("data"))
+        .args(["--listen", listen, "--data-dir"])
+        .arg(dir.join("data"))
         .args(&args.serve_args)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
+        .with_context(|| format!("starting {}", bin.display()))
+}
+
+fn start_coordinator(args: &Args) -> Result<Coordinator> {
+    let dir = tempfile::tempdir()?;
+    let child = spawn_coordinator(args, dir.path(), "127.0.0.1:0")?;
     let conf_path = dir.path().join("data/admin.conf");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(conf) = AdminConf::load(&conf_path) {
-            return Ok(Coordinator {
-                child,
-                _dir: dir,
-                conf,
-            });
+            return Ok(Coordinator { child, dir, conf });
         }
         if Instant::now() > deadline {
             bail!("the coordinator wrote no admin.conf in 30 s");
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl Coordinator {
+    /// Kills it with SIGKILL, waits `outage`, starts it again on the same port and data,
+    /// and returns once it accepts connections.
+    fn crash_and_restart(&mut self, args: &Args, outage: Duration) -> Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        std::thread::sleep(outage);
+        let hostport = self.conf.url.trim_start_matches("https://").to_string();
+        self.child = spawn_coordinator(args, self.dir.path(), &hostport)?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(&hostport).is_err() {
+            if Instant::now() > deadline {
+                bail!("the restarted coordinator did not listen within 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(())
     }
 }
 
@@ -146,7 +174,7 @@ async fn main() -> Result<()> {
     if args.segments == 0 || (args.segments > 1 && args.agents / args.segments > 250) {
         bail!("use --segments 1, or at most 250 agents per segment");
     }
-    let coord = start_coordinator(&args)?;
+    let mut coord = start_coordinator(&args)?;
     let pid = coord.child.id();
     let (url, pin) = (coord.conf.url.clone(), coord.conf.ca_pin);
     let admin = Client::new(&url, pin, Some(coord.conf.api_key.clone()))?;
@@ -203,12 +231,27 @@ async fn main() -> Result<()> {
             settle(args.agents).await;
         }
     }
+    let final_rss = procstat::rss_mib(pid)?;
+    if args.storm_outage > 0 {
+        let outage = Duration::from_secs(args.storm_outage);
+        coord.crash_and_restart(&args, outage)?;
+        let pid = coord.child.id();
+        let round = args.rounds;
+        let m = measure(
+            "policy change at a restart after kill -9",
+            &affected,
+            pid,
+            args.timeout,
+            async { change("policy change", &admin, &tokens[0], round).await },
+        )
+        .await?;
+        results.push(m);
+    }
     println!(
-        "agents={} segments={} affected={} idle_rss_mib={idle_rss:.0} final_rss_mib={:.0}",
+        "agents={} segments={} affected={} idle_rss_mib={idle_rss:.0} final_rss_mib={final_rss:.0}",
         args.agents,
         args.segments,
         affected.len(),
-        procstat::rss_mib(pid)?
     );
     println!("| change | p50 s | p99 s | max s | missing | body MB | coordinator CPU s |");
     println!("|---|---|---|---|---|---|---|");

@@ -1,7 +1,8 @@
-//! Reconnect backoff: 0.25 s doubling to a cap of 2 s, with "equal jitter" (each delay is
-//! drawn from the upper half of its step), so after a coordinator comes back every agent
-//! polls again within about 2 s, and a crowd of agents spreads its retries over a second
-//! instead of arriving together.
+//! Reconnect backoff of every coordinator client that retries (the node agent, the
+//! fan-out benchmark's simulated agents): 0.25 s doubling to a cap of 2 s, with "equal
+//! jitter" (each delay is drawn from the upper half of its step), so after a coordinator
+//! comes back every agent polls again within about 2 s, and a crowd of agents spreads its
+//! retries over a second instead of arriving together.
 
 use std::time::Duration;
 
