@@ -18,6 +18,7 @@ pub fn effective(seg: &SegmentRow) -> Policy {
             }
         })
         .unwrap_or_else(|| Policy {
+            quarantine: None,
             default: action(seg.default),
             rules: Vec::new(),
         })

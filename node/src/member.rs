@@ -11,7 +11,7 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use segwire_datapath::{Member, MemberConfig as DatapathConfig, NamedFlow};
+use segwire_datapath::{DetectConfig, Member, MemberConfig as DatapathConfig, NamedFlow};
 use segwire_netdev::{
     bind_udp, create_interface, BatchSocket, InterfaceConfig, NetdevError, Netns, TunDevice,
     DEFAULT_SOCKET_BUFFER,
@@ -135,6 +135,7 @@ pub async fn start(
             ),
             policy: config.policy.compile(),
             conntrack: ConntrackConfig::default(),
+            detect: DetectConfig::default(),
             unix_epoch: unix_now(),
             batch: BATCH,
             max_packet: SLOT,

@@ -21,8 +21,10 @@
 //! }
 //! ```
 
+mod detect;
 mod flows;
 mod member;
 
+pub use detect::{DetectConfig, Detection, Detections, MAX_KEYS, MAX_READY};
 pub use flows::{FlowKey, FlowLog, FlowStat, NamedFlow, MAX_FLOWS};
 pub use member::{Member, MemberConfig, EXPIRE_INTERVAL, TIMER_INTERVAL};
