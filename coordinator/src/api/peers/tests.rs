@@ -29,6 +29,7 @@ fn member(id: &str, node: &str, last: u8, l: Labels, endpoints: Vec<String>) -> 
         endpoints,
         labels: l,
         created_at: 0,
+        quarantined_until: None,
     }
 }
 
