@@ -51,7 +51,7 @@ pub fn build(rows: &NetmapRows) -> NetMap {
                 psk: seg.psk.clone(),
                 psk_version: seg.psk_version as u64,
                 default: seg.default,
-                policy: serde_json::to_value(&pol).unwrap_or_default(),
+                policy: policy::for_agents(&pol),
                 policy_version: seg.policy_version as u64,
                 labels: own.labels.clone(),
                 quarantined_until: own.quarantined_until.map(crate::convert::rfc3339),

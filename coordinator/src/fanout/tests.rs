@@ -156,7 +156,7 @@ fn a_quarantined_member_has_no_peers_and_no_peer_has_it() {
     for policy in [
         None,
         Some(
-            r#"{"default":"deny","rules":[{"name":"ping","from":"*","to":"*","ports":["icmp"]}]}"#,
+            r#"{"default":"deny","rules":[{"name":"ping","from":"*","to":"*","ports":["icmp"]}],"quarantine":{"on":["scan"],"for":"1m"}}"#,
         ),
     ] {
         let mut seg = rows(segment("web", "100.64.1.0/24", 7, policy), 1, &nodes);
@@ -170,6 +170,10 @@ fn a_quarantined_member_has_no_peers_and_no_peer_has_it() {
             .find(|m| m.address == "100.64.1.2")
             .expect("the quarantined member stays attached");
         assert!(cut.peers.is_empty() && cut.quarantined_until.is_some());
+        assert!(
+            cut.policy.get("quarantine").is_none(),
+            "agents get what they enforce"
+        );
         for m in &map.members {
             assert!(m.peers.iter().all(|p| p.address != "100.64.1.2"), "{m:?}");
         }

@@ -56,7 +56,7 @@ impl SegmentView {
             by_node.entry(m.node_id.clone()).or_default().push(i);
         }
         let policy = policy::effective(&rows.segment);
-        let policy_json = serde_json::to_value(&policy).unwrap_or_default();
+        let policy_json = policy::for_agents(&policy);
         let policy_members = rows.members.iter().map(policy::member).collect();
         let any_quarantined = rows.members.iter().any(|m| m.quarantined_until.is_some());
         SegmentView {
