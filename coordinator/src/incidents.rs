@@ -19,6 +19,7 @@ use crate::convert::now;
 use crate::events::EventKind;
 use crate::store::audit::{self, AuditCtx};
 use crate::store::quarantine::ACTOR_EXPIRY;
+use crate::store::{MemberRow, Touched};
 
 /// Reports one node may send per [`REPORT_WINDOW`] (agents send at most 10 per 10 s).
 pub const REPORT_BUDGET: u32 = 30;
@@ -86,22 +87,28 @@ pub async fn expire_loop(st: AppState) {
         match audit::scope(ctx, st.store.expire_quarantines(now())).await {
             Ok(released) => {
                 for (m, touched) in released {
-                    st.commit(&touched);
-                    tracing::info!(segment = %m.segment, member = %m.name, "quarantine expired");
-                    st.ops
-                        .events
-                        .emit(EventKind::Released {
-                            segment: m.segment,
-                            member: m.name,
-                            member_id: m.id,
-                            actor: ACTOR_EXPIRY.into(),
-                        })
-                        .await;
+                    lifted(&st, m, &touched, ACTOR_EXPIRY.into()).await;
                 }
             }
             Err(e) => tracing::warn!(error = %e, "cannot lift expired quarantines"),
         }
     }
+}
+
+/// Publishes a lifted quarantine: wakes the nodes whose netmaps give the member its
+/// peers back and emits `member.released` by `actor`.
+pub async fn lifted(st: &AppState, m: MemberRow, touched: &Touched, actor: String) {
+    st.commit(touched);
+    tracing::info!(segment = %m.segment, member = %m.name, %actor, "quarantine lifted");
+    st.ops
+        .events
+        .emit(EventKind::Released {
+            segment: m.segment,
+            member: m.name,
+            member_id: m.id,
+            actor,
+        })
+        .await;
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use segwire_client::Client;
 use segwire_datapath::Detection;
+use segwire_policy::Detection as Firewall;
 use segwire_proto::api::{DetectionKind, DetectionReport, SpoofDirection};
 use tokio::sync::mpsc;
 
@@ -30,11 +31,11 @@ pub fn to_report(d: &Detection, member: &MemberConfig) -> DetectionReport {
     };
     let by_key = |k: &segwire_tunnel::PublicKey| member.peers.get(k).map(|p| p.name.clone());
     let (kind, direction, peers, source, count, within) = match d {
-        Detection::Scan {
+        Detection::Firewall(Firewall::Scan {
             targets,
             peers,
             within,
-        } => (
+        }) => (
             DetectionKind::Scan,
             None,
             peers.iter().map(|a| by_address(*a)).collect(),
@@ -81,11 +82,11 @@ pub fn to_report(d: &Detection, member: &MemberConfig) -> DetectionReport {
             *failures,
             *within,
         ),
-        Detection::DeniedBurst {
+        Detection::Firewall(Firewall::DeniedBurst {
             packets,
             top_source,
             within,
-        } => (
+        }) => (
             DetectionKind::DeniedBurst,
             None,
             vec![by_address(*top_source)],

@@ -123,19 +123,8 @@ pub async fn release(
 ) -> ApiResult<Json<Member>> {
     admin.check_segment(&segment)?;
     let (m, touched) = st.store.release(&segment, &member).await?;
-    st.commit(&touched);
-    let actor = format!("key:{}", admin.key_id);
-    tracing::info!(%actor, segment = %m.segment, member = %m.name, "quarantine lifted");
     let nodes = st.store.list_nodes().await?;
     let out = convert::member(&m, nodes.iter().find(|n| n.id == m.node_id));
-    st.ops
-        .events
-        .emit(EventKind::Released {
-            segment: m.segment,
-            member: m.name,
-            member_id: m.id,
-            actor,
-        })
-        .await;
+    incidents::lifted(&st, m, &touched, format!("key:{}", admin.key_id)).await;
     Ok(Json(out))
 }

@@ -67,15 +67,9 @@ impl Default for DetectConfig {
 /// One detection, to be reported to the coordinator at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Detection {
-    /// This member tried many distinct peer ports that the policy denies.
-    Scan {
-        /// Distinct (peer, protocol, port) targets in the window.
-        targets: usize,
-        /// The peers among them.
-        peers: Vec<Ipv4Addr>,
-        /// How long it took to cross the threshold.
-        within: Duration,
-    },
+    /// A scan (this member probing many denied peer ports) or a denied-flow burst (many
+    /// denied packets toward this member), from the firewall's denials.
+    Firewall(FirewallDetection),
     /// This member's workload sent packets with a source address not its own.
     SpoofSent {
         /// The source it claimed.
@@ -106,15 +100,6 @@ pub enum Detection {
         peer: Option<PublicKey>,
         /// Failures in the window.
         failures: u64,
-        /// How long it took to cross the threshold.
-        within: Duration,
-    },
-    /// Many denied packets arrived for this member.
-    DeniedBurst {
-        /// Denied packets in the window.
-        packets: u64,
-        /// The source that sent the most of them.
-        top_source: Ipv4Addr,
         /// How long it took to cross the threshold.
         within: Duration,
     },
@@ -209,26 +194,7 @@ impl Detections {
 
     fn collect_firewall(&mut self) {
         while let Some(d) = self.firewall.poll_detection() {
-            self.push(match d {
-                FirewallDetection::Scan {
-                    targets,
-                    peers,
-                    within,
-                } => Detection::Scan {
-                    targets,
-                    peers,
-                    within,
-                },
-                FirewallDetection::DeniedBurst {
-                    packets,
-                    top_source,
-                    within,
-                } => Detection::DeniedBurst {
-                    packets,
-                    top_source,
-                    within,
-                },
-            });
+            self.push(Detection::Firewall(d));
         }
     }
 

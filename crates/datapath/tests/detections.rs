@@ -8,6 +8,7 @@ mod support;
 use std::time::Duration;
 
 use segwire_datapath::{Detection, Member};
+use segwire_policy::Detection as Firewall;
 use segwire_tunnel::{DatagramBatch, Router, RouterConfig};
 use support::*;
 
@@ -34,7 +35,7 @@ fn a_200_port_scan_is_one_detection_and_the_allowed_port_still_works() {
             let found = drain(net.member(1));
             if !found.is_empty() {
                 assert_eq!(found.len(), 1, "{found:?}");
-                let Detection::Scan { targets, peers, .. } = &found[0] else {
+                let Detection::Firewall(Firewall::Scan { targets, peers, .. }) = &found[0] else {
                     panic!("{found:?}");
                 };
                 assert_eq!((*targets, peers.clone()), (16, vec![overlay(2)]));
@@ -95,11 +96,11 @@ fn a_burst_of_denied_packets_names_its_top_source() {
     }
     let found = drain(net.member(2));
     assert_eq!(found.len(), 1, "{found:?}");
-    let Detection::DeniedBurst {
+    let Detection::Firewall(Firewall::DeniedBurst {
         packets,
         top_source,
         ..
-    } = found[0]
+    }) = found[0]
     else {
         panic!("{found:?}");
     };
