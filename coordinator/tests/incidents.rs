@@ -195,11 +195,15 @@ async fn a_quarantine_survives_a_restart_and_expires_by_itself() {
         assert!(Instant::now() < deadline, "the quarantine never expired");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let all = events(&s.env.admin()).await;
-    let rel = all
-        .iter()
-        .find(|e| e.kind == "member.released")
-        .expect("released");
+    // The event follows the committed change.
+    let rel = loop {
+        let all = events(&s.env.admin()).await;
+        if let Some(e) = all.into_iter().find(|e| e.kind == "member.released") {
+            break e;
+        }
+        assert!(Instant::now() < deadline, "no member.released");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(rel.data["actor"], "automated:expiry");
     let audit = s
         .env
