@@ -248,6 +248,10 @@ fn a_quarantine_expires_by_itself() {
         "quarantine for 3s: traffic back {} ms after the cut",
         back.as_millis()
     );
+    let event = time_until(Duration::from_secs(5), || {
+        !w.events(&s.conf, "member.released").is_empty()
+    });
+    assert!(event.is_some(), "no member.released\n{}", w.logs());
     let released = w.events(&s.conf, "member.released");
     assert_eq!(released.len(), 1, "{released:?}");
     assert_eq!(released[0]["data"]["actor"], "automated:expiry");
