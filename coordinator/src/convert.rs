@@ -110,5 +110,6 @@ pub fn member(m: &MemberRow, node: Option<&NodeRow>) -> Member {
         endpoints: member_endpoints(m, node),
         labels: m.labels.clone(),
         created_at: rfc3339(m.created_at),
+        quarantined_until: m.quarantined_until.map(rfc3339),
     }
 }

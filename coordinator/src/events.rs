@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use segwire_proto::access::Event;
+use segwire_proto::api::DetectionReport;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
@@ -15,12 +16,8 @@ use crate::store::access::{AccessStore, EventRow};
 use crate::store::StoreResult;
 use crate::webhook::Dispatcher;
 
-/// Something that happened. Agents will report the last two (a typed hook for later).
+/// Something that happened.
 #[derive(Debug, Clone)]
-#[allow(
-    dead_code,
-    reason = "HandshakeFailed and DeniedFlowBurst are reported by agents (not yet)"
-)]
 pub enum EventKind {
     /// No netmap poll from the node for the configured time.
     NodeOffline {
@@ -72,23 +69,45 @@ pub enum EventKind {
         /// Who revoked it.
         actor: String,
     },
-    /// An agent's WireGuard handshakes to a peer keep failing (reported by agents).
-    HandshakeFailed {
-        /// Reporting node.
+    /// An agent's data path detected an incident (`member.scan`, `member.spoof`,
+    /// `peer.handshake_failed`, `member.denied_burst`).
+    Detected {
+        /// The reporting node's id.
         node_id: String,
-        /// Peer member.
-        peer: String,
-        /// Failures in the reporting window.
-        failures: u64,
+        /// The reporting node's name.
+        node: String,
+        /// The reported member's id (one of the reporting node's own).
+        member_id: String,
+        /// The detection as reported.
+        report: DetectionReport,
     },
-    /// Policy denied more flows than the threshold in a window (reported by agents).
-    DeniedFlowBurst {
-        /// Reporting node.
-        node_id: String,
-        /// Segment.
+    /// A member was cut off from every peer of its segment.
+    Quarantined {
+        /// Segment name.
         segment: String,
-        /// Denied flows in the window.
-        denied: u64,
+        /// Member name.
+        member: String,
+        /// Member id.
+        member_id: String,
+        /// Until when (unix seconds).
+        until: i64,
+        /// The detection that triggered it (`scan`, `spoof`).
+        reason: String,
+        /// The node whose detection triggered it.
+        reported_by: String,
+        /// Who did it (`automated:quarantine`).
+        actor: String,
+    },
+    /// A member's quarantine was lifted (released early or expired).
+    Released {
+        /// Segment name.
+        segment: String,
+        /// Member name.
+        member: String,
+        /// Member id.
+        member_id: String,
+        /// Who lifted it (`key:<id>` or `automated:expiry`).
+        actor: String,
     },
 }
 
@@ -139,23 +158,53 @@ impl EventKind {
                 format!("apikey:{key_id}"),
                 json!({"key_id": key_id, "actor": actor}),
             ),
-            EventKind::HandshakeFailed {
+            EventKind::Detected {
                 node_id,
-                peer,
-                failures,
+                node,
+                member_id,
+                report,
             } => (
-                "peer.handshake_failed",
-                format!("node:{node_id}"),
-                json!({"node_id": node_id, "peer": peer, "failures": failures}),
+                crate::incidents::event_name(report.kind),
+                format!("member:{member_id}"),
+                json!({
+                    "segment": report.segment,
+                    "member": report.member,
+                    "member_id": member_id,
+                    "peer": report.peers.first(),
+                    "peers": report.peers,
+                    "source": report.source,
+                    "direction": report.direction,
+                    "count": report.count,
+                    "window_ms": report.window_ms,
+                    "reported_by": node,
+                    "node_id": node_id,
+                }),
             ),
-            EventKind::DeniedFlowBurst {
-                node_id,
+            EventKind::Quarantined {
                 segment,
-                denied,
+                member,
+                member_id,
+                until,
+                reason,
+                reported_by,
+                actor,
             } => (
-                "flow.denied_burst",
-                format!("node:{node_id}"),
-                json!({"node_id": node_id, "segment": segment, "denied": denied}),
+                "member.quarantined",
+                format!("member:{member_id}"),
+                json!({"segment": segment, "member": member, "member_id": member_id,
+                       "until": rfc3339(*until), "reason": reason, "reported_by": reported_by,
+                       "actor": actor}),
+            ),
+            EventKind::Released {
+                segment,
+                member,
+                member_id,
+                actor,
+            } => (
+                "member.released",
+                format!("member:{member_id}"),
+                json!({"segment": segment, "member": member, "member_id": member_id,
+                       "actor": actor}),
             ),
         }
     }

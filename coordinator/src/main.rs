@@ -7,6 +7,7 @@ mod events;
 mod fanout;
 mod files;
 mod hub;
+mod incidents;
 mod ipam;
 mod logging;
 mod matrix;

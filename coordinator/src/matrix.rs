@@ -107,6 +107,7 @@ mod tests {
     #[test]
     fn default_allow_fills_every_cell_but_the_diagonal() {
         let p = Policy {
+            quarantine: None,
             default: Action::Allow,
             rules: vec![],
         };

@@ -29,6 +29,7 @@ pub fn build(rows: &NetmapRows) -> NetMap {
             let peers = seg_members
                 .iter()
                 .filter(|p| p.id != own.id && reachable.contains(&p.name))
+                .filter(|p| own.quarantined_until.is_none() && p.quarantined_until.is_none())
                 .map(|p| Peer {
                     id: p.id.clone(),
                     name: p.name.clone(),
@@ -50,9 +51,10 @@ pub fn build(rows: &NetmapRows) -> NetMap {
                 psk: seg.psk.clone(),
                 psk_version: seg.psk_version as u64,
                 default: seg.default,
-                policy: serde_json::to_value(&pol).unwrap_or_default(),
+                policy: policy::for_agents(&pol),
                 policy_version: seg.policy_version as u64,
                 labels: own.labels.clone(),
+                quarantined_until: own.quarantined_until.map(crate::convert::rfc3339),
                 peers,
             })
         })

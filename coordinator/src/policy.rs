@@ -18,9 +18,21 @@ pub fn effective(seg: &SegmentRow) -> Policy {
             }
         })
         .unwrap_or_else(|| Policy {
+            quarantine: None,
             default: action(seg.default),
             rules: Vec::new(),
         })
+}
+
+/// The policy as agents get it in netmaps: what their firewalls enforce. The
+/// `"quarantine"` block is the coordinator's business (agents only report detections), and
+/// leaving it out keeps the netmap readable by agents that predate it.
+pub fn for_agents(p: &Policy) -> serde_json::Value {
+    let enforced = Policy {
+        quarantine: None,
+        ..p.clone()
+    };
+    serde_json::to_value(&enforced).unwrap_or_default()
 }
 
 /// The policy's default as the API's type.

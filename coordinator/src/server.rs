@@ -120,7 +120,9 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         ops,
         flows,
         flow_retention_secs: args.flow_retention.as_secs() as i64,
+        incidents: Arc::default(),
     };
+    tokio::spawn(crate::incidents::expire_loop(state.clone()));
     let app = api::router(state);
     let handle = axum_server::Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));

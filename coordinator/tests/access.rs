@@ -38,6 +38,7 @@ enum Case {
     PolicyCheck,
     Flows,
     NodeFlows,
+    NodeDetections,
     PeerAdd,
     PeerList,
     PeerConfig,
@@ -85,6 +86,7 @@ const TABLE: &[(Case, [u16; 6], bool)] = &[
     (PolicyCheck, [A, D, 200, 200, 200, D], false),
     (Flows, [A, D, 200, 200, 200, 200], false),
     (NodeFlows, [A, 204, D, D, D, D], false),
+    (NodeDetections, [A, 204, D, D, D, D], false),
     (PeerAdd, [A, D, D, 201, 201, D], true),
     (PeerList, [A, D, 200, 200, 200, 200], false),
     (PeerConfig, [A, D, D, 200, 200, D], true),
@@ -291,6 +293,18 @@ impl World {
                     .await
                     .unwrap();
                 (Method::DELETE, format!("/v1/node/members/{}", m.id), None)
+            }
+            NodeDetections => {
+                let m = self
+                    .node_client
+                    .attach(&attach_req("web", &format!("netns:d{n}")))
+                    .await
+                    .unwrap();
+                let body = format!(
+                    r#"{{"segment":"web","member":"{}","kind":"denied_burst","count":200,"window_ms":900}}"#,
+                    m.name
+                );
+                (Method::POST, "/v1/node/detections".into(), Some(body))
             }
             NodeEndpoints => (
                 Method::POST,

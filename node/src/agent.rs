@@ -90,6 +90,8 @@ pub async fn run(
 
     let (sync_tx, sync_rx) = mpsc::channel(16);
     let (exits_tx, mut exits_rx) = mpsc::channel::<String>(16);
+    let (found_tx, mut found_rx) = mpsc::channel::<member::Found>(crate::detections::QUEUE);
+    let (reports_tx, reports_rx) = mpsc::channel(crate::detections::QUEUE);
     let mut agent = Agent {
         dir,
         client: client.clone(),
@@ -108,6 +110,8 @@ pub async fn run(
         reaping: HashMap::new(),
         process_watches: HashMap::new(),
         exits_tx,
+        found_tx,
+        reports_tx,
     };
     // Saved members whose workload went away while the agent was down are detached;
     // the others are adopted again.
@@ -118,6 +122,7 @@ pub async fn run(
     let fixed = agent.state.endpoint;
     let tasks = [
         tokio::spawn(poll_netmaps(client.clone(), version_rx, sync_tx)),
+        tokio::spawn(crate::detections::report_loop(client.clone(), reports_rx)),
         tokio::spawn(report_endpoints(client, fixed)),
         tokio::spawn(control::serve(listener, control_tx)),
     ];
@@ -137,6 +142,7 @@ pub async fn run(
             _ = health.tick() => agent.health_check().await,
             _ = flow_tick.tick() => agent.ship_flows().await,
             _ = watch.tick() => agent.check_workloads().await,
+            Some((id, found)) = found_rx.recv() => agent.report_detection(&id, &found),
             Some(id) = exits_rx.recv() => {
                 tracing::debug!(member_id = %id, "a member's process exited");
                 agent.check_workloads().await;
@@ -187,6 +193,10 @@ struct Agent {
     process_watches: HashMap<String, tokio::task::JoinHandle<()>>,
     /// Where those watches say a process exited (member id).
     exits_tx: mpsc::Sender<String>,
+    /// Where the members' data paths send their detections.
+    found_tx: mpsc::Sender<member::Found>,
+    /// The detection reporter's queue.
+    reports_tx: mpsc::Sender<segwire_proto::api::DetectionReport>,
 }
 
 impl Agent {
@@ -305,6 +315,17 @@ impl Agent {
         self.reap_orphans();
     }
 
+    /// Names a member's detection from its peers and queues it for the reporter.
+    fn report_detection(&self, member_id: &str, found: &segwire_datapath::Detection) {
+        let Some(config) = self.applied.members.get(member_id) else {
+            return;
+        };
+        let report = crate::detections::to_report(found, config);
+        if self.reports_tx.try_send(report).is_err() {
+            tracing::debug!("detection dropped: the reporter is behind");
+        }
+    }
+
     /// Collects the members' new flow records and ships them in the background; when the
     /// coordinator is unreachable they are dropped (the members' tables stay bounded).
     async fn ship_flows(&mut self) {
@@ -383,7 +404,7 @@ impl Agent {
         match change {
             Change::AddMember(config) => {
                 let socket = self.prebound.remove(&config.listen_port);
-                match member::start(&config, socket).await {
+                match member::start(&config, socket, self.found_tx.clone()).await {
                     Ok(handle) => {
                         let commands = handle.commands();
                         self.uapi
@@ -509,6 +530,12 @@ impl Agent {
             };
             let mut view = member_view(local, self.applied.members.get(&local.id), stats.as_ref());
             view.wg_socket = self.uapi.name_of(&local.id).map(str::to_owned);
+            view.quarantined_until = self
+                .netmap
+                .iter()
+                .flat_map(|n| &n.members)
+                .find(|m| m.id == local.id)
+                .and_then(|m| m.quarantined_until.clone());
             members.push(view);
         }
         AgentStatus {

@@ -6,6 +6,7 @@ mod cni_install;
 mod commands;
 mod container;
 mod control;
+mod detections;
 mod flows;
 mod join;
 mod keys;

@@ -11,7 +11,9 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use segwire_datapath::{Member, MemberConfig as DatapathConfig, NamedFlow};
+use segwire_datapath::{
+    DetectConfig, Detection, Member, MemberConfig as DatapathConfig, NamedFlow,
+};
 use segwire_netdev::{
     bind_udp, create_interface, BatchSocket, InterfaceConfig, NetdevError, Netns, TunDevice,
     DEFAULT_SOCKET_BUFFER,
@@ -88,6 +90,9 @@ pub struct MemberStats {
     pub rules: Vec<(String, u64)>,
 }
 
+/// A detection of one member's data path: (member id, detection).
+pub type Found = (String, Detection);
+
 /// A running member: its command channel and task.
 #[derive(Debug)]
 pub struct MemberHandle {
@@ -107,13 +112,15 @@ pub fn bind_port(port: u16) -> Result<std::net::UdpSocket, MemberError> {
 }
 
 /// Starts the member: binds its port (unless `socket` is already bound), creates and
-/// configures its interface, adds its peers and spawns its data path.
+/// configures its interface, adds its peers and spawns its data path, which sends its
+/// detections to `found` as they happen (dropping them when the channel is full).
 ///
 /// # Errors
 /// [`MemberError`]; nothing is left behind on error.
 pub async fn start(
     config: &MemberConfig,
     socket: Option<std::net::UdpSocket>,
+    found: mpsc::Sender<Found>,
 ) -> Result<MemberHandle, MemberError> {
     let socket = match socket {
         Some(s) => s,
@@ -135,6 +142,7 @@ pub async fn start(
             ),
             policy: config.policy.compile(),
             conntrack: ConntrackConfig::default(),
+            detect: DetectConfig::default(),
             unix_epoch: unix_now(),
             batch: BATCH,
             max_packet: SLOT,
@@ -150,7 +158,7 @@ pub async fn start(
         member = %config.name,
         interface = %config.interface,
     );
-    let path = DataPath::new(core, tun, udp, epoch);
+    let path = DataPath::new(core, tun, udp, epoch, (config.id.clone(), found));
     let task = tokio::spawn(path.run(rx).instrument(span));
     Ok(MemberHandle {
         tx,
@@ -215,15 +223,24 @@ struct DataPath {
     tun_in: PacketBatch,
     tun_write_errors: u64,
     udp_send_errors: u64,
+    /// This member's id and where its detections go.
+    found: (String, mpsc::Sender<Found>),
 }
 
 impl DataPath {
-    fn new(core: Member, tun: TunDevice, udp: BatchSocket, epoch: Instant) -> Self {
+    fn new(
+        core: Member,
+        tun: TunDevice,
+        udp: BatchSocket,
+        epoch: Instant,
+        found: (String, mpsc::Sender<Found>),
+    ) -> Self {
         Self {
             core,
             tun,
             udp,
             epoch,
+            found,
             tun_in: PacketBatch::new(BATCH, SLOT),
             tun_write_errors: 0,
             udp_send_errors: 0,
@@ -253,6 +270,7 @@ impl DataPath {
                     Ok(_) => {
                         let now = self.now();
                         self.core.handle_tun(now, &self.tun_in);
+                        self.report_detections();
                         self.flush_udp().await;
                     }
                     Err(e) => {
@@ -328,10 +346,22 @@ impl DataPath {
                     return;
                 }
             };
+            self.report_detections();
             self.flush_tun().await;
             self.flush_udp().await;
             if !full {
                 return;
+            }
+        }
+    }
+
+    /// Hands the core's new detections to the agent at once (never waits: when the
+    /// agent is behind, they are dropped; the core reports each kind once per cooldown).
+    fn report_detections(&mut self) {
+        while let Some(d) = self.core.poll_detection() {
+            tracing::warn!(detection = ?d, "incident detected");
+            if self.found.1.try_send((self.found.0.clone(), d)).is_err() {
+                tracing::debug!("detection dropped: the agent is behind");
             }
         }
     }

@@ -36,6 +36,7 @@ impl PolicyInput {
                 mm.name, mm.policy_version
             ));
             Policy {
+                quarantine: None,
                 default: match mm.default {
                     DefaultAction::Allow => Action::Allow,
                     DefaultAction::Deny => Action::Deny,

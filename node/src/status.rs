@@ -55,6 +55,7 @@ pub fn member_view(
         drops,
         peers,
         wg_socket: None,
+        quarantined_until: None,
         policy_version: config.map(|c| c.policy.version),
         firewall: stats.map_or_else(FirewallView::default, |s| FirewallView {
             allowed: s.firewall.allowed,
@@ -135,7 +136,11 @@ pub fn render(status: &AgentStatus) -> String {
             m.workload.clone(),
             m.address.clone(),
             m.listen_port.to_string(),
-            if m.up { "up" } else { "down" }.to_owned(),
+            match (&m.quarantined_until, m.up) {
+                (Some(t), _) => format!("quarantined until {t}"),
+                (None, true) => "up".to_owned(),
+                (None, false) => "down".to_owned(),
+            },
             m.public_key.clone(),
         ]);
     }

@@ -277,6 +277,20 @@ fn stock_wireguard_device_joins_a_segment() {
         dump(&ifname).iter().all(|p| p.latest_handshake == 0),
         "a wrong key completed a handshake"
     );
+    // Its handshakes keep failing (wireguard-go retries every 5 s): an incident naming
+    // the address they come from, reported by the agent that refused them.
+    let failed = support::time_until(Duration::from_secs(30), || {
+        !world.events(&conf, "peer.handshake_failed").is_empty()
+    });
+    assert!(
+        failed.is_some(),
+        "no peer.handshake_failed\n{}",
+        world.logs()
+    );
+    let event = &world.events(&conf, "peer.handshake_failed")[0]["data"];
+    assert_eq!(event["source"], endpoint.as_str(), "{event}");
+    assert_eq!(event["reported_by"], "host-a", "{event}");
+    assert!(event["count"].as_u64() >= Some(3), "{event}");
 
     // The right key: ping and 20 MiB of TCP both ways.
     sh(

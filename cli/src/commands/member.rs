@@ -16,6 +16,13 @@ pub enum MemberCmd {
         #[arg(long)]
         segment: Option<String>,
     },
+    /// Lift a member's quarantine before it expires (its peers get it back at once).
+    Release {
+        /// The member's segment.
+        segment: String,
+        /// The member's name.
+        member: String,
+    },
 }
 
 fn rows(members: &[Member]) -> String {
@@ -28,6 +35,7 @@ fn rows(members: &[Member]) -> String {
             "WORKLOAD",
             "LABELS",
             "ENDPOINTS",
+            "STATE",
         ],
         &members
             .iter()
@@ -44,10 +52,19 @@ fn rows(members: &[Member]) -> String {
                     } else {
                         m.endpoints.join(",")
                     },
+                    state(m),
                 ]
             })
             .collect::<Vec<_>>(),
     )
+}
+
+/// `active`, or `quarantined until TIME`.
+fn state(m: &Member) -> String {
+    match &m.quarantined_until {
+        Some(t) => format!("quarantined until {t}"),
+        None => "active".into(),
+    }
 }
 
 /// Runs a member command.
@@ -56,6 +73,15 @@ pub async fn run(ctx: &Ctx, cmd: MemberCmd) -> Result<()> {
         MemberCmd::List { segment } => {
             let m = ctx.client.list_members(segment.as_deref()).await?;
             ctx.print(&m, |m| rows(m))
+        }
+        MemberCmd::Release { segment, member } => {
+            let m = ctx.client.release_member(&segment, &member).await?;
+            ctx.print(&m, |m| {
+                format!(
+                    "released {} of segment {}: its peers have it back\n",
+                    m.name, m.segment
+                )
+            })
         }
     }
 }

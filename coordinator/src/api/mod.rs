@@ -4,6 +4,7 @@ pub mod apikeys;
 pub mod audit;
 pub mod auth;
 pub mod console;
+pub mod detections;
 pub mod error;
 pub mod events;
 pub mod flows;
@@ -54,6 +55,8 @@ pub struct AppState {
     pub flows: Arc<dyn crate::store::flows::FlowStore>,
     /// Seconds flow records are kept.
     pub flow_retention_secs: i64,
+    /// Per-node budgets of detection reports.
+    pub incidents: Arc<crate::incidents::ReportBudgets>,
 }
 
 impl AppState {
@@ -100,6 +103,8 @@ impl AppState {
         peers::remove,
         flows::report,
         flows::list,
+        detections::report,
+        detections::release,
         apikeys::create,
         apikeys::list,
         apikeys::revoke,
@@ -162,6 +167,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/node/endpoints", post(node_api::endpoints))
         .route("/v1/node/flows", post(flows::report))
         .route("/v1/flows", get(flows::list))
+        .route("/v1/node/detections", post(detections::report))
+        .route(
+            "/v1/segments/{name}/members/{member}/release",
+            post(detections::release),
+        )
         .route("/readyz", get(telemetry::readyz))
         .route("/metrics", get(telemetry::metrics))
         .route("/v1/apikeys", post(apikeys::create).get(apikeys::list))

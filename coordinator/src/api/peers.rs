@@ -43,7 +43,8 @@ pub fn external_peer(m: &MemberRow) -> ExternalPeer {
 }
 
 /// The device's configuration: one peer per member the segment's policy lets it
-/// exchange any traffic with (the same pruning as the agents' netmaps).
+/// exchange any traffic with and that is not quarantined (the same pruning as the agents'
+/// netmaps).
 #[must_use]
 pub fn config(view: &PeerView) -> PeerConfig {
     let pol = policy::effective(&view.segment);
@@ -53,6 +54,7 @@ pub fn config(view: &PeerView) -> PeerConfig {
         .members
         .iter()
         .filter(|m| m.id != view.peer.id && reachable.contains(&m.name))
+        .filter(|m| m.quarantined_until.is_none())
         .map(|m| {
             let node = view.nodes.iter().find(|n| n.id == m.node_id);
             ConfigPeer {

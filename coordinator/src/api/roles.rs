@@ -64,6 +64,11 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("DELETE", "/v1/nodes/{node}", Key(Operator)),
     ("GET", "/v1/nodes/{node}/netmap", KeyOrNode(Admin)),
     ("GET", "/v1/members", Key(Viewer)),
+    (
+        "POST",
+        "/v1/segments/{name}/members/{member}/release",
+        Key(Operator),
+    ),
     ("POST", "/v1/peers", Key(Operator)),
     ("GET", "/v1/peers", Key(Viewer)),
     ("GET", "/v1/peers/{name}/config", Key(Operator)),
@@ -80,6 +85,7 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("DELETE", "/v1/node/members/{id}", Node),
     ("POST", "/v1/node/endpoints", Node),
     ("POST", "/v1/node/flows", Node),
+    ("POST", "/v1/node/detections", Node),
     ("GET", "/v1/flows", Key(Viewer)),
     ("GET", "/v1/whoami", Key(Viewer)),
     ("GET", "/v1/presence", Key(Viewer)),
@@ -113,11 +119,13 @@ pub fn admits(access: Access, principal: &Principal) -> bool {
 }
 
 /// POST routes that change no configuration, so they write no audit record: a query,
-/// and telemetry that nodes ship (flow logs).
+/// and telemetry that nodes ship (flow logs, detections: a quarantine a detection
+/// triggers is recorded with the automated actor by its handler).
 const NOT_AUDITED: &[&str] = &[
     "/v1/segments/{name}/policy/check",
     "/v1/segments/{name}/policy/matrix",
     "/v1/node/flows",
+    "/v1/node/detections",
 ];
 
 fn is_mutating(m: &Method, route: &str) -> bool {

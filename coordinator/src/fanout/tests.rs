@@ -58,6 +58,7 @@ fn member(seg: &SegmentRow, node: &str, addr: Ipv4Addr, app: &str) -> MemberRow 
         endpoints: vec![],
         labels: [("app".to_string(), app.to_string())].into_iter().collect(),
         created_at: 0,
+        quarantined_until: None,
     }
 }
 
@@ -147,4 +148,39 @@ fn a_node_in_two_segments_gets_both_in_address_order() {
         ),
     ];
     assert_same_as_rows(&segs, &nodes);
+}
+
+#[test]
+fn a_quarantined_member_has_no_peers_and_no_peer_has_it() {
+    let nodes = [node("a", "198.18.0.1"), node("b", "198.18.0.2")];
+    for policy in [
+        None,
+        Some(
+            r#"{"default":"deny","rules":[{"name":"ping","from":"*","to":"*","ports":["icmp"]}],"quarantine":{"on":["scan"],"for":"1m"}}"#,
+        ),
+    ] {
+        let mut seg = rows(segment("web", "100.64.1.0/24", 7, policy), 1, &nodes);
+        seg.members[1].quarantined_until = Some(1_900_000_000);
+        assert_same_as_rows(std::slice::from_ref(&seg), &nodes);
+        let view = SegmentView::new(seg.clone());
+        let map: NetMap = serde_json::from_str(&render(&nodes[1], 7, &[&view])).expect("parses");
+        let cut = map
+            .members
+            .iter()
+            .find(|m| m.address == "100.64.1.2")
+            .expect("the quarantined member stays attached");
+        assert!(cut.peers.is_empty() && cut.quarantined_until.is_some());
+        assert!(
+            cut.policy.get("quarantine").is_none(),
+            "agents get what they enforce"
+        );
+        for m in &map.members {
+            assert!(m.peers.iter().all(|p| p.address != "100.64.1.2"), "{m:?}");
+        }
+        let other: NetMap = serde_json::from_str(&render(&nodes[0], 7, &[&view])).expect("parses");
+        assert!(
+            other.members.iter().all(|m| m.peers.len() == 3),
+            "{other:?}"
+        );
+    }
 }

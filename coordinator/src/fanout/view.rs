@@ -25,6 +25,8 @@ pub struct SegmentView {
     spans: Vec<Range<usize>>,
     /// Member indexes by owning node.
     by_node: HashMap<String, Vec<usize>>,
+    /// Whether some member is quarantined (then every peer list is filtered).
+    any_quarantined: bool,
 }
 
 impl SegmentView {
@@ -54,9 +56,11 @@ impl SegmentView {
             by_node.entry(m.node_id.clone()).or_default().push(i);
         }
         let policy = policy::effective(&rows.segment);
-        let policy_json = serde_json::to_value(&policy).unwrap_or_default();
+        let policy_json = policy::for_agents(&policy);
         let policy_members = rows.members.iter().map(policy::member).collect();
+        let any_quarantined = rows.members.iter().any(|m| m.quarantined_until.is_some());
         SegmentView {
+            any_quarantined,
             rows,
             policy,
             policy_json,
@@ -101,15 +105,23 @@ impl SegmentView {
             policy: self.policy_json.clone(),
             policy_version: seg.policy_version as u64,
             labels: own.labels.clone(),
+            quarantined_until: own.quarantined_until.map(crate::convert::rfc3339),
             peers: Vec::new(),
         };
         push_open(out, &head, "\"peers\":[]}");
-        match self.reachable(i) {
-            None => self.push_all_but(i, out),
-            Some(names) => {
+        // A quarantined member has no peers, and no peer has it.
+        if own.quarantined_until.is_some() {
+            out.push_str("]}");
+            return;
+        }
+        let reachable = self.reachable(i);
+        match reachable {
+            None if !self.any_quarantined => self.push_all_but(i, out),
+            _ => {
                 let mut first = true;
                 for (j, m) in self.rows.members.iter().enumerate() {
-                    if j != i && names.contains(&m.name) {
+                    let allowed = reachable.as_ref().is_none_or(|n| n.contains(&m.name));
+                    if j != i && allowed && m.quarantined_until.is_none() {
                         if !first {
                             out.push(',');
                         }

@@ -8,6 +8,7 @@ pub mod access;
 pub mod audit;
 pub mod flows;
 pub mod peers;
+pub mod quarantine;
 pub mod rules;
 pub mod sqlite;
 
@@ -161,6 +162,8 @@ pub struct MemberRow {
     pub labels: Labels,
     /// Attach time.
     pub created_at: i64,
+    /// Quarantined until (unix seconds): cut off from every peer of the segment.
+    pub quarantined_until: Option<i64>,
 }
 
 /// A new segment. `Debug` leaves out the preshared key.
@@ -270,7 +273,7 @@ pub struct SegmentRows {
 
 /// The coordinator's persistent state.
 #[async_trait]
-pub trait Store: peers::PeerStore + Send + Sync + 'static {
+pub trait Store: peers::PeerStore + quarantine::QuarantineStore + Send + Sync + 'static {
     /// Creates a segment; `Conflict` on a taken name or an overlapping network.
     async fn create_segment(&self, seg: NewSegment, now: i64) -> StoreResult<SegmentRow>;
     /// All segments by name.

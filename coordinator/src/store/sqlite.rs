@@ -25,6 +25,7 @@ mod members;
 mod netmap;
 mod nodes;
 mod peers;
+mod quarantine;
 mod rows;
 mod segments;
 mod tokens;

@@ -2,9 +2,9 @@
 
 use reqwest::Method;
 use segwire_proto::api::{
-    AttachRequest, CreateSegment, CreateToken, EndpointReport, EnrollRequest, EnrollResponse,
-    FlowRecord, FlowReport, Member, Node, PolicyCheck, PolicyCheckResult, PolicyDoc, Segment,
-    TokenCreated, TokenInfo,
+    AttachRequest, CreateSegment, CreateToken, DetectionReport, EndpointReport, EnrollRequest,
+    EnrollResponse, FlowRecord, FlowReport, Member, Node, PolicyCheck, PolicyCheckResult,
+    PolicyDoc, Segment, TokenCreated, TokenInfo,
 };
 use segwire_proto::netmap::NetMap;
 
@@ -159,6 +159,23 @@ impl Client {
         self.call::<_, serde_json::Value>(Method::POST, "/v1/node/flows", Some(req))
             .await
             .map(|_| ())
+    }
+
+    /// `POST /v1/node/detections`: report one detection at once.
+    pub async fn report_detection(&self, req: &DetectionReport) -> Result<(), ClientError> {
+        self.call::<_, serde_json::Value>(Method::POST, "/v1/node/detections", Some(req))
+            .await
+            .map(|_| ())
+    }
+
+    /// `POST /v1/segments/{name}/members/{member}/release`: lift a quarantine early.
+    pub async fn release_member(&self, segment: &str, member: &str) -> Result<Member, ClientError> {
+        let path = format!(
+            "/v1/segments/{}/members/{}/release",
+            enc(segment),
+            enc(member)
+        );
+        self.call_json(Method::POST, &path, NO_BODY).await
     }
 
     /// `GET /v1/flows`: flow records, newest first.

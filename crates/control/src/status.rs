@@ -65,6 +65,9 @@ pub struct MemberView {
     /// The busiest flow-log records (new allowed connections, denied packets).
     #[serde(default)]
     pub flows: Vec<FlowRecord>,
+    /// Until when the coordinator keeps it quarantined (no peers), if it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantined_until: Option<String>,
 }
 
 /// Firewall counters of one member.

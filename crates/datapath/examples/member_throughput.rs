@@ -14,7 +14,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use segwire_datapath::{Member, MemberConfig};
+use segwire_datapath::{DetectConfig, Member, MemberConfig};
 use segwire_policy::{CompiledPolicy, ConntrackConfig, Member as PolicyMember, Policy};
 use segwire_tunnel::{PeerConfig, PresharedKey, PublicKey, RouterConfig, StaticSecret};
 
@@ -81,6 +81,7 @@ fn member(me: u8, other: u8, policy: &Policy) -> Member {
             ),
             policy: CompiledPolicy::compile(policy, &pm(me), &members),
             conntrack: ConntrackConfig::default(),
+            detect: DetectConfig::default(),
             unix_epoch: 0,
             batch: BATCH,
             max_packet: 1500,

@@ -3,8 +3,10 @@
 //! [`Member`] composes the WireGuard [`Router`](segwire_tunnel::Router), the policy
 //! [`Firewall`](segwire_policy::Firewall) and the [`FlowLog`] of one member behind four
 //! calls an I/O shell drives: [`Member::handle_tun`], [`Member::handle_udp`],
-//! [`Member::handle_timeout`] and [`Member::poll_timeout`]. The shell (the node agent's
-//! `member` module) only moves bytes between the TUN device, the UDP socket and this.
+//! [`Member::handle_timeout`] and [`Member::poll_timeout`], and the incident
+//! [`Detection`]s it makes of what it drops ([`Member::poll_detection`]). The shell (the
+//! node agent's `member` module) only moves bytes between the TUN device, the UDP socket
+//! and this.
 //!
 //! No async runtime, no sockets, no clock: time comes in as a [`Duration`](std::time::Duration)
 //! since the shell's epoch, one clock for the router, the firewall and the flow log, so
@@ -21,8 +23,10 @@
 //! }
 //! ```
 
+mod detect;
 mod flows;
 mod member;
 
+pub use detect::{DetectConfig, Detection, Detections, MAX_KEYS, MAX_READY};
 pub use flows::{FlowKey, FlowLog, FlowStat, NamedFlow, MAX_FLOWS};
 pub use member::{Member, MemberConfig, EXPIRE_INTERVAL, TIMER_INTERVAL};

@@ -4,13 +4,15 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use segwire_policy::{
-    CompiledPolicy, ConntrackConfig, Counters, Direction, Firewall, ReplaceSummary,
+    CompiledPolicy, ConntrackConfig, Counters, DenyReason, Direction, Firewall, Packet,
+    ReplaceSummary, Verdict,
 };
 use segwire_tunnel::{
     DatagramBatch, PacketBatch, PeerChange, PeerConfig, PeerStatus, PresharedKey, PublicKey,
     Router, RouterConfig, RouterError, RouterStatus,
 };
 
+use crate::detect::{DetectConfig, Detection, Detections};
 use crate::flows::{FlowKey, FlowLog, FlowStat, NamedFlow};
 
 /// How often WireGuard's timers run (handshake retries, keepalives, rekeys).
@@ -26,6 +28,8 @@ pub struct MemberConfig {
     pub policy: CompiledPolicy,
     /// Connection tracking limits.
     pub conntrack: ConntrackConfig,
+    /// Incident detection thresholds.
+    pub detect: DetectConfig,
     /// Wall-clock unix seconds at `now == 0` (flow records carry real times; the member
     /// adds `now` to it and never reads a clock).
     pub unix_epoch: u64,
@@ -37,7 +41,8 @@ pub struct MemberConfig {
 
 /// The sans-IO data path of one member: packets from the workload are judged by the
 /// firewall and encrypted; datagrams from peers are decrypted, source-checked and judged;
-/// every new connection and every denial goes to the flow log.
+/// every new connection and every denial goes to the flow log, and denials and suspect
+/// drops feed the incident detectors ([`Member::poll_detection`]).
 ///
 /// No sockets, no tasks, no clock: every call takes `now`, a [`Duration`] since an epoch
 /// the shell fixes once, the same clock for the router and the firewall. The shell:
@@ -54,6 +59,7 @@ pub struct Member {
     router: Router,
     firewall: Firewall,
     flows: FlowLog,
+    detections: Detections,
     unix_epoch: u64,
     /// Dropped-flow count already reported with a shipment.
     flows_dropped_reported: u64,
@@ -71,6 +77,7 @@ impl Member {
             router: Router::new(config.router),
             firewall: Firewall::new(config.policy, config.conntrack),
             flows: FlowLog::new(),
+            detections: Detections::new(config.detect),
             unix_epoch: config.unix_epoch,
             flows_dropped_reported: 0,
             to_tun: PacketBatch::new(config.batch, config.max_packet),
@@ -123,10 +130,14 @@ impl Member {
         I: IntoIterator<Item = &'a [u8]>,
     {
         let unix = self.unix_secs(now);
-        let (firewall, flows) = (&mut self.firewall, &mut self.flows);
+        let (firewall, flows, detections) =
+            (&mut self.firewall, &mut self.flows, &mut self.detections);
         let allowed = packets.into_iter().filter(|p| {
             let v = firewall.egress(p, now);
             flows.record(Direction::Egress, p, v, unix);
+            if let Verdict::Deny { reason } = v {
+                detect_denied(detections, Direction::Egress, reason, p, now);
+            }
             v.is_allowed()
         });
         self.router
@@ -143,13 +154,34 @@ impl Member {
         let before = self.to_tun.len();
         self.router
             .decapsulate_batch(now, datagrams, &mut self.to_tun, &mut self.to_udp);
+        for suspect in self.router.drain_suspects() {
+            self.detections.suspect(suspect, now);
+        }
         let unix = self.unix_secs(now);
-        let (firewall, flows) = (&mut self.firewall, &mut self.flows);
+        let (firewall, flows, detections) =
+            (&mut self.firewall, &mut self.flows, &mut self.detections);
         self.to_tun.retain_from(before, |p| {
             let v = firewall.ingress(p, now);
             flows.record(Direction::Ingress, p, v, unix);
+            if let Verdict::Deny { reason } = v {
+                detect_denied(detections, Direction::Ingress, reason, p, now);
+            }
             v.is_allowed()
         });
+    }
+
+    /// The next incident detection to report, oldest first. Call after every
+    /// `handle_*` call and report each one at once (each kind and key is reported at most
+    /// once per cooldown, so this stays quiet during a long attack).
+    #[must_use]
+    pub fn poll_detection(&mut self) -> Option<Detection> {
+        self.detections.poll()
+    }
+
+    /// Detections dropped because too many waited to be polled (since start).
+    #[must_use]
+    pub fn detections_dropped(&self) -> u64 {
+        self.detections.dropped
     }
 
     /// Runs what is due at `now`: WireGuard's timers every [`TIMER_INTERVAL`] and the sweep
@@ -259,5 +291,25 @@ impl Member {
                     .map(str::to_owned),
             })
             .collect()
+    }
+}
+
+/// Feeds one denial to the detectors: no rule allowed it (scan, burst) or the workload
+/// used a source address not its own (spoof).
+fn detect_denied(
+    detections: &mut Detections,
+    direction: Direction,
+    reason: DenyReason,
+    bytes: &[u8],
+    now: Duration,
+) {
+    let Ok(packet) = Packet::parse(bytes) else {
+        return;
+    };
+    match (direction, reason) {
+        (Direction::Egress, DenyReason::NoRule) => detections.denied_egress(&packet, now),
+        (Direction::Ingress, DenyReason::NoRule) => detections.denied_ingress(&packet, now),
+        (Direction::Egress, DenyReason::NotLocal) => detections.foreign_source(&packet, now),
+        _ => {}
     }
 }

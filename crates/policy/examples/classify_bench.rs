@@ -89,6 +89,7 @@ fn port_spec(rng: &mut Rng) -> PortSpec {
 
 fn policy(rules: usize, rng: &mut Rng) -> Policy {
     Policy {
+        quarantine: None,
         default: Action::Deny,
         rules: (0..rules)
             .map(|i| Rule {

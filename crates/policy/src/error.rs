@@ -97,6 +97,15 @@ pub enum Problem {
     /// A port number outside 1-65535.
     #[error("port must be 1-65535")]
     PortOutOfRange,
+    /// `quarantine.on` is an empty list.
+    #[error("must name at least one detection (\"scan\", \"spoof\")")]
+    NoTriggers,
+    /// A `quarantine.on` entry that cannot quarantine.
+    #[error("must be \"scan\" or \"spoof\" (the detections that name the offending member)")]
+    BadTrigger,
+    /// `quarantine.for` is not a duration in range.
+    #[error("must be a duration from 1s to 7d, like \"10m\"")]
+    BadDuration,
     /// A range whose start is above its end.
     #[error("range start {start} is greater than its end {end}")]
     ReversedRange {

@@ -53,6 +53,7 @@ mod firewall;
 mod model;
 pub mod packet;
 mod parse;
+mod quarantine;
 
 pub use classify::{CompiledPolicy, Decision, Direction, Flow, RuleId};
 pub use compile::reachable_peers;
@@ -63,6 +64,7 @@ pub use error::{FieldRef, PolicyError, Problem};
 pub use firewall::{DenyReason, Firewall, ReplaceSummary, Verdict};
 pub use model::{Action, Member, Policy, PortRange, PortSpec, Rule, Selector};
 pub use packet::{Packet, PacketError};
+pub use quarantine::{Quarantine, Trigger, MAX_QUARANTINE, MIN_QUARANTINE};
 
 #[cfg(test)]
 mod testutil;

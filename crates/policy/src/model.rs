@@ -24,6 +24,8 @@ pub struct Policy {
     pub default: Action,
     /// Rules in file order; the first matching rule is the one reported.
     pub rules: Vec<Rule>,
+    /// The automated response to detections, if any (`"quarantine"`).
+    pub quarantine: Option<crate::quarantine::Quarantine>,
 }
 
 /// The `default` of a policy.
@@ -201,9 +203,13 @@ impl fmt::Display for Action {
 
 impl Serialize for Policy {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("Policy", 2)?;
+        let fields = 2 + usize::from(self.quarantine.is_some());
+        let mut st = s.serialize_struct("Policy", fields)?;
         st.serialize_field("default", &self.default)?;
         st.serialize_field("rules", &self.rules)?;
+        if let Some(q) = &self.quarantine {
+            st.serialize_field("quarantine", q)?;
+        }
         st.end()
     }
 }

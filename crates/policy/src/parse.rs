@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use crate::error::{FieldRef, PolicyError, Problem};
 use crate::model::{Action, Policy, PortRange, PortSpec, Rule, Selector};
 
-const POLICY_FIELDS: &str = "default, rules";
+const POLICY_FIELDS: &str = "default, rules, quarantine";
 const RULE_FIELDS: &str = "name, from, to, ports";
 
 /// Validates a JSON value into a policy; the first problem found is returned.
@@ -25,7 +25,7 @@ pub(crate) fn policy_from_value(value: &Value) -> Result<Policy, PolicyError> {
     })?;
     if let Some(key) = obj
         .keys()
-        .find(|k| !matches!(k.as_str(), "default" | "rules"))
+        .find(|k| !matches!(k.as_str(), "default" | "rules" | "quarantine"))
     {
         return Err(top(
             FieldRef::new(key.clone()),
@@ -76,7 +76,15 @@ pub(crate) fn policy_from_value(value: &Value) -> Result<Policy, PolicyError> {
         }
         rules.push(rule);
     }
-    Ok(Policy { default, rules })
+    let quarantine = obj
+        .get("quarantine")
+        .map(crate::quarantine::from_value)
+        .transpose()?;
+    Ok(Policy {
+        default,
+        rules,
+        quarantine,
+    })
 }
 
 fn rule_from_value(index: usize, value: &Value) -> Result<Rule, PolicyError> {

@@ -3,7 +3,14 @@
 
 use std::path::Path;
 
-const ALLOWED_DEPENDENCIES: &[&str] = &["ipnet", "serde", "serde_json", "thiserror", "tracing"];
+const ALLOWED_DEPENDENCIES: &[&str] = &[
+    "humantime",
+    "ipnet",
+    "serde",
+    "serde_json",
+    "thiserror",
+    "tracing",
+];
 const FORBIDDEN_CALLS: &[&str] = &[
     "Instant::now",
     "SystemTime::now",

@@ -134,7 +134,8 @@ pub struct Event {
     /// When (RFC 3339).
     pub at: String,
     /// `node.offline`, `node.online`, `node.revoked`, `token.used`, `token.revoked`,
-    /// `apikey.revoked`, `peer.handshake_failed`, `flow.denied_burst`.
+    /// `apikey.revoked`, `member.scan`, `member.spoof`, `peer.handshake_failed`,
+    /// `member.denied_burst`, `member.quarantined`, `member.released`.
     pub kind: String,
     /// What it is about, e.g. `node:<id>`.
     pub subject: String,

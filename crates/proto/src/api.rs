@@ -231,6 +231,9 @@ pub struct Member {
     pub labels: Labels,
     /// Attach time.
     pub created_at: String,
+    /// Until when the member is quarantined (cut off from every peer), if it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantined_until: Option<String>,
 }
 
 /// `POST /v1/node/endpoints`: the node reports where it can be reached.
@@ -325,6 +328,58 @@ pub struct FlowReport {
     /// Flows the node could not log since its last report because its table was full.
     #[serde(default)]
     pub dropped: u64,
+}
+
+/// What an agent's data path detected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DetectionKind {
+    /// The member tried many distinct peer ports the policy denies.
+    Scan,
+    /// Packets with a source address not the sender's (see [`SpoofDirection`]).
+    Spoof,
+    /// Handshakes from one underlay address keep failing (wrong key or preshared key).
+    HandshakeFailed,
+    /// Many denied packets arrived for the member.
+    DeniedBurst,
+}
+
+/// Who sent the spoofed packets of a `spoof` detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SpoofDirection {
+    /// The member's own workload sent them (the member is the offender).
+    Sent,
+    /// A peer sent them to the member (the peer is the offender).
+    Received,
+}
+
+/// `POST /v1/node/detections`: one detection of the node's data path, about one of the
+/// node's own members, sent at once.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DetectionReport {
+    /// Segment name.
+    pub segment: String,
+    /// The node's member that saw it (the offender for `scan` and a `sent` spoof).
+    pub member: String,
+    /// What was detected.
+    pub kind: DetectionKind,
+    /// For `spoof`: who sent the packets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<SpoofDirection>,
+    /// The other members involved, by name (scanned peers, the spoofing peer, the peer
+    /// whose handshakes fail).
+    #[serde(default)]
+    pub peers: Vec<String>,
+    /// An address: the claimed source of a spoof, the underlay address of failing
+    /// handshakes, the top source of a denied burst.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Targets (scan), packets (spoof, burst) or failures (handshakes) in the window.
+    pub count: u64,
+    /// How long it took to cross the threshold, in milliseconds.
+    pub window_ms: u64,
 }
 
 impl std::fmt::Debug for EnrollRequest {

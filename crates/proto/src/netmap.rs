@@ -47,8 +47,13 @@ pub struct MemberMap {
     pub policy_version: u64,
     /// Effective labels.
     pub labels: Labels,
+    /// Until when the member is quarantined (RFC 3339), if it is: cut off from every
+    /// peer of the segment, still attached, its address kept. (Before `peers`, which the
+    /// coordinator's fan-out writes last.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantined_until: Option<String>,
     /// The other members of the segment this member may exchange any traffic with
-    /// (peers the policy never lets it talk to are left out).
+    /// (peers the policy never lets it talk to are left out; none while quarantined).
     pub peers: Vec<Peer>,
 }
 
@@ -61,6 +66,7 @@ impl std::fmt::Debug for MemberMap {
             .field("address", &self.address)
             .field("psk", &"<redacted>")
             .field("psk_version", &self.psk_version)
+            .field("quarantined_until", &self.quarantined_until)
             .field("peers", &self.peers)
             .finish()
     }

@@ -44,6 +44,7 @@ mod peer;
 mod router;
 mod routes;
 mod stats;
+mod suspect;
 mod timers;
 mod wg;
 
@@ -57,6 +58,7 @@ pub use router::{
     Router, RouterConfig, RouterError, SyncReport, DEFAULT_HANDSHAKE_RATE_LIMIT, MAX_PEERS,
 };
 pub use stats::{DropCounts, DropReason, PeerStatus, RouterStatus, TrafficCounters};
+pub use suspect::{Suspect, MAX_SUSPECTS};
 pub use wg::WgError;
 pub use x25519_dalek::StaticSecret;
 

@@ -10,6 +10,7 @@ use crate::batch::{DatagramBatch, PacketBatch, DATA_OVERHEAD, HANDSHAKE_MAX, MAX
 use crate::peer::{normalized, Peer, PeerChange, PeerConfig, Which, RETIRE_GRACE};
 use crate::routes::RouteTable;
 use crate::stats::{DropCounts, DropReason, PeerStatus, RouterStatus, TrafficCounters};
+use crate::suspect::{Suspect, Suspects};
 use crate::wg::{Identity, Inbound, WgError, WgOutput, WgTunnel};
 use crate::{PresharedKey, PublicKey};
 
@@ -73,6 +74,7 @@ pub struct SyncReport {
 struct Totals {
     traffic: TrafficCounters,
     drops: DropCounts,
+    suspects: Suspects,
 }
 
 impl Totals {
@@ -82,6 +84,15 @@ impl Totals {
         if let Some(p) = peer {
             p.drop(reason);
         }
+    }
+
+    fn spoofed(&mut self, peer: &mut Peer, from: SocketAddr, claimed: Option<Ipv4Addr>) {
+        self.suspects.push(Suspect::SpoofedSource {
+            peer: peer.key,
+            from,
+            claimed,
+        });
+        self.drop(Some(peer), DropReason::SpoofedSource);
     }
 
     /// Hands a handshake message to one of the peer's tunnels and commits its answer.
@@ -117,7 +128,16 @@ impl Totals {
                 out.commit(len, src);
             }
             Ok(_) => {}
-            Err(e) => self.drop(Some(peer), e.drop_reason(true)),
+            Err(e) => {
+                let reason = e.drop_reason(true);
+                if reason == DropReason::HandshakeFailed {
+                    self.suspects.push(Suspect::HandshakeFailed {
+                        from: src,
+                        peer: Some(peer.key),
+                    });
+                }
+                self.drop(Some(peer), reason);
+            }
         }
     }
 
@@ -222,6 +242,13 @@ impl Router {
     /// All drops, by reason.
     pub fn drops(&self) -> DropCounts {
         self.totals.drops
+    }
+
+    /// The suspect drops (spoofed sources, failed handshakes) since the last call, oldest
+    /// first. Call after every batch: at most [`MAX_SUSPECTS`](crate::MAX_SUSPECTS) are
+    /// kept in between.
+    pub fn drain_suspects(&mut self) -> impl Iterator<Item = Suspect> + '_ {
+        self.totals.suspects.drain()
     }
 
     /// Adds a peer, or updates an existing one in place: its endpoint, allowed
@@ -481,11 +508,27 @@ impl Router {
             Ok(Inbound::Initiation(key)) => self.by_key.get(&key).map(|s| (*s, Which::Current)),
             Ok(Inbound::Indexed(index)) => self.indices.map.get(&index).copied(),
             Err(e) => {
-                self.totals.drop(None, e.drop_reason(handshake));
+                let reason = e.drop_reason(handshake);
+                if reason == DropReason::HandshakeFailed {
+                    let failed = Suspect::HandshakeFailed {
+                        from: src,
+                        peer: None,
+                    };
+                    self.totals.suspects.push(failed);
+                }
+                self.totals.drop(None, reason);
                 return;
             }
         };
         let Some((slot, which)) = target else {
+            if kind == MSG_INITIATION {
+                // A valid initiation from a static key no peer has: a wrong key.
+                let failed = Suspect::HandshakeFailed {
+                    from: src,
+                    peer: None,
+                };
+                self.totals.suspects.push(failed);
+            }
             self.totals.drop(None, DropReason::UnknownPeer);
             return;
         };
@@ -515,12 +558,12 @@ impl Router {
                         self.totals.traffic.rx(len);
                         packets.commit(len);
                     } else {
-                        self.totals.drop(Some(peer), DropReason::SpoofedSource);
+                        self.totals.spoofed(peer, src, Some(inner));
                     }
                 }
                 Ok(WgOutput::TunnelV6(_)) => {
                     peer.endpoint = Some(src);
-                    self.totals.drop(Some(peer), DropReason::SpoofedSource);
+                    self.totals.spoofed(peer, src, None);
                 }
                 Ok(WgOutput::Done) => peer.endpoint = Some(src),
                 Ok(WgOutput::Network(len)) => out.push(&packets.tail(len)[..len], src),

@@ -68,6 +68,7 @@ fn member_map(local: &LocalMember, psk: [u8; 32], peers: Vec<Peer>) -> MemberMap
         policy: serde_json::json!({"default": "allow", "rules": []}),
         policy_version: 0,
         labels: Labels::new(),
+        quarantined_until: None,
         peers,
     }
 }

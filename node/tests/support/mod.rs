@@ -431,6 +431,16 @@ impl World {
         name
     }
 
+    /// The coordinator's events of `kind` (`segwire events -o json`).
+    pub fn events(&self, conf: &Path, kind: &str) -> Vec<serde_json::Value> {
+        let text = self.cli(conf, &["events", "-o", "json"]);
+        serde_json::from_str::<Vec<serde_json::Value>>(&text)
+            .expect("events JSON")
+            .into_iter()
+            .filter(|e| e["kind"] == kind)
+            .collect()
+    }
+
     /// Interface names in namespace `container`.
     pub fn links(&self, container: &str) -> Vec<String> {
         let out = sh("ip", &["-n", &self.ns(container), "-o", "link", "show"]);

@@ -239,3 +239,43 @@ pub fn echo_outage(
         answered_at: answered.iter().map(|s| sent_at[*s as usize]).collect(),
     }
 }
+
+/// Whether a UDP echo from `ns` to `dst` comes back within `wait` (one probe, resent
+/// every 100 ms).
+pub fn udp_reachable(ns: &str, dst: SocketAddr, wait: Duration) -> bool {
+    let socket = in_ns(ns, || UdpSocket::bind("0.0.0.0:0")).expect("bind probe");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+    let deadline = Instant::now() + wait;
+    let mut buf = [0u8; 64];
+    while Instant::now() < deadline {
+        let _ = socket.send_to(b"probe", dst);
+        if let Ok((n, _)) = socket.recv_from(&mut buf) {
+            if &buf[..n] == b"probe" {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// A TCP connect scan from `ns` of `ports` on `target`, one SYN per port waiting at most
+/// `per_port` for an answer, on a thread inside the namespace; returns how many connected.
+pub fn tcp_scan(
+    ns: &str,
+    target: std::net::Ipv4Addr,
+    ports: std::ops::RangeInclusive<u16>,
+    per_port: Duration,
+) -> JoinHandle<usize> {
+    let ns = ns.to_owned();
+    thread::spawn(move || {
+        in_ns(&ns, move || {
+            ports
+                .filter(|p| {
+                    TcpStream::connect_timeout(&SocketAddr::from((target, *p)), per_port).is_ok()
+                })
+                .count()
+        })
+    })
+}

@@ -29,6 +29,7 @@ fn member(id: &str, node: &str, last: u8, l: Labels, endpoints: Vec<String>) -> 
         endpoints,
         labels: l,
         created_at: 0,
+        quarantined_until: None,
     }
 }
 
@@ -99,4 +100,13 @@ fn policy_prunes_members_the_device_may_not_reach() {
     assert_eq!(names, ["web"]);
     let none = r#"{"default":"deny","rules":[{"name":"w","from":{"labels":{"app":"web"}},"to":{"labels":{"app":"db"}},"ports":["any"]}]}"#;
     assert!(config(&view(Some(none))).peers.is_empty());
+}
+
+#[test]
+fn a_quarantined_member_is_left_out_of_the_device_config() {
+    let mut v = view(None);
+    v.members[0].quarantined_until = Some(1_900_000_000);
+    let c = config(&v);
+    let names: Vec<_> = c.peers.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["db"]);
 }

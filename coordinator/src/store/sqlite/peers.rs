@@ -16,7 +16,7 @@ use crate::store::peers::{external_workload, NewPeer, PeerStore, PeerView, EXTER
 use crate::store::{MemberRow, StoreError, StoreResult, Touched};
 
 /// The nodes to wake for a change in `segment_id` (the synthetic node never polls).
-async fn agents_in_segment(tx: &mut Tx<'_>, segment_id: &str) -> StoreResult<Touched> {
+pub(super) async fn agents_in_segment(tx: &mut Tx<'_>, segment_id: &str) -> StoreResult<Touched> {
     let mut nodes = nodes_in_segment(tx, segment_id).await?;
     nodes.retain(|n| n != EXTERNAL_NODE_ID);
     Ok(nodes)

@@ -26,7 +26,7 @@ pub(super) const NODE_SELECT: &str =
 pub(super) const MEMBER_SELECT: &str =
     "SELECT m.id, m.node_id, n.name AS node_name, m.segment_id, \
     s.name AS segment, m.name, m.workload, m.address, m.public_key, m.listen_port, m.endpoints, \
-    m.labels, m.created_at FROM members m JOIN nodes n ON n.id = m.node_id \
+    m.labels, m.created_at, m.quarantined_until FROM members m JOIN nodes n ON n.id = m.node_id \
     JOIN segments s ON s.id = m.segment_id";
 
 pub(super) const TOKEN_SELECT: &str =
@@ -102,6 +102,7 @@ pub(super) fn member_row(r: &SqliteRow) -> StoreResult<MemberRow> {
         endpoints: from_json(&r.try_get::<String, _>("endpoints")?)?,
         labels: from_json(&r.try_get::<String, _>("labels")?)?,
         created_at: r.try_get("created_at")?,
+        quarantined_until: r.try_get("quarantined_until")?,
     })
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use segwire_datapath::{Member, MemberConfig};
+use segwire_datapath::{DetectConfig, Member, MemberConfig};
 use segwire_policy::{CompiledPolicy, ConntrackConfig, Member as PolicyMember, Policy};
 use segwire_tunnel::{PeerConfig, PresharedKey, PublicKey, RouterConfig, StaticSecret};
 
@@ -145,6 +145,7 @@ impl Net {
                         router: RouterConfig::new(secret(id), psk(), overlay(id)),
                         policy: compile(policies[usize::from(id - 1)], id, &ids),
                         conntrack: ConntrackConfig::default(),
+                        detect: DetectConfig::default(),
                         unix_epoch: UNIX_EPOCH,
                         batch: 16,
                         max_packet: 1500,

@@ -137,11 +137,13 @@ fn reachable_peers_follows_rules_in_both_directions() {
     assert_eq!(names(&members[3]), ["cache-1", "db-1", "web-1"]);
 
     let allow = Policy {
+        quarantine: None,
         default: Action::Allow,
         rules: vec![],
     };
     assert_eq!(reachable_peers(&allow, &members[1], &members).len(), 3);
     let deny = Policy {
+        quarantine: None,
         default: Action::Deny,
         rules: vec![],
     };
@@ -192,6 +194,7 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
         prop::collection::vec(arb_port_spec(12), 1..4),
     );
     (any::<bool>(), prop::collection::vec(rule, 0..12)).prop_map(|(allow, rules)| Policy {
+        quarantine: None,
         default: if allow { Action::Allow } else { Action::Deny },
         rules: rules
             .into_iter()

@@ -92,7 +92,7 @@ fn each_validation_failure_has_a_clear_message() {
         (r#"{ "rules": [] }"#.into(), "policy: default: is required"),
         (
             r#"{ "default": "deny", "rulez": [] }"#.into(),
-            "policy: rulez: unknown field (expected one of: default, rules)",
+            "policy: rulez: unknown field (expected one of: default, rules, quarantine)",
         ),
         (
             r#"{ "default": "deny", "rules": {} }"#.into(),
@@ -280,6 +280,7 @@ fn validate_checks_hand_built_policies() {
         ports: vec![PortSpec::Any],
     };
     let p = Policy {
+        quarantine: None,
         default: Action::Deny,
         rules: vec![rule("a")],
     };
@@ -297,6 +298,7 @@ proptest! {
             (arb_selector(), arb_selector(), prop::collection::vec(arb_port_spec(u16::MAX), 1..4)), 0..6),
     ) {
         let policy = Policy {
+            quarantine: None,
             default: if allow { Action::Allow } else { Action::Deny },
             rules: rules
                 .into_iter()

@@ -1,9 +1,10 @@
 //! Two or three routers wired in memory, on virtual time.
 
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use crate::testutil::{ipv4_packet, overlay, peer_config, psk, public, seq_of, underlay, Net};
-use crate::{DropReason, PeerChange};
+use crate::{DropReason, PeerChange, Suspect};
 
 const A: u8 = 1;
 const B: u8 = 2;
@@ -79,6 +80,23 @@ fn spoofed_inner_source_is_dropped_and_counted() {
     let now = net.now;
     let b = net.router(A).peer_status(&public(B), now).expect("B");
     assert_eq!(b.drops.get(DropReason::SpoofedSource), 2);
+    let suspects: Vec<Suspect> = net.router(A).drain_suspects().collect();
+    let claimed: Vec<Option<Ipv4Addr>> = suspects
+        .iter()
+        .map(|s| match s {
+            Suspect::SpoofedSource {
+                peer,
+                from,
+                claimed,
+            } => {
+                assert_eq!((*peer, *from), (public(B), underlay(B)));
+                *claimed
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(claimed, vec![Some(overlay(9)), Some(overlay(C))]);
+    assert_eq!(net.router(A).drain_suspects().count(), 0);
     // B's own address still passes.
     assert_flows(&mut net, B, A, 20);
 }
@@ -256,6 +274,30 @@ fn mismatched_psk_cannot_complete_a_handshake() {
     assert!(net.take_delivered(B).is_empty());
     assert_eq!(handshakes(&mut net, A, B), 0);
     assert!(drops(&mut net, A, DropReason::HandshakeFailed) >= 2);
+    // Each failure names the address it came from and the peer whose tunnel refused it.
+    let failed: Vec<Suspect> = net.router(A).drain_suspects().collect();
+    assert!(failed.len() >= 2, "{failed:?}");
+    let want = Suspect::HandshakeFailed {
+        from: underlay(B),
+        peer: Some(public(B)),
+    };
+    assert!(failed.iter().all(|s| *s == want), "{failed:?}");
+}
+
+#[test]
+fn an_initiation_with_an_unknown_key_is_a_suspect_handshake() {
+    // Node 3 knows A, but A does not know node 3's key.
+    let mut net = Net::new(3);
+    net.router(A).remove_peer(&public(C));
+    net.send(C, A, 1);
+    net.pump();
+    let failed: Vec<Suspect> = net.router(A).drain_suspects().collect();
+    let want = Suspect::HandshakeFailed {
+        from: underlay(C),
+        peer: None,
+    };
+    assert_eq!(failed, vec![want]);
+    assert_eq!(drops(&mut net, A, DropReason::UnknownPeer), 1);
 }
 
 #[test]
