@@ -14,7 +14,10 @@ use crate::control::DetachedMember;
 use crate::workload::{Liveness, Workload};
 
 /// How long to wait before asking the coordinator again to detach a member it still lists.
-const REAP_RETRY: Duration = Duration::from_secs(15);
+/// A detach that worked drops the member from the next netmap within milliseconds, so
+/// asking again is rare; one that failed (a busy or restarting coordinator) is retried
+/// soon instead of leaving the coordinator with a member nobody serves.
+const REAP_RETRY: Duration = Duration::from_secs(3);
 
 impl Agent {
     /// Detaches every member whose workload is gone. Runs every [`super::WORKLOAD_WATCH`]
