@@ -105,7 +105,8 @@ pub async fn check(
     let members = st.store.list_members(Some(&name)).await?;
     let find = |n: &str| {
         members.iter().find(|m| m.name == n).ok_or_else(|| {
-            ApiError::not_found(format!("segment {name:?} has no member named {n:?}"))
+            // 400, not 404: the segment exists; the request names a member it lacks.
+            ApiError::bad_request(format!("segment {name:?} has no member named {n:?}"))
         })
     };
     let (from, to) = (find(&req.from)?, find(&req.to)?);
