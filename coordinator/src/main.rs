@@ -9,6 +9,8 @@ mod files;
 mod hub;
 mod incidents;
 mod ipam;
+mod limits;
+mod listener;
 mod logging;
 mod matrix;
 mod netmap;

@@ -1,23 +1,30 @@
 //! Per-source-address limits on failures (wrong credentials, rejected join tokens).
 //!
-//! A token bucket per IP address: `burst` failures are allowed at once, then one more
-//! every `interval`. Only failures take tokens, so a well-behaved client is never
-//! throttled however often it calls. Time is passed in, so the limiter is pure and
-//! tested without sleeping.
+//! A token bucket per source: `burst` failures are allowed at once, then one more every
+//! `interval`. Only failures take tokens and only failures are refused: the caller asks
+//! [`FailureLimiter::check`] after a credential turned out wrong, so a valid credential is
+//! served however many wrong ones came from its address before (secrets are 256 random
+//! bits; the limit bounds the noise and cost of failures, not the odds of a guess).
+//!
+//! Memory is bounded: at most `capacity` sources are tracked in an LRU, and adding one
+//! past it forgets the least recently failing source in O(1), with no scan under the
+//! lock. IPv6 sources are tracked by their /64, since one host holds a whole /64. Time is
+//! passed in, so the limiter is pure and tested without sleeping.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-/// Most addresses tracked at once; full buckets are forgotten first when it is reached.
-const MAX_TRACKED: usize = 100_000;
+use hashlink::LruCache;
+
+/// Most sources tracked at once by default.
+pub const MAX_TRACKED: usize = 100_000;
 
 /// A failure limiter keyed by source address.
 #[derive(Debug)]
 pub struct FailureLimiter {
     burst: f64,
     interval: Duration,
-    buckets: HashMap<IpAddr, Bucket>,
+    buckets: LruCache<IpAddr, Bucket>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -36,13 +43,30 @@ pub struct Throttled {
     pub refused: u64,
 }
 
+/// The key of `ip`: itself for IPv4, its /64 for IPv6.
+fn source(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+    }
+}
+
 impl FailureLimiter {
-    /// A limiter allowing `burst` failures at once and one more every `interval`.
+    /// A limiter allowing `burst` failures at once and one more every `interval`,
+    /// tracking at most [`MAX_TRACKED`] sources.
     pub fn new(burst: u32, interval: Duration) -> Self {
+        Self::with_capacity(burst, interval, MAX_TRACKED)
+    }
+
+    /// Like [`FailureLimiter::new`], tracking at most `capacity` sources.
+    pub fn with_capacity(burst: u32, interval: Duration, capacity: usize) -> Self {
         FailureLimiter {
             burst: f64::from(burst.max(1)),
             interval: interval.max(Duration::from_millis(1)),
-            buckets: HashMap::new(),
+            buckets: LruCache::new(capacity.max(1)),
         }
     }
 
@@ -53,13 +77,20 @@ impl FailureLimiter {
         b.at = now;
     }
 
-    /// May `ip` try now? Call before checking its credential; counts refusals.
-    pub fn check(&mut self, ip: IpAddr, now: Instant) -> Result<(), Throttled> {
-        let Some(mut b) = self.buckets.get(&ip).copied() else {
-            return Ok(());
-        };
+    /// `ip` just failed: counts the failure if it still has tokens (`Ok`: answer the
+    /// failure as usual), or refuses it (`Err`: answer 429). Never call it for a
+    /// caller whose credential was right.
+    pub fn check_failure(&mut self, ip: IpAddr, now: Instant) -> Result<(), Throttled> {
+        let key = source(ip);
+        let burst = self.burst;
+        let mut b = self.buckets.get(&key).copied().unwrap_or(Bucket {
+            tokens: burst,
+            at: now,
+            throttled: 0,
+        });
         self.refill(&mut b, now);
         let result = if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
             b.throttled = 0;
             Ok(())
         } else {
@@ -70,33 +101,12 @@ impl FailureLimiter {
                 refused: b.throttled,
             })
         };
-        self.buckets.insert(ip, b);
+        // Inserting past the capacity drops the least recently used source, O(1).
+        self.buckets.insert(key, b);
         result
     }
 
-    /// Records one failure of `ip`.
-    pub fn failed(&mut self, ip: IpAddr, now: Instant) {
-        if self.buckets.len() >= MAX_TRACKED && !self.buckets.contains_key(&ip) {
-            self.forget_idle(now);
-        }
-        let mut b = self.buckets.get(&ip).copied().unwrap_or(Bucket {
-            tokens: self.burst,
-            at: now,
-            throttled: 0,
-        });
-        self.refill(&mut b, now);
-        b.tokens = (b.tokens - 1.0).max(0.0);
-        self.buckets.insert(ip, b);
-    }
-
-    /// Forgets addresses whose bucket has refilled (they behave like new ones).
-    pub fn forget_idle(&mut self, now: Instant) {
-        let full = self.interval.mul_f64(self.burst);
-        self.buckets
-            .retain(|_, b| now.saturating_duration_since(b.at) < full);
-    }
-
-    /// Addresses currently tracked.
+    /// Sources currently tracked.
     #[cfg(test)]
     pub fn tracked(&self) -> usize {
         self.buckets.len()
@@ -116,33 +126,46 @@ mod tests {
         let mut l = FailureLimiter::new(3, Duration::from_secs(2));
         let t0 = Instant::now();
         for _ in 0..3 {
-            assert!(l.check(ip(1), t0).is_ok());
-            l.failed(ip(1), t0);
+            assert!(l.check_failure(ip(1), t0).is_ok());
         }
-        let t = l.check(ip(1), t0).expect_err("throttled");
+        let t = l.check_failure(ip(1), t0).expect_err("throttled");
         assert_eq!((t.retry_after, t.refused), (Duration::from_secs(2), 1));
-        assert_eq!(l.check(ip(1), t0).expect_err("still").refused, 2);
+        assert_eq!(l.check_failure(ip(1), t0).expect_err("still").refused, 2);
         // Another address is not affected.
-        assert!(l.check(ip(2), t0).is_ok());
+        assert!(l.check_failure(ip(2), t0).is_ok());
         // One token back after one interval.
         let t1 = t0 + Duration::from_secs(2);
-        assert!(l.check(ip(1), t1).is_ok());
-        l.failed(ip(1), t1);
-        assert!(l.check(ip(1), t1).is_err());
+        assert!(l.check_failure(ip(1), t1).is_ok());
+        assert!(l.check_failure(ip(1), t1).is_err());
     }
 
     #[test]
-    fn successes_cost_nothing_and_idle_addresses_are_forgotten() {
-        let mut l = FailureLimiter::new(2, Duration::from_secs(1));
+    fn memory_is_bounded_and_the_oldest_source_goes_first() {
+        let mut l = FailureLimiter::with_capacity(1, Duration::from_secs(60), 1000);
         let t0 = Instant::now();
-        for _ in 0..1000 {
-            assert!(l.check(ip(3), t0).is_ok());
+        assert!(l.check_failure(ip(9), t0).is_ok());
+        assert!(l.check_failure(ip(9), t0).is_err());
+        for i in 0..5000u32 {
+            let _ = l.check_failure(
+                IpAddr::from(std::net::Ipv4Addr::from((10u32 << 24) | i)),
+                t0,
+            );
+            assert!(l.tracked() <= 1000);
         }
-        l.failed(ip(3), t0);
-        assert_eq!(l.tracked(), 1);
-        l.forget_idle(t0 + Duration::from_secs(1));
-        assert_eq!(l.tracked(), 1);
-        l.forget_idle(t0 + Duration::from_secs(3));
-        assert_eq!(l.tracked(), 0);
+        // 127.0.0.9 was the least recently used: forgotten, so it starts afresh.
+        assert!(l.check_failure(ip(9), t0).is_ok());
+    }
+
+    #[test]
+    fn an_ipv6_host_is_one_source_per_64() {
+        let mut l = FailureLimiter::new(2, Duration::from_secs(60));
+        let t0 = Instant::now();
+        let a: IpAddr = "2001:db8:1:2::1".parse().expect("v6");
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().expect("v6");
+        let other: IpAddr = "2001:db8:1:3::1".parse().expect("v6");
+        assert!(l.check_failure(a, t0).is_ok());
+        assert!(l.check_failure(b, t0).is_ok());
+        assert!(l.check_failure(a, t0).is_err());
+        assert!(l.check_failure(other, t0).is_ok());
     }
 }

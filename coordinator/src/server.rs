@@ -6,11 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use axum_server::tls_rustls::RustlsConfig;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use clap::Args;
+use hyper_util::rt::TokioTimer;
 
 use crate::api::{self, AppState};
 use crate::hub::Hub;
+use crate::listener::LimitAcceptor;
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 use crate::{bootstrap, files, pki};
@@ -43,6 +45,9 @@ pub struct ServeArgs {
     /// Monitoring, webhooks and rate limits.
     #[command(flatten)]
     pub ops: crate::ops::OpsArgs,
+    /// Connection timeouts and caps, per-node limits.
+    #[command(flatten)]
+    pub limits: crate::limits::LimitArgs,
 }
 
 fn host_for_url(h: &str) -> String {
@@ -54,6 +59,10 @@ fn host_for_url(h: &str) -> String {
 
 /// Runs the coordinator until a shutdown signal.
 pub async fn serve(args: ServeArgs) -> Result<()> {
+    let limits = Arc::new(crate::limits::Limits::new(
+        &args.limits,
+        Duration::from_secs(api::node_api::MAX_WAIT_SECS),
+    )?);
     files::ensure_private_dir(&args.data_dir)?;
     let sqlite: Arc<SqliteStore> = match args.db.as_deref() {
         None => Arc::new(
@@ -121,13 +130,28 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         flows,
         flow_retention_secs: args.flow_retention.as_secs() as i64,
         incidents: Arc::default(),
+        limits,
     };
     tokio::spawn(crate::incidents::expire_loop(state.clone()));
     let app = api::router(state);
     let handle = axum_server::Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));
     tracing::info!(%url, listen = %local, pin = %pki.pin, admin_conf = %args.data_dir.join("admin.conf").display(), "segwire coordinator ready");
-    axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(Arc::new(tls)))
+    let acceptor = RustlsAcceptor::new(RustlsConfig::from_config(Arc::new(tls)))
+        .handshake_timeout(args.limits.header_read_timeout)
+        .acceptor(LimitAcceptor::new(
+            args.limits.max_connections,
+            args.limits.idle_timeout,
+        ));
+    let mut server = axum_server::from_tcp(listener).acceptor(acceptor);
+    // hyper enforces the header-read timeout only with a timer.
+    server
+        .http_builder()
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(args.limits.header_read_timeout);
+    server.http_builder().http2().timer(TokioTimer::new());
+    server
         .handle(handle)
         .serve(app.into_make_service_with_connect_info::<SocketAddr>())
         .await

@@ -68,6 +68,16 @@ impl ApiError {
         }
     }
 
+    /// 429 with `Retry-After: 1` and a message: a per-caller limit was reached.
+    pub fn too_many(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: message.into(),
+            retry_after: Some(1),
+            code: None,
+        }
+    }
+
     /// 503 with `Retry-After: 1`: the database failed. Says nothing about the
     /// caller's credential, so clients keep what they have and retry.
     pub fn unavailable() -> Self {

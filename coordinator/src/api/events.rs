@@ -55,7 +55,7 @@ pub async fn list(
         )));
     }
     let wait = if q.follow {
-        Duration::from_secs(q.wait.unwrap_or(30))
+        Duration::from_secs(q.wait.unwrap_or(30)).min(st.limits.max_wait)
     } else {
         Duration::ZERO
     };

@@ -57,6 +57,8 @@ pub struct AppState {
     pub flow_retention_secs: i64,
     /// Per-node budgets of detection reports.
     pub incidents: Arc<crate::incidents::ReportBudgets>,
+    /// Connection and per-node limits.
+    pub limits: Arc<crate::limits::Limits>,
 }
 
 impl AppState {

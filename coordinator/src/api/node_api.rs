@@ -48,7 +48,7 @@ fn check_endpoints_ips(eps: &[String]) -> ApiResult<()> {
 
 /// Enrol a node with a join token.
 #[utoipa::path(post, path = "/v1/enroll", request_body = EnrollRequest,
-    responses((status = 201, body = EnrollResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 201, body = EnrollResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 429, body = ErrorBody, description = "too many wrong tokens from this address")))]
 pub async fn enroll(
     State(st): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -76,11 +76,16 @@ pub async fn enroll(
             now(),
         )
         .await
-        .inspect_err(|e| {
+        .map_err(|e| {
             tracing::warn!(source = %peer.ip(), reason = %e, "enrolment refused");
+            // Only a wrong token counts toward the address's limit: a valid one from the
+            // same address (another node behind the same NAT) is never refused.
             if matches!(e, crate::store::StoreError::TokenUnknown(_)) {
-                super::roles::record_enroll_failure(&st, peer.ip());
+                if let Some(throttled) = super::roles::enroll_failure(&st, peer.ip()) {
+                    return throttled;
+                }
             }
+            ApiError::from(e)
         })?;
     tracing::info!(node = %node.name, node_id = %node.id, source = %peer.ip(), "node enrolled");
     st.ops
@@ -116,7 +121,8 @@ pub struct NetmapQuery {
 #[utoipa::path(get, path = "/v1/node/netmap",
     params(("since" = Option<u64>, Query, description = "version the node has", minimum = 0, maximum = 9223372036854775807_i64),
            ("wait" = Option<u64>, Query, description = "seconds to wait, default 30, at most 60", minimum = 0, maximum = 60)),
-    responses((status = 200, body = NetMap), (status = 204, description = "nothing newer within the wait")))]
+    responses((status = 200, body = NetMap), (status = 204, description = "nothing newer within the wait"),
+        (status = 429, body = ErrorBody, description = "the node already has --max-polls-per-node polls open")))]
 pub async fn netmap(
     auth: NodeAuth,
     State(st): State<AppState>,
@@ -129,6 +135,13 @@ pub async fn netmap(
         )));
     }
     let node = auth.node;
+    let Some(_slot) = st.limits.poll_slot(&node.id) else {
+        tracing::warn!(node = %node.name, node_id = %node.id, max = st.limits.max_polls_per_node, "too many open netmap polls; refusing one");
+        return Err(ApiError::too_many(format!(
+            "this node already has {} netmap polls open; wait for one to finish",
+            st.limits.max_polls_per_node
+        )));
+    };
     let _present = crate::api::node_presence::PollGuard::start(&st, &node).await;
     let observed = peer.ip().to_string();
     if node.observed.as_deref() != Some(observed.as_str()) {
@@ -140,7 +153,7 @@ pub async fn netmap(
     } else if node.last_seen.unwrap_or(0) + TOUCH_EVERY_SECS <= now() {
         st.store.touch_node(&node.id, None, now()).await?;
     }
-    let wait = Duration::from_secs(q.wait.unwrap_or(30));
+    let wait = Duration::from_secs(q.wait.unwrap_or(30)).min(st.limits.max_wait);
     let deadline = tokio::time::Instant::now() + wait;
     let notify = st.hub.notifier(&node.id);
     loop {

@@ -132,34 +132,30 @@ fn is_mutating(m: &Method, route: &str) -> bool {
     !matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS) && !NOT_AUDITED.contains(&route)
 }
 
-/// Refuses `ip` if it has failed too often; logs the first refusal and every 100th.
-fn throttled(
+/// Counts a failure of `ip`; `Some(429)` when the address has failed too often (logs
+/// the first refusal and every 100th). Called only after a credential proved wrong, so
+/// a valid caller behind a noisy address is never refused.
+fn throttle_failure(
     limiter: &std::sync::Mutex<FailureLimiter>,
     ip: std::net::IpAddr,
     what: &'static str,
-) -> Option<Response> {
+) -> Option<ApiError> {
     let verdict = limiter
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .check(ip, Instant::now());
+        .check_failure(ip, Instant::now());
     let t = verdict.err()?;
     metrics::counter!("segwire_rate_limited_total", "limit" => what).increment(1);
     if t.refused == 1 || t.refused % 100 == 0 {
         tracing::warn!(source = %ip, limit = what, refused = t.refused, retry_after_secs = t.retry_after.as_secs_f64().ceil(), "throttling a source address after repeated failures");
     }
-    Some(ApiError::throttled(t.retry_after).into_response())
+    Some(ApiError::throttled(t.retry_after))
 }
 
-/// Counts a wrong join token (unknown id or wrong secret) from `ip` toward its limit.
-pub fn record_enroll_failure(st: &AppState, ip: std::net::IpAddr) {
-    failed(&st.ops.enroll_failures, ip);
-}
-
-fn failed(limiter: &std::sync::Mutex<FailureLimiter>, ip: std::net::IpAddr) {
-    limiter
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .failed(ip, Instant::now());
+/// Counts a wrong join token (unknown id or wrong secret) from `ip`; `Some(429)` once
+/// the address has failed too often.
+pub fn enroll_failure(st: &AppState, ip: std::net::IpAddr) -> Option<ApiError> {
+    throttle_failure(&st.ops.enroll_failures, ip, "enroll")
 }
 
 /// The authorization middleware (a route layer, so the matched path is known).
@@ -179,19 +175,11 @@ pub async fn authorize(State(st): State<AppState>, mut req: Request, next: Next)
     match access {
         Public => return next.run(req).await,
         Enroll => {
-            if let Some(refused) =
-                ip.and_then(|ip| throttled(&st.ops.enroll_failures, ip, "enroll"))
-            {
-                return refused;
-            }
-            // The enrol handler records wrong tokens (see `record_enroll_failure`).
+            // The enrol handler counts wrong tokens (see `enroll_failure`).
             let ctx = AuditCtx::new("anonymous".into(), source);
             return audit::scope(ctx, next.run(req)).await;
         }
         _ => {}
-    }
-    if let Some(refused) = ip.and_then(|ip| throttled(&st.ops.auth_failures, ip, "auth")) {
-        return refused;
     }
     let principal = match authenticate(req.headers(), &st).await {
         Ok(p) => p,
@@ -200,9 +188,11 @@ pub async fn authorize(State(st): State<AppState>, mut req: Request, next: Next)
                 .increment(1);
             tracing::debug!(source = ?ip, reason = reason.as_str(), %path, "authentication failed");
             // A missing credential, a revoked node's right one and a store failure guess
-            // nothing, so only wrong ones count toward the limit.
+            // nothing, so only wrong ones count toward the limit; a right one never does.
             if let (Some(ip), true) = (ip, reason.counts_as_guess()) {
-                failed(&st.ops.auth_failures, ip);
+                if let Some(refused) = throttle_failure(&st.ops.auth_failures, ip, "auth") {
+                    return refused.into_response();
+                }
             }
             return reason.into_error().into_response();
         }
