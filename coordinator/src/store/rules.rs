@@ -57,6 +57,46 @@ pub fn member_name(
     }
 }
 
+/// A claim on a member name by a node other than the one attaching.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameClaim {
+    /// The claimed name.
+    pub name: String,
+    /// When its last member went away; `None` while a member holds it.
+    pub released_at: Option<i64>,
+    /// True when the claiming node was revoked.
+    pub node_revoked: bool,
+}
+
+/// True when `claim` keeps its name from other nodes: while a member holds it, for the
+/// quarantine after it was released (`released_at > released_after`), and for as long
+/// as the segment's policy names it (`policy_names`), unless its node was revoked.
+pub fn name_reserved(
+    claim: &NameClaim,
+    policy_names: &HashSet<String>,
+    released_after: i64,
+) -> bool {
+    match claim.released_at {
+        None => true,
+        Some(at) if at > released_after => true,
+        Some(_) => !claim.node_revoked && policy_names.contains(&claim.name),
+    }
+}
+
+/// The member names `policy`'s `{"member": …}` selectors rely on.
+pub fn policy_member_names(policy: &segwire_policy::Policy) -> HashSet<String> {
+    use segwire_policy::Selector;
+    policy
+        .rules
+        .iter()
+        .flat_map(|r| [&r.from, &r.to])
+        .filter_map(|s| match s {
+            Selector::Member(n) => Some(n.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// A readable default member name: `<node>` for the host, `<node>-<workload>` otherwise.
 pub fn default_member_name(node: &str, workload: &str) -> String {
     let w = workload.rsplit('/').next().unwrap_or(workload);
@@ -138,6 +178,23 @@ pub fn token_used_up() -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_claimed_name_is_held_during_quarantine_and_while_a_policy_names_it() {
+        let claim = |released_at, node_revoked| NameClaim {
+            name: "bastion".into(),
+            released_at,
+            node_revoked,
+        };
+        let none = HashSet::new();
+        let named: HashSet<String> = ["bastion".to_string()].into();
+        assert!(name_reserved(&claim(None, false), &none, 100));
+        assert!(name_reserved(&claim(Some(101), false), &none, 100));
+        assert!(!name_reserved(&claim(Some(100), false), &none, 100));
+        assert!(name_reserved(&claim(Some(1), false), &named, 100));
+        assert!(!name_reserved(&claim(Some(1), true), &named, 100));
+        assert!(name_reserved(&claim(Some(101), true), &named, 100));
+    }
 
     #[test]
     fn default_names_are_lowercase_dns_labels() {

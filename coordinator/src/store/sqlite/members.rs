@@ -44,6 +44,80 @@ pub(super) async fn release_address(
     Ok(())
 }
 
+/// Names of `seg` that other nodes' claims keep from `node_id` (see
+/// [`rules::name_reserved`]); forgets claims that reserve nothing any more.
+async fn reserved_names(
+    tx: &mut Tx<'_>,
+    seg: &SegmentRow,
+    node_id: &str,
+    released_after: i64,
+) -> StoreResult<HashSet<String>> {
+    let rows: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
+        "SELECT c.name, c.released_at, n.revoked_at FROM member_name_claims c \
+         LEFT JOIN nodes n ON n.id = c.node_id WHERE c.segment_id = $1 AND c.node_id <> $2",
+    )
+    .bind(&seg.id)
+    .bind(node_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    let policy_names = rules::policy_member_names(&crate::policy::effective(seg));
+    let mut reserved = HashSet::new();
+    for (name, released_at, revoked_at) in rows {
+        let claim = rules::NameClaim {
+            name,
+            released_at,
+            node_revoked: revoked_at.is_some(),
+        };
+        if rules::name_reserved(&claim, &policy_names, released_after) {
+            reserved.insert(claim.name);
+        } else {
+            sqlx::query("DELETE FROM member_name_claims WHERE segment_id = $1 AND name = $2")
+                .bind(&seg.id)
+                .bind(&claim.name)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(reserved)
+}
+
+/// Records that `node_id` holds `name` in the segment now.
+async fn claim_name(
+    tx: &mut Tx<'_>,
+    segment_id: &str,
+    name: &str,
+    node_id: &str,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO member_name_claims (segment_id, name, node_id, released_at) VALUES ($1, $2, $3, NULL) \
+         ON CONFLICT (segment_id, name) DO UPDATE SET node_id = excluded.node_id, released_at = NULL",
+    )
+    .bind(segment_id)
+    .bind(name)
+    .bind(node_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The member holding `name` went away: its claim starts its quarantine.
+pub(super) async fn release_name(
+    tx: &mut Tx<'_>,
+    segment_id: &str,
+    name: &str,
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE member_name_claims SET released_at = $1 WHERE segment_id = $2 AND name = $3",
+    )
+    .bind(now)
+    .bind(segment_id)
+    .bind(name)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Picks a free overlay address of `seg` inside the caller's write transaction: never
 /// one a member holds, nor one released after `released_after` (quarantine).
 pub(super) async fn allocate_address(
@@ -121,14 +195,23 @@ pub(super) async fn attach(
             }
             None => {
                 let addr = allocate_address(&mut tx, &seg, now - m.quarantine_secs).await?;
-                let names: HashSet<String> =
+                let mut names: HashSet<String> =
                     sqlx::query_scalar("SELECT name FROM members WHERE segment_id = $1")
                         .bind(&seg.id)
                         .fetch_all(&mut *tx)
                         .await?
                         .into_iter()
                         .collect();
+                let reserved = reserved_names(&mut tx, &seg, &node.id, now - m.quarantine_secs).await?;
+                if let Some(n) = m.name.as_deref().filter(|n| reserved.contains(*n) && !names.contains(*n)) {
+                    return Err(StoreError::Conflict(format!(
+                        "member name {n:?} in segment {:?} belongs to another node (a released name is held for the address quarantine, and for as long as the segment's policy names it); choose another name",
+                        seg.name
+                    )));
+                }
+                names.extend(reserved);
                 let name = rules::member_name(m.name.as_deref(), &seg.name, &node.name, &m.workload, &names)?;
+                claim_name(&mut tx, &seg.id, &name, &node.id).await?;
                 let id = secret::new_id();
                 let res = sqlx::query(
                     "INSERT INTO members (id, node_id, segment_id, name, workload, address, public_key, listen_port, endpoints, labels, created_at) \
@@ -203,6 +286,7 @@ pub(super) async fn detach(
             .execute(&mut *tx)
             .await?;
         release_address(&mut tx, &m.segment_id, m.address, now).await?;
+        release_name(&mut tx, &m.segment_id, &m.name, now).await?;
         let v = bump(&mut tx).await?;
         set_segment_version(&mut tx, &m.segment_id, v).await?;
         set_node_version(&mut tx, node_id, v).await?;

@@ -134,6 +134,12 @@ pub(super) async fn revoke_node(
             let v = bump(&mut tx).await?;
             set_segment_version(&mut tx, &m.segment_id, v).await?;
         }
+        // Its names, even those a policy relies on, are free after the quarantine.
+        sqlx::query("UPDATE member_name_claims SET released_at = $1 WHERE node_id = $2")
+            .bind(now)
+            .bind(&node.id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("UPDATE nodes SET revoked_at = $1 WHERE id = $2")
             .bind(now)
             .bind(&node.id)

@@ -99,6 +99,10 @@ pub(super) async fn delete_segment(
             .bind(&seg.id)
             .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM member_name_claims WHERE segment_id = $1")
+            .bind(&seg.id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM policy_history WHERE segment_id = $1")
             .bind(&seg.id)
             .execute(&mut *tx)
