@@ -4,10 +4,12 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use clap::Args;
+
+use crate::ratelimit::{Buckets, Throttled};
 
 /// Connection and per-node limits of `segwire-coordinator serve`.
 #[derive(Debug, Args, Clone)]
@@ -28,6 +30,9 @@ pub struct LimitArgs {
     /// more are answered 429.
     #[arg(long, default_value_t = 4)]
     pub max_polls_per_node: u32,
+    /// Most flow-log records kept per node (its oldest go first; 200,000 in all).
+    #[arg(long, default_value_t = 20_000)]
+    pub max_flow_rows_per_node: i64,
 }
 
 /// Limits in force, shared by the handlers.
@@ -37,7 +42,10 @@ pub struct Limits {
     pub max_wait: Duration,
     /// Most open long-polls per node.
     pub max_polls_per_node: u32,
+    /// Most flow records kept per node.
+    pub max_flow_rows_per_node: i64,
     polls: Arc<Mutex<HashMap<String, u32>>>,
+    flow_reports: Mutex<Buckets<String>>,
 }
 
 impl Limits {
@@ -55,8 +63,22 @@ impl Limits {
         Ok(Limits {
             max_wait: long_poll_max.min(args.idle_timeout - Duration::from_secs(5)),
             max_polls_per_node: args.max_polls_per_node,
+            max_flow_rows_per_node: args.max_flow_rows_per_node.max(1),
             polls: Arc::default(),
+            flow_reports: Mutex::new(Buckets::new(
+                crate::api::flows::REPORT_BURST,
+                crate::api::flows::REPORT_INTERVAL,
+                crate::ratelimit::MAX_TRACKED,
+            )),
         })
+    }
+
+    /// Takes one flow report of `node_id` from its budget; `Err` when it reports too often.
+    pub fn flow_report(&self, node_id: &str, now: Instant) -> Result<(), Throttled> {
+        self.flow_reports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take(node_id.to_string(), now)
     }
 
     /// Opens a long-poll slot for `node_id`; `None` when it already holds the maximum.
@@ -103,6 +125,7 @@ mod tests {
             idle_timeout: Duration::from_secs(90),
             max_connections: 10,
             max_polls_per_node: 2,
+            max_flow_rows_per_node: 100,
         }
     }
 

@@ -22,9 +22,16 @@ pub const MAX_TRACKED: usize = 100_000;
 /// A failure limiter keyed by source address.
 #[derive(Debug)]
 pub struct FailureLimiter {
+    buckets: Buckets<IpAddr>,
+}
+
+/// Token buckets keyed by `K` in a bounded LRU: `burst` takes at once, then one more
+/// every `interval`.
+#[derive(Debug)]
+pub struct Buckets<K: std::hash::Hash + Eq> {
     burst: f64,
     interval: Duration,
-    buckets: LruCache<IpAddr, Bucket>,
+    buckets: LruCache<K, Bucket>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -64,6 +71,28 @@ impl FailureLimiter {
     /// Like [`FailureLimiter::new`], tracking at most `capacity` sources.
     pub fn with_capacity(burst: u32, interval: Duration, capacity: usize) -> Self {
         FailureLimiter {
+            buckets: Buckets::new(burst, interval, capacity),
+        }
+    }
+
+    /// `ip` just failed: counts the failure if it still has tokens (`Ok`: answer the
+    /// failure as usual), or refuses it (`Err`: answer 429). Never call it for a
+    /// caller whose credential was right.
+    pub fn check_failure(&mut self, ip: IpAddr, now: Instant) -> Result<(), Throttled> {
+        self.buckets.take(source(ip), now)
+    }
+
+    /// Sources currently tracked.
+    #[cfg(test)]
+    pub fn tracked(&self) -> usize {
+        self.buckets.buckets.len()
+    }
+}
+
+impl<K: std::hash::Hash + Eq> Buckets<K> {
+    /// `burst` at once, then one more every `interval`; at most `capacity` keys.
+    pub fn new(burst: u32, interval: Duration, capacity: usize) -> Self {
+        Buckets {
             burst: f64::from(burst.max(1)),
             interval: interval.max(Duration::from_millis(1)),
             buckets: LruCache::new(capacity.max(1)),
@@ -77,14 +106,11 @@ impl FailureLimiter {
         b.at = now;
     }
 
-    /// `ip` just failed: counts the failure if it still has tokens (`Ok`: answer the
-    /// failure as usual), or refuses it (`Err`: answer 429). Never call it for a
-    /// caller whose credential was right.
-    pub fn check_failure(&mut self, ip: IpAddr, now: Instant) -> Result<(), Throttled> {
-        let key = source(ip);
-        let burst = self.burst;
+    /// Takes one token of `key`, or says how long until one is back. Adding a key past
+    /// the capacity forgets the least recently used one, in O(1).
+    pub fn take(&mut self, key: K, now: Instant) -> Result<(), Throttled> {
         let mut b = self.buckets.get(&key).copied().unwrap_or(Bucket {
-            tokens: burst,
+            tokens: self.burst,
             at: now,
             throttled: 0,
         });
@@ -101,15 +127,8 @@ impl FailureLimiter {
                 refused: b.throttled,
             })
         };
-        // Inserting past the capacity drops the least recently used source, O(1).
         self.buckets.insert(key, b);
         result
-    }
-
-    /// Sources currently tracked.
-    #[cfg(test)]
-    pub fn tracked(&self) -> usize {
-        self.buckets.len()
     }
 }
 

@@ -68,6 +68,16 @@ impl ApiError {
         }
     }
 
+    /// 413: the request body is over the route's limit.
+    pub fn too_large() -> Self {
+        ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: "the request body is too large for this route; send less at once".into(),
+            retry_after: None,
+            code: None,
+        }
+    }
+
     /// 429 with `Retry-After: 1` and a message: a per-caller limit was reached.
     pub fn too_many(message: impl Into<String>) -> Self {
         ApiError {

@@ -1,5 +1,7 @@
 //! Flow logs: nodes ship records (`POST /v1/node/flows`); people query them (`GET /v1/flows`).
 
+use std::time::{Duration, Instant};
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -12,16 +14,29 @@ use super::json::ApiJson;
 use super::query::ApiQuery;
 use super::AppState;
 use crate::convert::now;
-use crate::store::flows::FlowQuery;
+use crate::store::flows::{FlowKeep, FlowQuery};
+use bind::OwnMember;
+
+pub mod bind;
 
 /// Most records one report may carry.
 pub const MAX_REPORT: usize = 1000;
+/// Largest report body (a full report of 1,000 records takes about 300 KB).
+pub const MAX_REPORT_BYTES: usize = 512 * 1024;
 /// Most records kept in all.
 pub const MAX_ROWS: i64 = 200_000;
+/// Reports a node may send at once; then one more per [`REPORT_INTERVAL`] (agents send
+/// one every 2 s).
+pub const REPORT_BURST: u32 = 10;
+/// See [`REPORT_BURST`].
+pub const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
-/// A node ships aggregated flow records of its members.
+/// A node ships aggregated flow records of its members. Each record must be one of the
+/// node's own members' (segment, member and overlay address); others are dropped.
 #[utoipa::path(post, path = "/v1/node/flows", request_body = FlowReport,
-    responses((status = 204), (status = 400, body = ErrorBody)))]
+    responses((status = 204), (status = 400, body = ErrorBody),
+        (status = 413, body = ErrorBody, description = "the body is larger than 512 KiB"),
+        (status = 429, body = ErrorBody, description = "the node reports too often")))]
 pub async fn report(
     auth: NodeAuth,
     State(st): State<AppState>,
@@ -40,36 +55,45 @@ pub async fn report(
             "flow counts must be at most 2^63 - 1",
         ));
     }
-    let own: Vec<String> = st
+    if let Err(t) = st.limits.flow_report(&auth.node.id, Instant::now()) {
+        if t.refused == 1 {
+            tracing::warn!(node = %auth.node.name, "node reports flows too often; refusing");
+        }
+        return Err(ApiError::too_many(
+            "flow reports come too often from this node; send at most one per second",
+        ));
+    }
+    let own: Vec<OwnMember> = st
         .store
-        .list_members(None)
+        .node_members(&auth.node.id)
         .await?
         .into_iter()
-        .filter(|m| m.node_id == auth.node.id)
-        .map(|m| m.name)
+        .map(|m| OwnMember {
+            segment: m.segment,
+            name: m.name,
+            address: m.address,
+        })
         .collect();
+    let (received, t) = (req.flows.len(), now());
+    let oldest = t - st.flow_retention_secs;
     let flows: Vec<FlowRecord> = req
         .flows
         .into_iter()
-        .filter(|f| own.contains(&f.member))
-        .map(|mut f| {
-            f.node = auth.node.name.clone();
-            f
-        })
+        .filter_map(|f| bind::bind(f, &own, &auth.node.name, t, oldest))
         .collect();
+    if flows.len() < received {
+        tracing::warn!(node = %auth.node.name, dropped = received - flows.len(), "flow records not of the node's own members dropped");
+    }
     if req.dropped > 0 {
         tracing::warn!(node = %auth.node.name, dropped = req.dropped, "node's flow table was full; some flows were not logged");
     }
     if !flows.is_empty() {
-        st.flows
-            .add_flows(
-                &auth.node.id,
-                &flows,
-                now(),
-                st.flow_retention_secs,
-                MAX_ROWS,
-            )
-            .await?;
+        let keep = FlowKeep {
+            secs: st.flow_retention_secs,
+            rows: MAX_ROWS,
+            rows_per_node: st.limits.max_flow_rows_per_node,
+        };
+        st.flows.add_flows(&auth.node.id, &flows, t, &keep).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }

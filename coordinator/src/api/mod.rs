@@ -167,7 +167,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/node/members", post(node_api::attach))
         .route("/v1/node/members/{id}", delete(node_api::detach))
         .route("/v1/node/endpoints", post(node_api::endpoints))
-        .route("/v1/node/flows", post(flows::report))
+        .route(
+            "/v1/node/flows",
+            post(flows::report).layer(axum::extract::DefaultBodyLimit::max(
+                flows::MAX_REPORT_BYTES,
+            )),
+        )
         .route("/v1/flows", get(flows::list))
         .route("/v1/node/detections", post(detections::report))
         .route(

@@ -19,18 +19,28 @@ pub struct FlowQuery {
     pub limit: i64,
 }
 
+/// How much of the flow log is kept.
+#[derive(Debug, Clone, Copy)]
+pub struct FlowKeep {
+    /// Seconds a record is kept after it was received.
+    pub secs: i64,
+    /// Most records in all.
+    pub rows: i64,
+    /// Most records of one node.
+    pub rows_per_node: i64,
+}
+
 /// Storage of flow logs.
 #[async_trait]
 pub trait FlowStore: Send + Sync + 'static {
-    /// Appends a node's records, then drops records older than `keep_secs` and the oldest
-    /// beyond `max_rows`.
+    /// Appends a node's records, then drops records older than `keep.secs`, the node's
+    /// oldest beyond `keep.rows_per_node` and the oldest of all beyond `keep.rows`.
     async fn add_flows(
         &self,
         node_id: &str,
         flows: &[FlowRecord],
         now: i64,
-        keep_secs: i64,
-        max_rows: i64,
+        keep: &FlowKeep,
     ) -> StoreResult<()>;
     /// Records matching the query, newest first, with their node names.
     async fn list_flows(&self, q: &FlowQuery) -> StoreResult<Vec<FlowRecord>>;

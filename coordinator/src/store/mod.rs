@@ -336,6 +336,8 @@ pub trait Store: peers::PeerStore + quarantine::QuarantineStore + Send + Sync + 
     async fn detach(&self, node_id: &str, member_id: &str, now: i64) -> StoreResult<Touched>;
     /// Members, optionally of one segment.
     async fn list_members(&self, segment: Option<&str>) -> StoreResult<Vec<MemberRow>>;
+    /// The members of one node.
+    async fn node_members(&self, node_id: &str) -> StoreResult<Vec<MemberRow>>;
 
     /// Everything needed to build the node's netmap.
     async fn netmap_rows(&self, node_id: &str) -> StoreResult<NetmapRows>;

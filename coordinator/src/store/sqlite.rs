@@ -190,6 +190,10 @@ impl Store for SqliteStore {
         members::list_members(self, segment).await
     }
 
+    async fn node_members(&self, node_id: &str) -> StoreResult<Vec<MemberRow>> {
+        members::node_members(self, node_id).await
+    }
+
     async fn netmap_rows(&self, node_id: &str) -> StoreResult<NetmapRows> {
         netmap::netmap_rows(self, node_id).await
     }

@@ -85,9 +85,9 @@ def setup():
     flow = {"segment": SEG, "direction": "ingress", "protocol": "tcp", "count": 3,
             "first_seen": now - 30, "last_seen": now - 5}
     ok("POST", "/v1/node/flows", creds["host-b"], {"flows": [
-        dict(flow, member="db-1", verdict="allowed", src="100.64.20.2", dst="100.64.20.3", dst_port=5432,
+        dict(flow, member="db-1", verdict="allowed", src="100.64.20.1", dst="100.64.20.2", dst_port=5432,
              peer="web-1", rule="web-to-db"),
-        dict(flow, member="cache-1", verdict="denied", src="100.64.20.2", dst="100.64.20.4", dst_port=6379,
+        dict(flow, member="cache-1", verdict="denied", src="100.64.20.1", dst="100.64.20.3", dst_port=6379,
              peer="web-1")]})
     viewer = ok("POST", "/v1/apikeys", ADMIN, {"role": "viewer", "description": "console test viewer"})["key"]
     NODES.update(creds)

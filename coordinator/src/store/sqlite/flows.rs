@@ -5,7 +5,7 @@ use segwire_proto::api::FlowRecord;
 use sqlx::Row;
 
 use super::SqliteStore;
-use crate::store::flows::{FlowQuery, FlowStore};
+use crate::store::flows::{FlowKeep, FlowQuery, FlowStore};
 use crate::store::StoreResult;
 
 #[async_trait]
@@ -15,8 +15,7 @@ impl FlowStore for SqliteStore {
         node_id: &str,
         flows: &[FlowRecord],
         now: i64,
-        keep_secs: i64,
-        max_rows: i64,
+        keep: &FlowKeep,
     ) -> StoreResult<()> {
         let _w = self.write.lock().await;
         let mut tx = self.pool.begin().await?;
@@ -45,13 +44,21 @@ impl FlowStore for SqliteStore {
                 .await?;
             }
             sqlx::query("DELETE FROM flows WHERE received_at < $1")
-                .bind(now - keep_secs)
+                .bind(now - keep.secs)
                 .execute(&mut *tx)
                 .await?;
             sqlx::query(
+                "DELETE FROM flows WHERE node_id = $1 AND id <= \
+                 (SELECT id FROM flows WHERE node_id = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)",
+            )
+            .bind(node_id)
+            .bind(keep.rows_per_node)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
                 "DELETE FROM flows WHERE id <= (SELECT id FROM flows ORDER BY id DESC LIMIT 1 OFFSET $1)",
             )
-            .bind(max_rows)
+            .bind(keep.rows)
             .execute(&mut *tx)
             .await?;
             Ok(())
@@ -63,21 +70,19 @@ impl FlowStore for SqliteStore {
     async fn list_flows(&self, q: &FlowQuery) -> StoreResult<Vec<FlowRecord>> {
         let rows = sqlx::query(
             "SELECT f.*, COALESCE(n.name, '') AS node_name FROM flows f LEFT JOIN nodes n ON n.id = f.node_id \
-             WHERE ($1 = 0 OR f.verdict = 'denied') AND f.last_seen >= $2 ORDER BY f.last_seen DESC, f.id DESC LIMIT $3",
+             WHERE ($1 = 0 OR f.verdict = 'denied') AND f.last_seen >= $2 \
+             AND ($4 IS NULL OR f.segment IN (SELECT value FROM json_each($4))) \
+             ORDER BY f.last_seen DESC, f.id DESC LIMIT $3",
         )
         .bind(q.denied as i64)
         .bind(q.since.unwrap_or(0))
-        .bind(if q.segments.is_some() { i64::MAX } else { q.limit })
+        .bind(q.limit)
+        .bind(q.segments.as_ref().map(|s| serde_json::to_string(s).unwrap_or_default()))
         .fetch_all(&self.pool)
         .await?;
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let segment: String = r.try_get("segment")?;
-            if let Some(segs) = &q.segments {
-                if !segs.contains(&segment) {
-                    continue;
-                }
-            }
             out.push(FlowRecord {
                 segment,
                 member: r.try_get("member")?,
@@ -94,9 +99,6 @@ impl FlowStore for SqliteStore {
                 first_seen: r.try_get("first_seen")?,
                 last_seen: r.try_get("last_seen")?,
             });
-            if out.len() as i64 >= q.limit {
-                break;
-            }
         }
         Ok(out)
     }

@@ -302,6 +302,18 @@ pub(super) async fn detach(
     finish(tx, res).await
 }
 
+pub(super) async fn node_members(s: &SqliteStore, node_id: &str) -> StoreResult<Vec<MemberRow>> {
+    sqlx::query(&format!(
+        "{MEMBER_SELECT} WHERE m.node_id = $1 ORDER BY s.name, m.address"
+    ))
+    .bind(node_id)
+    .fetch_all(&s.pool)
+    .await?
+    .iter()
+    .map(member_row)
+    .collect()
+}
+
 pub(super) async fn list_members(
     s: &SqliteStore,
     segment: Option<&str>,
