@@ -33,6 +33,9 @@ pub struct LimitArgs {
     /// Most flow-log records kept per node (its oldest go first; 200,000 in all).
     #[arg(long, default_value_t = 20_000)]
     pub max_flow_rows_per_node: i64,
+    /// Most members (attached workloads) one node may have in all segments.
+    #[arg(long, default_value_t = 2048)]
+    pub max_members_per_node: i64,
 }
 
 /// Limits in force, shared by the handlers.
@@ -44,6 +47,8 @@ pub struct Limits {
     pub max_polls_per_node: u32,
     /// Most flow records kept per node.
     pub max_flow_rows_per_node: i64,
+    /// Most members per node.
+    pub max_members_per_node: i64,
     polls: Arc<Mutex<HashMap<String, u32>>>,
     flow_reports: Mutex<Buckets<String>>,
 }
@@ -64,6 +69,7 @@ impl Limits {
             max_wait: long_poll_max.min(args.idle_timeout - Duration::from_secs(5)),
             max_polls_per_node: args.max_polls_per_node,
             max_flow_rows_per_node: args.max_flow_rows_per_node.max(1),
+            max_members_per_node: args.max_members_per_node.max(1),
             polls: Arc::default(),
             flow_reports: Mutex::new(Buckets::new(
                 crate::api::flows::REPORT_BURST,
@@ -126,6 +132,7 @@ mod tests {
             max_connections: 10,
             max_polls_per_node: 2,
             max_flow_rows_per_node: 100,
+            max_members_per_node: 10,
         }
     }
 

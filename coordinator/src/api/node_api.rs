@@ -32,8 +32,11 @@ pub const MAX_WAIT_SECS: u64 = 60;
 const TOUCH_EVERY_SECS: i64 = 10;
 
 fn check_endpoints_ips(eps: &[String]) -> ApiResult<()> {
-    if eps.len() > 16 {
-        return Err(ApiError::bad_request("report at most 16 endpoints"));
+    if eps.len() > validate::MAX_ENDPOINTS {
+        return Err(ApiError::bad_request(format!(
+            "report at most {} endpoints",
+            validate::MAX_ENDPOINTS
+        )));
     }
     for e in eps {
         e.parse::<std::net::IpAddr>().map_err(|_| {
@@ -144,13 +147,16 @@ pub async fn netmap(
     };
     let _present = crate::api::node_presence::PollGuard::start(&st, &node).await;
     let observed = peer.ip().to_string();
-    if node.observed.as_deref() != Some(observed.as_str()) {
+    let stale = node.last_seen.unwrap_or(0) + TOUCH_EVERY_SECS <= now();
+    if node.observed.as_deref() != Some(observed.as_str()) && stale {
+        // A new source address is a real change, but one a node can flip at will:
+        // applied at most once per TOUCH_EVERY_SECS, so polls cannot churn every segment.
         let touched = st
             .store
             .set_endpoints(&node.id, node.endpoints.clone(), Some(observed), now())
             .await?;
         st.commit(&touched);
-    } else if node.last_seen.unwrap_or(0) + TOUCH_EVERY_SECS <= now() {
+    } else if stale && node.observed.as_deref() == Some(observed.as_str()) {
         st.store.touch_node(&node.id, None, now()).await?;
     }
     let wait = Duration::from_secs(q.wait.unwrap_or(30)).min(st.limits.max_wait);
@@ -183,13 +189,14 @@ pub async fn netmap(
 }
 
 /// Attach a workload of the calling node to a segment; allocates its overlay address.
+/// 409 also when the node holds `--max-members-per-node` members or the name is another node's.
 #[utoipa::path(post, path = "/v1/node/members", request_body = AttachRequest,
-    responses((status = 201, body = Member), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 201, body = Member), (status = 400, body = ErrorBody, description = "bad input, more than 32 labels or 16 endpoints"), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn attach(
     auth: NodeAuth,
     State(st): State<AppState>,
     ApiJson(req): ApiJson<AttachRequest>,
-) -> ApiResult<(StatusCode, Json<Member>)> {
+) -> ApiResult<Response> {
     decode_key("member public key", &req.public_key)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     if let Some(n) = &req.name {
@@ -202,6 +209,12 @@ pub async fn attach(
     }
     if req.listen_port == 0 {
         return Err(ApiError::bad_request("listen_port must be 1-65535"));
+    }
+    if req.endpoints.len() > validate::MAX_ENDPOINTS {
+        return Err(ApiError::bad_request(format!(
+            "a member reports at most {} endpoints",
+            validate::MAX_ENDPOINTS
+        )));
     }
     for e in &req.endpoints {
         validate::endpoint(e)?;
@@ -220,16 +233,21 @@ pub async fn attach(
                 endpoints: req.endpoints,
                 labels: req.labels,
                 quarantine_secs: st.quarantine_secs,
+                max_members_per_node: st.limits.max_members_per_node,
             },
             now(),
         )
         .await?;
     st.commit(&touched);
+    let body = Json(convert::member(&row, Some(&auth.node)));
+    if touched.is_empty() {
+        // The same attach again: answered as before, nothing written.
+        let mut resp = (StatusCode::CREATED, body).into_response();
+        resp.extensions_mut().insert(super::roles::Unchanged);
+        return Ok(resp);
+    }
     tracing::info!(node = %auth.node.name, member = %row.name, segment = %row.segment, address = %row.address, "member attached");
-    Ok((
-        StatusCode::CREATED,
-        Json(convert::member(&row, Some(&auth.node))),
-    ))
+    Ok((StatusCode::CREATED, body).into_response())
 }
 
 /// Detach one of the calling node's members; its address is quarantined before reuse.
@@ -253,7 +271,7 @@ pub async fn endpoints(
     State(st): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiJson(req): ApiJson<EndpointReport>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Response> {
     check_endpoints_ips(&req.endpoints)?;
     let touched = st
         .store
@@ -265,5 +283,9 @@ pub async fn endpoints(
         )
         .await?;
     st.commit(&touched);
-    Ok(StatusCode::NO_CONTENT)
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    if touched.is_empty() {
+        resp.extensions_mut().insert(super::roles::Unchanged);
+    }
+    Ok(resp)
 }

@@ -158,6 +158,11 @@ pub fn enroll_failure(st: &AppState, ip: std::net::IpAddr) -> Option<ApiError> {
     throttle_failure(&st.ops.enroll_failures, ip, "enroll")
 }
 
+/// A response extension a handler sets when its request changed nothing (a repeated
+/// report), so no audit record is written for it.
+#[derive(Debug, Clone, Copy)]
+pub struct Unchanged;
+
 /// The authorization middleware (a route layer, so the matched path is known).
 pub async fn authorize(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
     let method = req.method().clone();
@@ -209,7 +214,8 @@ pub async fn authorize(State(st): State<AppState>, mut req: Request, next: Next)
     }
     let ctx = AuditCtx::new(actor, source);
     let resp = audit::scope(ctx.clone(), next.run(req)).await;
-    if resp.status().is_success() && ctx.appended() == 0 {
+    let unchanged = resp.extensions().get::<Unchanged>().is_some();
+    if resp.status().is_success() && ctx.appended() == 0 && !unchanged {
         // A change whose store method does not record itself: record it here, late
         // rather than never.
         tracing::warn!(%method, %path, "change not audited in its transaction; recording it now");

@@ -7,8 +7,19 @@ use segwire_proto::names::validate_label;
 
 use super::error::{ApiError, ApiResult};
 
-/// Every label key and value uses the label alphabet.
+/// Most labels on one member, token or peer.
+pub const MAX_LABELS: usize = 32;
+/// Most endpoints a node or member reports.
+pub const MAX_ENDPOINTS: usize = 16;
+
+/// At most [`MAX_LABELS`] labels, every key and value in the label alphabet.
 pub fn labels(labels: &Labels) -> ApiResult<()> {
+    if labels.len() > MAX_LABELS {
+        return Err(ApiError::bad_request(format!(
+            "at most {MAX_LABELS} labels are allowed, not {}",
+            labels.len()
+        )));
+    }
     for (k, v) in labels {
         validate_label(k)
             .and_then(|_| validate_label(v))

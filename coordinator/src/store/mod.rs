@@ -222,6 +222,8 @@ pub struct NewMember {
     pub labels: Labels,
     /// Seconds a released address stays unused.
     pub quarantine_secs: i64,
+    /// Most members the node may have in all (a new one past it is a `Conflict`).
+    pub max_members_per_node: i64,
 }
 
 /// What a node's netmap is built from.

@@ -174,6 +174,19 @@ pub(super) async fn attach(
         .await?;
         let member_id = match existing {
             Some(id) => {
+                let row = sqlx::query(&format!("{MEMBER_SELECT} WHERE m.id = $1"))
+                    .bind(&id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let old = member_row(&row)?;
+                if old.public_key == m.public_key
+                    && old.listen_port == m.listen_port
+                    && old.endpoints == m.endpoints
+                    && old.labels == labels
+                {
+                    // The same attach again (an agent restarting): nothing to write or audit.
+                    return Ok((old, Vec::new()));
+                }
                 let res = sqlx::query(
                     "UPDATE members SET public_key = $1, listen_port = $2, endpoints = $3, labels = $4 WHERE id = $5",
                 )
@@ -194,6 +207,15 @@ pub(super) async fn attach(
                 id
             }
             None => {
+                let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM members WHERE node_id = $1")
+                    .bind(&node.id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if held >= m.max_members_per_node {
+                    return Err(StoreError::Conflict(format!(
+                        "this node already has {held} members, the most a node may have (--max-members-per-node); detach some first"
+                    )));
+                }
                 let addr = allocate_address(&mut tx, &seg, now - m.quarantine_secs).await?;
                 let mut names: HashSet<String> =
                     sqlx::query_scalar("SELECT name FROM members WHERE segment_id = $1")

@@ -158,6 +158,9 @@ pub(super) async fn revoke_node(
     finish(tx, res).await
 }
 
+/// How often an unchanged endpoint report still refreshes `last_seen`.
+const TOUCH_EVERY_SECS: i64 = 10;
+
 pub(super) async fn set_endpoints(
     s: &SqliteStore,
     node_id: &str,
@@ -170,6 +173,17 @@ pub(super) async fn set_endpoints(
     let res: StoreResult<_> = async {
         let node = live_node(&mut tx, node_id).await?;
         let observed = observed.or(node.observed.clone());
+        if node.endpoints == endpoints && node.observed == observed {
+            // Nothing changed: no write beyond a stale `last_seen`, no audit record, no bump.
+            if node.last_seen.unwrap_or(0) + TOUCH_EVERY_SECS <= now {
+                sqlx::query("UPDATE nodes SET last_seen = $1 WHERE id = $2")
+                    .bind(now)
+                    .bind(node_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            return Ok(Vec::new());
+        }
         sqlx::query("UPDATE nodes SET endpoints = $1, observed = $2, last_seen = $3 WHERE id = $4")
             .bind(to_json(&endpoints))
             .bind(&observed)
@@ -184,9 +198,6 @@ pub(super) async fn set_endpoints(
             Some(serde_json::json!({"endpoints": endpoints, "observed": observed})),
         );
         record(&mut tx, change).await?;
-        if node.endpoints == endpoints && node.observed == observed {
-            return Ok(Vec::new());
-        }
         let segs: Vec<String> =
             sqlx::query_scalar("SELECT DISTINCT segment_id FROM members WHERE node_id = $1")
                 .bind(node_id)

@@ -99,6 +99,7 @@ async fn versions_grow_and_addresses_are_quarantined() {
         endpoints: vec![],
         labels: Default::default(),
         quarantine_secs: 600,
+        max_members_per_node: 100,
     };
     let v0 = s.node_versions("a").await.unwrap().version();
     let (m1, touched) = s.attach(attach("x"), NOW).await.unwrap();
@@ -147,6 +148,7 @@ async fn a_segment_is_prepared_once_per_version_and_again_after_a_change() {
         endpoints: vec![],
         labels: Default::default(),
         quarantine_secs: 600,
+        max_members_per_node: 100,
     };
     s.attach(member("x"), NOW).await.unwrap();
     let cache = crate::fanout::NetmapCache::default();
