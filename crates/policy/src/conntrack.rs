@@ -1,5 +1,10 @@
 //! A bounded connection table: LRU-ordered slots, driven by passed-in time, no allocation
-//! after construction.
+//! after construction (beyond the per-peer index growing past 4,096 peers).
+//!
+//! Each remote peer gets a fair share of a full table: when it is full, a peer holding at
+//! least `max_entries / peers` entries evicts its own longest-idle entry, and any other
+//! peer evicts the longest-idle entry of the peer holding the most. So one peer opening
+//! connections as fast as it can never evicts another peer's connections below its share.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -110,14 +115,29 @@ pub(crate) struct Entry {
     last_seen: Duration,
     prev: u32,
     next: u32,
+    /// Neighbours in the remote peer's own list, oldest first.
+    peer_prev: u32,
+    peer_next: u32,
 }
 
 const NIL: u32 = u32::MAX;
+
+/// One remote peer's entries: a list through the slots, oldest first.
+#[derive(Debug, Clone, Copy)]
+struct PeerList {
+    head: u32,
+    tail: u32,
+    count: usize,
+}
+
+/// Peers indexed up front; more make the index grow.
+const PEERS_RESERVED: usize = 4096;
 
 /// The table: a hash index into slots kept in a doubly linked list, oldest first.
 #[derive(Debug)]
 pub(crate) struct Conntrack {
     index: HashMap<FlowKey, u32>,
+    peers: HashMap<u32, PeerList>,
     slots: Vec<Entry>,
     free: Vec<u32>,
     head: u32,
@@ -135,6 +155,8 @@ impl Conntrack {
         Conntrack {
             // Twice the entries keeps the hash table rehashing in place, never growing.
             index: HashMap::with_capacity(max.saturating_mul(2)),
+            // Likewise twice the peers (at most one per entry), up to PEERS_RESERVED.
+            peers: HashMap::with_capacity(max.min(PEERS_RESERVED).saturating_mul(2)),
             slots: Vec::with_capacity(max),
             free: Vec::with_capacity(max),
             head: NIL,
@@ -171,6 +193,8 @@ impl Conntrack {
         let entry = *entry;
         self.unlink(slot);
         self.push_back(slot);
+        self.unlink_peer(slot, false);
+        self.push_back_peer(slot);
         Some(entry)
     }
 
@@ -200,7 +224,8 @@ impl Conntrack {
             self.remove(slot);
         }
         if self.index.len() >= self.max && self.head != NIL {
-            self.remove(self.head);
+            let victim = self.victim(key.remote);
+            self.remove(victim);
             self.evictions += 1;
         }
         let state = match key.protocol {
@@ -218,6 +243,8 @@ impl Conntrack {
             last_seen: now,
             prev: NIL,
             next: NIL,
+            peer_prev: NIL,
+            peer_next: NIL,
         };
         let slot = match self.free.pop() {
             Some(slot) => {
@@ -233,6 +260,29 @@ impl Conntrack {
         };
         self.index.insert(key, slot);
         self.push_back(slot);
+        self.push_back_peer(slot);
+    }
+
+    /// The entry to evict from a full table for a new connection of `remote`: its own
+    /// longest-idle one when it holds its fair share already, else the longest-idle one
+    /// of the peer holding the most (which, the table being full, is over its share).
+    fn victim(&self, remote: u32) -> u32 {
+        let peers = self.peers.len() + usize::from(!self.peers.contains_key(&remote));
+        let share = (self.max / peers.max(1)).max(1);
+        match self.peers.get(&remote) {
+            Some(p) if p.count >= share => p.head,
+            _ => self
+                .peers
+                .values()
+                .max_by_key(|p| p.count)
+                .map_or(self.head, |p| p.head),
+        }
+    }
+
+    /// Entries of `remote` now.
+    #[cfg(test)]
+    pub(crate) fn peer_entries(&self, remote: u32) -> usize {
+        self.peers.get(&remote).map_or(0, |p| p.count)
     }
 
     /// Removes expired entries; returns how many.
@@ -270,6 +320,7 @@ impl Conntrack {
     pub(crate) fn clear(&mut self) -> usize {
         let n = self.index.len();
         self.index.clear();
+        self.peers.clear();
         self.slots.clear();
         self.free.clear();
         self.head = NIL;
@@ -302,8 +353,70 @@ impl Conntrack {
             return;
         };
         self.unlink(slot);
+        self.unlink_peer(slot, true);
         self.index.remove(&key);
         self.free.push(slot);
+    }
+
+    /// Takes `slot` out of its peer's list; forgets the peer when that was its last
+    /// entry and `forget_empty`.
+    fn unlink_peer(&mut self, slot: u32, forget_empty: bool) {
+        let Some(&Entry {
+            key,
+            peer_prev,
+            peer_next,
+            ..
+        }) = self.slots.get(slot as usize)
+        else {
+            return;
+        };
+        if let Some(p) = self.slots.get_mut(peer_prev as usize) {
+            p.peer_next = peer_next;
+        }
+        if let Some(n) = self.slots.get_mut(peer_next as usize) {
+            n.peer_prev = peer_prev;
+        }
+        if let Some(list) = self.peers.get_mut(&key.remote) {
+            if list.head == slot {
+                list.head = peer_next;
+            }
+            if list.tail == slot {
+                list.tail = peer_prev;
+            }
+            list.count = list.count.saturating_sub(1);
+            if list.count == 0 && forget_empty {
+                self.peers.remove(&key.remote);
+            }
+        }
+        if let Some(e) = self.slots.get_mut(slot as usize) {
+            e.peer_prev = NIL;
+            e.peer_next = NIL;
+        }
+    }
+
+    /// Appends `slot` to its peer's list (newest last).
+    fn push_back_peer(&mut self, slot: u32) {
+        let Some(remote) = self.slots.get(slot as usize).map(|e| e.key.remote) else {
+            return;
+        };
+        let list = self.peers.entry(remote).or_insert(PeerList {
+            head: NIL,
+            tail: NIL,
+            count: 0,
+        });
+        let tail = list.tail;
+        list.tail = slot;
+        if list.head == NIL {
+            list.head = slot;
+        }
+        list.count += 1;
+        if let Some(t) = self.slots.get_mut(tail as usize) {
+            t.peer_next = slot;
+        }
+        if let Some(e) = self.slots.get_mut(slot as usize) {
+            e.peer_prev = tail;
+            e.peer_next = NIL;
+        }
     }
 
     fn unlink(&mut self, slot: u32) {

@@ -73,6 +73,14 @@ pub struct Firewall {
     per_rule: Vec<u64>,
 }
 
+/// A TCP packet that opens a connection: SYN without ACK, RST or FIN.
+fn opens_tcp(flags: TcpFlags) -> bool {
+    flags.has(TcpFlags::SYN)
+        && !flags.has(TcpFlags::ACK)
+        && !flags.has(TcpFlags::RST)
+        && !flags.has(TcpFlags::FIN)
+}
+
 impl Firewall {
     /// A filter for the member `policy` was compiled for.
     pub fn new(policy: CompiledPolicy, config: ConntrackConfig) -> Firewall {
@@ -246,8 +254,10 @@ impl Firewall {
             };
         }
         match key {
-            // A lone RST opens nothing: pass it without tracking.
-            Some(key) if !(key.protocol == proto::TCP && flags.has(TcpFlags::RST)) => {
+            // TCP is tracked from its opening SYN only: any other allowed TCP packet (an
+            // ACK, a RST, a FIN) passes on its own but opens nothing, so it cannot fill
+            // the table with entries for connections that never began.
+            Some(key) if key.protocol != proto::TCP || opens_tcp(flags) => {
                 self.conntrack.insert(key, dir, flags, decision.rule, now);
                 Verdict::Allow {
                     rule: decision.rule,

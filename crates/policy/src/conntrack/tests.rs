@@ -241,3 +241,55 @@ fn zero_max_entries_still_tracks_one() {
     ct.insert(key(proto::UDP, 2), OUT, TcpFlags(0), None, t0);
     assert_eq!((ct.len(), ct.evictions), (1, 1));
 }
+
+#[test]
+fn a_full_table_gives_each_peer_a_fair_share() {
+    let t0 = Duration::ZERO;
+    let mut ct = table(4);
+    let of = |remote: u32, port: u16| FlowKey {
+        remote,
+        local_port: 40000,
+        remote_port: port,
+        protocol: proto::UDP,
+    };
+    // X fills the table alone.
+    for port in 1..=4 {
+        ct.insert(
+            of(1, port),
+            OUT,
+            TcpFlags(0),
+            None,
+            t0 + secs(u64::from(port)),
+        );
+    }
+    // Y's connections take room from X, down to an even split, then from Y itself.
+    for port in 1..=5 {
+        ct.insert(
+            of(2, port),
+            OUT,
+            TcpFlags(0),
+            None,
+            t0 + secs(10 + u64::from(port)),
+        );
+    }
+    assert_eq!(
+        (ct.peer_entries(1), ct.peer_entries(2), ct.len()),
+        (2, 2, 4)
+    );
+    // X kept its newest two; Y its newest two.
+    for (remote, port, kept) in [
+        (1, 3, true),
+        (1, 4, true),
+        (1, 2, false),
+        (2, 5, true),
+        (2, 3, false),
+    ] {
+        assert_eq!(
+            ct.track(&of(remote, port), IN, TcpFlags(0), t0 + secs(20))
+                .is_some(),
+            kept,
+            "{remote}/{port}"
+        );
+    }
+    assert_eq!(ct.evictions, 5);
+}

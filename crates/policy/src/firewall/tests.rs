@@ -441,3 +441,61 @@ proptest! {
         let _ = fw.expire(now);
     }
 }
+
+const TO_DB: &str = r#"{ "default": "deny", "rules": [
+    { "name": "to-db", "from": "*", "to": { "member": "db-1" }, "ports": ["tcp/5432"] } ] }"#;
+
+#[test]
+fn a_syn_flood_from_one_peer_does_not_evict_anothers_connection() {
+    // B (db-1) with the default 65,536-entry table; A (web-1) connects to B's tcp/5432.
+    let now = Duration::from_secs(100);
+    let mut b = firewall_for(TO_DB, DB);
+    assert!(b.ingress(&tcp(WEB, 40000, DB, 5432, SYN), now).is_allowed());
+    assert!(b
+        .egress(&tcp(DB, 5432, WEB, 40000, SYN_ACK), now)
+        .is_allowed());
+    assert!(b.ingress(&tcp(WEB, 40000, DB, 5432, ACK), now).is_allowed());
+    // C (cache-1) sends 65,536 SYNs, each a new allowed connection.
+    for port in 0..=u16::MAX {
+        let syn = tcp(CACHE, port, DB, 5432, SYN);
+        assert!(b.ingress(&syn, now + Duration::from_millis(1)).is_allowed());
+    }
+    let c = b.counters();
+    assert!(c.conntrack_evictions > 0, "the table filled up");
+    assert!(c.conntrack_entries <= 65_536);
+    // B's reply to A still passes: A's connection kept its share.
+    let reply = tcp(DB, 5432, WEB, 40000, ACK);
+    assert_eq!(
+        b.egress(&reply, now + Duration::from_millis(2)),
+        Verdict::Allow {
+            rule: Some(RuleId(0)),
+            new_connection: false
+        }
+    );
+}
+
+#[test]
+fn tcp_is_tracked_from_its_syn_only() {
+    let now = Duration::ZERO;
+    let mut web = firewall_for(WEB_TO_DB, WEB);
+    // An allowed ACK with no connection passes on its own but opens nothing.
+    assert_eq!(
+        web.egress(&tcp(WEB, 40000, DB, 5432, ACK), now),
+        Verdict::Allow {
+            rule: Some(RuleId(0)),
+            new_connection: false
+        }
+    );
+    assert_eq!(web.counters().conntrack_entries, 0);
+    assert!(!web
+        .ingress(&tcp(DB, 5432, WEB, 40000, ACK), now)
+        .is_allowed());
+    // A SYN opens it; then the reply passes.
+    assert!(web
+        .egress(&tcp(WEB, 40000, DB, 5432, SYN), now)
+        .is_allowed());
+    assert_eq!(web.counters().conntrack_entries, 1);
+    assert!(web
+        .ingress(&tcp(DB, 5432, WEB, 40000, SYN_ACK), now)
+        .is_allowed());
+}
