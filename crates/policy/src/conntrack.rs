@@ -54,8 +54,9 @@ impl Default for Timeouts {
 /// Size and timeouts of the connection table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConntrackConfig {
-    /// Most connections tracked at once (at least 1; default 65,536). When full, the
-    /// connection idle the longest is evicted. The table is allocated up front.
+    /// Most connections tracked at once (at least 1; default 65,536). When full, a
+    /// longest-idle connection is evicted, taken from a peer over its fair share (see the
+    /// module doc). The table is allocated up front.
     pub max_entries: usize,
     /// Idle timeouts.
     pub timeouts: Timeouts,
