@@ -22,7 +22,7 @@ pub async fn list(admin: Admin, State(st): State<AppState>) -> ApiResult<Json<Ve
     Ok(Json(
         rows.iter()
             .filter(|n| visible(&admin, n))
-            .map(convert::node)
+            .map(|n| view(&admin, n))
             .collect(),
     ))
 }
@@ -30,6 +30,14 @@ pub async fn list(admin: Admin, State(st): State<AppState>) -> ApiResult<Json<Ve
 /// A scoped key sees the nodes granted at least one of its segments.
 fn visible(admin: &Admin, n: &crate::store::NodeRow) -> bool {
     admin.segments.is_none() || n.segments.iter().any(|s| admin.sees(s))
+}
+
+/// A node as `admin` may see it: a scoped key sees only its own segments among the
+/// node's (never the names of others).
+fn view(admin: &Admin, n: &crate::store::NodeRow) -> Node {
+    let mut node = convert::node(n);
+    node.segments.retain(|s| admin.sees(s));
+    node
 }
 
 /// Show a node by id or name.
@@ -47,7 +55,7 @@ pub async fn show(
     if !visible(&admin, &row) {
         return Err(ApiError::denied());
     }
-    Ok(Json(convert::node(&row)))
+    Ok(Json(view(&admin, &row)))
 }
 
 /// A scoped key learns nothing about nodes outside its segments, not even that they are missing.
@@ -102,7 +110,17 @@ pub async fn netmap_of(
         Caller::Node(_) => return Err(ApiError::forbidden("a node may read only its own netmap")),
         Caller::Admin(a) => {
             tracing::debug!(actor = %a.key_id, %node, "admin reads a node's netmap");
-            st.store.get_node(&node).await?.id
+            let row = st
+                .store
+                .get_node(&node)
+                .await
+                .map_err(|e| scoped_miss(&a, e))?;
+            // The netmap holds every segment of the node (and its keys): a scoped key
+            // reads it only when it sees all of them.
+            if !a.sees_all(row.segments.iter()) {
+                return Err(ApiError::denied());
+            }
+            row.id
         }
     };
     Ok(Json(netmap::build(&st.store.netmap_rows(&id).await?)))

@@ -150,6 +150,46 @@ fn scoped(admin: &Admin, e: StoreError) -> ApiError {
     }
 }
 
+/// The external member `name` as `admin` may find it: a scoped key without `segment`
+/// searches only its own segments, so neither a hit nor a conflict names another one.
+async fn scoped_view(
+    st: &AppState,
+    admin: &Admin,
+    segment: Option<&str>,
+    name: &str,
+) -> ApiResult<crate::store::peers::PeerView> {
+    let (Some(scope), None) = (&admin.segments, segment) else {
+        let view = st
+            .store
+            .peer_view(segment, name)
+            .await
+            .map_err(|e| scoped(admin, e))?;
+        admin.check_segment(&view.segment.name)?;
+        return Ok(view);
+    };
+    let mut found = Vec::new();
+    for s in scope {
+        match st.store.peer_view(Some(s), name).await {
+            Ok(v) => found.push(v),
+            Err(StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    match found.len() {
+        0 => Err(ApiError::denied()),
+        1 => Ok(found.remove(0)),
+        _ => Err(StoreError::Conflict(format!(
+            "external peers named {name:?} exist in segments {}; name the segment with --segment",
+            found
+                .iter()
+                .map(|v| v.segment.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .into()),
+    }
+}
+
 /// An external member's configuration again (the device's private key is not known).
 /// Reveals the segment's preshared key, so the read is audited.
 #[utoipa::path(get, path = "/v1/peers/{name}/config", params(("segment" = Option<String>, Query, description = "the peer's segment (needed when the name is in several)")),
@@ -164,12 +204,7 @@ pub async fn show_config(
     if let Some(s) = &q.segment {
         admin.check_segment(s)?;
     }
-    let view = st
-        .store
-        .peer_view(q.segment.as_deref(), &name)
-        .await
-        .map_err(|e| scoped(&admin, e))?;
-    admin.check_segment(&view.segment.name)?;
+    let view = scoped_view(&st, &admin, q.segment.as_deref(), &name).await?;
     let ctx = AuditCtx::new(
         format!("key:{}", admin.key_id),
         Some(source.ip().to_string()),
@@ -196,12 +231,7 @@ pub async fn remove(
     if let Some(s) = &q.segment {
         admin.check_segment(s)?;
     }
-    let view = st
-        .store
-        .peer_view(q.segment.as_deref(), &name)
-        .await
-        .map_err(|e| scoped(&admin, e))?;
-    admin.check_segment(&view.segment.name)?;
+    let view = scoped_view(&st, &admin, q.segment.as_deref(), &name).await?;
     let (row, touched) = st
         .store
         .remove_peer(Some(&view.segment.name), &name, now())

@@ -111,6 +111,18 @@ pub(super) async fn delete_segment(
             .bind(&seg.id)
             .execute(&mut *tx)
             .await?;
+        // Grants and scopes name segments: drop this one from every token, node and API
+        // key, so a segment re-created under the same name starts with no access at all.
+        for table in ["tokens", "nodes", "api_keys"] {
+            sqlx::query(&format!(
+                "UPDATE {table} SET segments = \
+                 (SELECT json_group_array(value) FROM json_each({table}.segments) WHERE value <> $1) \
+                 WHERE segments IS NOT NULL AND EXISTS (SELECT 1 FROM json_each({table}.segments) WHERE value = $1)"
+            ))
+            .bind(&seg.name)
+            .execute(&mut *tx)
+            .await?;
+        }
         for n in &touched {
             let v = bump(&mut tx).await?;
             set_node_version(&mut tx, n, v).await?;
