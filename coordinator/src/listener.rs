@@ -79,8 +79,17 @@ impl<T> IdleStream<T> {
         self.deadline.as_mut().reset(next);
     }
 
-    /// Maps `Pending` to `TimedOut` once the idle deadline has passed.
-    fn pending_or_idle<R>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<R>> {
+    /// After polling the inner stream: progress pushes the idle deadline back; `Pending`
+    /// becomes `TimedOut` once the deadline has passed.
+    fn after<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        if polled.is_ready() {
+            self.active();
+            return polled;
+        }
         match self.deadline.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::TimedOut,
@@ -98,13 +107,8 @@ impl<T: AsyncRead + Unpin> AsyncRead for IdleStream<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_read(cx, buf) {
-            Poll::Ready(r) => {
-                this.active();
-                Poll::Ready(r)
-            }
-            Poll::Pending => this.pending_or_idle(cx),
-        }
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        this.after(cx, polled)
     }
 }
 
@@ -115,13 +119,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleStream<T> {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_write(cx, data) {
-            Poll::Ready(r) => {
-                this.active();
-                Poll::Ready(r)
-            }
-            Poll::Pending => this.pending_or_idle(cx),
-        }
+        let polled = Pin::new(&mut this.inner).poll_write(cx, data);
+        this.after(cx, polled)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -138,13 +137,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleStream<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
-            Poll::Ready(r) => {
-                this.active();
-                Poll::Ready(r)
-            }
-            Poll::Pending => this.pending_or_idle(cx),
-        }
+        let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.after(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
