@@ -34,9 +34,7 @@ pub const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// A node ships aggregated flow records of its members. Each record must be one of the
 /// node's own members' (segment, member and overlay address); others are dropped.
 #[utoipa::path(post, path = "/v1/node/flows", request_body = FlowReport,
-    responses((status = 204), (status = 400, body = ErrorBody),
-        (status = 413, body = ErrorBody, description = "the body is larger than 512 KiB"),
-        (status = 429, body = ErrorBody, description = "the node reports too often")))]
+    responses((status = 204), (status = 400, body = ErrorBody)))]
 pub async fn report(
     auth: NodeAuth,
     State(st): State<AppState>,

@@ -51,7 +51,7 @@ fn check_endpoints_ips(eps: &[String]) -> ApiResult<()> {
 
 /// Enrol a node with a join token.
 #[utoipa::path(post, path = "/v1/enroll", request_body = EnrollRequest,
-    responses((status = 201, body = EnrollResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 429, body = ErrorBody, description = "too many wrong tokens from this address")))]
+    responses((status = 201, body = EnrollResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn enroll(
     State(st): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -124,8 +124,7 @@ pub struct NetmapQuery {
 #[utoipa::path(get, path = "/v1/node/netmap",
     params(("since" = Option<u64>, Query, description = "version the node has", minimum = 0, maximum = 9223372036854775807_i64),
            ("wait" = Option<u64>, Query, description = "seconds to wait, default 30, at most 60", minimum = 0, maximum = 60)),
-    responses((status = 200, body = NetMap), (status = 204, description = "nothing newer within the wait"),
-        (status = 429, body = ErrorBody, description = "the node already has --max-polls-per-node polls open")))]
+    responses((status = 200, body = NetMap), (status = 204, description = "nothing newer within the wait")))]
 pub async fn netmap(
     auth: NodeAuth,
     State(st): State<AppState>,

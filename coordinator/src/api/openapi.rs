@@ -81,7 +81,7 @@ fn declare(op: &mut Operation, access: Access) {
         );
         add(
             "429",
-            throttled("Too many failed attempts from this address; try again after `Retry-After` seconds."),
+            throttled("Too many failed attempts from this address, or a per-node limit reached (open netmap polls, flow reports); try again after `Retry-After` seconds."),
         );
         add(
             "503",
