@@ -27,9 +27,14 @@ impl Env {
 
     /// A coordinator logging at `filter` (a `RUST_LOG` value).
     pub fn start_logged(filter: &str) -> Env {
+        Env::start_with(filter, &[])
+    }
+
+    /// A coordinator logging at `filter`, with extra `serve` arguments.
+    pub fn start_with(filter: &str, extra: &[&str]) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let listen = "127.0.0.1:0".to_string();
-        let coord = Coordinator::start_logged(&dir.path().join("data"), &listen, &[], filter);
+        let coord = Coordinator::start_logged(&dir.path().join("data"), &listen, extra, filter);
         let conf = coord.conf();
         let raw = reqwest::Client::builder()
             .use_preconfigured_tls(segwire_client::pinning::client_config(conf.ca_pin))
