@@ -91,22 +91,13 @@ pub(super) async fn delete_segment(
             )));
         }
         let touched = nodes_in_segment(&mut tx, &seg.id).await?;
-        sqlx::query("DELETE FROM members WHERE segment_id = $1")
-            .bind(&seg.id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM released_addresses WHERE segment_id = $1")
-            .bind(&seg.id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM member_name_claims WHERE segment_id = $1")
-            .bind(&seg.id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM policy_history WHERE segment_id = $1")
-            .bind(&seg.id)
-            .execute(&mut *tx)
-            .await?;
+        // Everything that belongs to the segment goes with it, before the segment row.
+        for table in ["members", "released_addresses", "member_name_claims", "policy_history"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE segment_id = $1"))
+                .bind(&seg.id)
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query("DELETE FROM segments WHERE id = $1")
             .bind(&seg.id)
             .execute(&mut *tx)
