@@ -113,6 +113,8 @@ pub async fn run(
         found_tx,
         reports_tx,
     };
+    // A killed predecessor leaves its members' UAPI socket files behind.
+    agent.uapi.sweep_dead();
     // Saved members whose workload went away while the agent was down are detached;
     // the others are adopted again.
     agent.check_workloads().await;

@@ -176,6 +176,20 @@ pub fn set_errno(keys: &[String]) -> i32 {
     }
 }
 
+/// Whether a socket name (without `.sock`) has the shape [`socket_name`] gives: an
+/// interface name, a dot and at least [`ID_CHARS`] lowercase hex id characters.
+#[must_use]
+pub fn looks_like_member_socket(name: &str) -> bool {
+    name.len() <= MAX_NAME
+        && name.rsplit_once('.').is_some_and(|(iface, id)| {
+            !iface.is_empty()
+                && id.len() >= ID_CHARS
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+        })
+}
+
 /// The socket name (without `.sock`) of a member: its interface name cut to fit, a dot
 /// and the first characters of its member id, at most [`MAX_NAME`] characters, e.g.
 /// `sw-web.3f2a`. Two containers' `sw-web` on one host differ by member id; when the

@@ -60,6 +60,41 @@ impl Sockets {
         }
     }
 
+    /// Removes the sockets in the directory that look like members' (`<interface>.<id>`)
+    /// and that no process serves any more: what an agent killed with SIGKILL left
+    /// behind (a member it was starting or stopping included). A live socket, another
+    /// agent's among them, is never touched. Returns the names removed.
+    pub fn sweep_dead(&self) -> Vec<String> {
+        let Some(dir) = &self.dir else {
+            return Vec::new();
+        };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut removed = Vec::new();
+        for entry in entries.filter_map(Result::ok) {
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            let Some(stem) = name.strip_suffix(".sock") else {
+                continue;
+            };
+            if !super::looks_like_member_socket(stem) {
+                continue;
+            }
+            let path = entry.path();
+            let dead = matches!(
+                std::os::unix::net::UnixStream::connect(&path),
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused
+            );
+            if dead && std::fs::remove_file(&path).is_ok() {
+                tracing::info!(socket = %path.display(), "removed a UAPI socket nobody serves (left by an agent that was killed)");
+                removed.push(stem.to_owned());
+            }
+        }
+        removed
+    }
+
     /// Sockets in `dir` (tests use a temporary directory).
     #[cfg(test)]
     #[must_use]

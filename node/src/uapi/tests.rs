@@ -231,3 +231,32 @@ async fn socket_answers_get_refuses_set_and_is_removed() {
     sockets.close("3f2a9c0011223344");
     assert!(!path.exists());
 }
+
+#[tokio::test]
+async fn dead_member_sockets_are_swept_and_live_or_foreign_ones_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A socket whose process died: bound, then the listener dropped (the file stays).
+    let dead = dir.path().join("sw-db.7a36.sock");
+    drop(std::os::unix::net::UnixListener::bind(&dead).expect("bind"));
+    // A live member socket (another agent's) and a dead socket of another program.
+    let live = dir.path().join("sw-web.3f2a.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&live).expect("bind");
+    let foreign = dir.path().join("wg0.sock");
+    drop(std::os::unix::net::UnixListener::bind(&foreign).expect("bind"));
+
+    let sockets = Sockets::in_dir(dir.path().to_owned());
+    assert_eq!(sockets.sweep_dead(), vec!["sw-db.7a36".to_owned()]);
+    assert!(!dead.exists());
+    assert!(live.exists());
+    assert!(foreign.exists());
+}
+
+#[test]
+fn member_socket_names_are_recognised() {
+    assert!(looks_like_member_socket("sw-web.3f2a"));
+    assert!(looks_like_member_socket("eth0.3f2a9c00"));
+    assert!(!looks_like_member_socket("wg0"));
+    assert!(!looks_like_member_socket("sw-web.3f2"));
+    assert!(!looks_like_member_socket("sw-web.xyzw"));
+    assert!(!looks_like_member_socket(".3f2a"));
+}
