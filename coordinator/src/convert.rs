@@ -31,6 +31,7 @@ pub fn segment(r: &SegmentRow) -> Segment {
         cidr: r.net.to_string(),
         default: r.default,
         psk_version: r.psk_version as u64,
+        rotation: r.rotation.as_ref().map(|x| x.phase),
         policy_version: r.policy_version as u64,
         members: r.members as u64,
         version: r.version as u64,

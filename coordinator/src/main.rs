@@ -19,6 +19,7 @@ mod pki;
 mod policy;
 mod presence;
 mod ratelimit;
+mod rotation;
 mod secret;
 mod server;
 mod store;

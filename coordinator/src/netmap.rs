@@ -50,6 +50,8 @@ pub fn build(rows: &NetmapRows) -> NetMap {
                 listen_port: own.listen_port,
                 psk: seg.psk.clone(),
                 psk_version: seg.psk_version as u64,
+                psk_next: seg.psk_next().map(str::to_owned),
+                psk_previous: seg.psk_previous().map(str::to_owned),
                 default: seg.default,
                 policy: policy::for_agents(&pol),
                 policy_version: seg.policy_version as u64,

@@ -18,6 +18,19 @@ struct Entry {
     open_polls: u32,
     last: Instant,
     online: bool,
+    /// The netmap version the node said it applied (`since`) on its latest poll.
+    applied: u64,
+}
+
+/// What presence knows of a node, for deciding whether it has applied a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// Online; it last said it applied this netmap version.
+    Online(u64),
+    /// Known, and offline: it has not polled within the presence window.
+    Offline,
+    /// Not seen since this coordinator started.
+    Unknown,
 }
 
 /// A node whose presence changed.
@@ -34,18 +47,21 @@ impl Presence {
         self.nodes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A poll of the node started; true when the node was offline (it is back).
+    /// A poll of the node, which has applied netmap version `applied`, started; true when
+    /// the node was offline (it is back).
     #[must_use]
-    pub fn poll_started(&self, id: &str, name: &str, now: Instant) -> bool {
+    pub fn poll_started(&self, id: &str, name: &str, applied: u64, now: Instant) -> bool {
         let mut map = self.lock();
         let e = map.entry(id.to_string()).or_insert_with(|| Entry {
             name: name.to_string(),
             open_polls: 0,
             last: now,
             online: true,
+            applied,
         });
         e.open_polls += 1;
         e.last = now;
+        e.applied = applied;
         e.name = name.to_string();
         let back = !e.online;
         e.online = true;
@@ -93,6 +109,15 @@ impl Presence {
             .collect()
     }
 
+    /// What is known of node `id`: online with the version it applied, offline, or unknown.
+    pub fn seen(&self, id: &str) -> Seen {
+        match self.lock().get(id) {
+            Some(e) if e.online => Seen::Online(e.applied),
+            Some(_) => Seen::Offline,
+            None => Seen::Unknown,
+        }
+    }
+
     /// Stops tracking a node (it was revoked: no offline event follows).
     pub fn forget(&self, id: &str) {
         self.lock().remove(id);
@@ -108,7 +133,9 @@ mod tests {
         let p = Presence::default();
         let t0 = Instant::now();
         let s = Duration::from_secs(1);
-        assert!(!p.poll_started("n1", "a", t0));
+        assert!(!p.poll_started("n1", "a", 7, t0));
+        assert_eq!(p.seen("n1"), Seen::Online(7));
+        assert_eq!(p.seen("n2"), Seen::Unknown);
         // An open long-poll keeps the node present however long it lasts.
         assert!(p.sweep(t0 + 100 * s, 30 * s).is_empty());
         p.poll_ended("n1", t0 + 100 * s);
@@ -122,9 +149,11 @@ mod tests {
                 name: "a".into()
             }]
         );
+        assert_eq!(p.seen("n1"), Seen::Offline);
         assert!(p.sweep(t0 + 200 * s, 30 * s).is_empty(), "reported once");
         assert_eq!(p.connected(t0 + 200 * s, 60 * s), 0);
-        assert!(p.poll_started("n1", "a", t0 + 201 * s), "back");
+        assert!(p.poll_started("n1", "a", 9, t0 + 201 * s), "back");
+        assert_eq!(p.seen("n1"), Seen::Online(9));
         p.forget("n1");
         assert_eq!(p.connected(t0 + 201 * s, 60 * s), 0);
     }

@@ -42,6 +42,10 @@ pub struct ServeArgs {
     /// How long flow-log records shipped by agents are kept (e.g. 24h, 7d).
     #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
     pub flow_retention: Duration,
+    /// How long each phase of a segment key rotation waits at most for every live node
+    /// to apply it before moving on (e.g. 60s); see docs/psk-rotation.md.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub key_rotation_grace: Duration,
     /// Monitoring, webhooks and rate limits.
     #[command(flatten)]
     pub ops: crate::ops::OpsArgs,
@@ -133,6 +137,10 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         limits,
     };
     tokio::spawn(crate::incidents::expire_loop(state.clone()));
+    tokio::spawn(crate::rotation::drive_loop(
+        state.clone(),
+        args.key_rotation_grace,
+    ));
     let app = api::router(state);
     let handle = axum_server::Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));

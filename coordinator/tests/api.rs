@@ -111,13 +111,16 @@ async fn happy_path_survives_restart() {
     let shown = cli_ok(&conf, &["node", "show", "host-a"]);
     assert!(shown.contains("host-a"), "{shown}");
 
-    // Key rotation bumps the version and reaches the netmap.
+    // Key rotation bumps the version and reaches the netmap: the next key first, beside
+    // the current one (host-a has not acknowledged it, so the rotation stays there).
     let before = map.version;
     cli_ok(&conf, &["segment", "rotate-key", "web"]);
     let map2 = node_b.netmap(before, 5).await.unwrap().unwrap();
     assert!(map2.version > before);
     assert_eq!(map2.members[0].psk_version, 2);
-    assert_ne!(map2.members[0].psk, mm.psk);
+    assert_eq!(map2.members[0].psk, mm.psk);
+    let next = map2.members[0].psk_next.clone().expect("the next key");
+    assert_ne!(next, mm.psk);
 
     // Restart: everything is still there, and old credentials still work.
     env.coord.restart();
@@ -131,6 +134,7 @@ async fn happy_path_survives_restart() {
     assert_eq!(segs[1].members, 2);
     let map3 = node_b.netmap(0, 0).await.unwrap().unwrap();
     assert_eq!(map3.members[0].psk, map2.members[0].psk);
+    assert_eq!(map3.members[0].psk_next, Some(next));
     assert_eq!(map3.members[0].peers.len(), 1);
     let tokens: Vec<TokenInfo> =
         serde_json::from_str(&cli_ok(&conf, &["token", "list", "-o", "json"])).unwrap();

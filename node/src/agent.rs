@@ -442,8 +442,10 @@ impl Agent {
                 self.send(&member, MemberCmd::RemovePeer(public_key)).await;
                 Ok(())
             }
-            Change::SetPsk { member, psk, .. } => {
-                self.send(&member, MemberCmd::SetPsk(psk)).await;
+            Change::SetPsk {
+                member, psk, also, ..
+            } => {
+                self.send(&member, MemberCmd::SetPsk(psk, also)).await;
                 Ok(())
             }
             Change::SetPolicy { member, policy } => {

@@ -61,8 +61,8 @@ pub enum MemberCmd {
     UpsertPeer(PeerConfig),
     /// Remove a peer.
     RemovePeer(PublicKey),
-    /// Switch to a new preshared key.
-    SetPsk(PresharedKey),
+    /// Set the segment keys: the one to initiate with and, during a rotation, a second one answered too.
+    SetPsk(PresharedKey, Option<PresharedKey>),
     /// Enforce a newly compiled policy (cuts connections it no longer allows).
     SetPolicy(Box<CompiledPolicy>),
     /// Hand over the flow records not shipped yet.
@@ -150,6 +150,10 @@ pub async fn start(
     );
     for peer in config.peers.values() {
         core.upsert_peer(Duration::ZERO, &peer.to_peer_config())?;
+    }
+    if config.psk_also.is_some() {
+        // Started during a key rotation (or restarted from a netmap saved in one).
+        core.set_keys(Duration::ZERO, config.psk.clone(), config.psk_also.clone());
     }
     let (tx, rx) = mpsc::channel(64);
     let span = tracing::info_span!(
@@ -304,8 +308,8 @@ impl DataPath {
             MemberCmd::RemovePeer(key) => {
                 self.core.remove_peer(&key);
             }
-            MemberCmd::SetPsk(psk) => {
-                self.core.set_psk(now, psk);
+            MemberCmd::SetPsk(psk, also) => {
+                self.core.set_keys(now, psk, also);
             }
             MemberCmd::SetPolicy(policy) => {
                 let s = self.core.set_policy(now, *policy);

@@ -50,6 +50,9 @@ pub struct MemberConfig {
     pub psk: PresharedKey,
     /// Version of the preshared key.
     pub psk_version: u64,
+    /// During a key rotation, the second key answered too (the next key, then the
+    /// previous one).
+    pub psk_also: Option<PresharedKey>,
     /// Peers by public key.
     pub peers: BTreeMap<PublicKey, PeerSpec>,
     /// What its firewall is compiled from.
@@ -143,6 +146,13 @@ fn member_config(
         .parse()
         .map_err(|_| format!("bad CIDR {:?}", mm.cidr))?;
     let psk = PresharedKey::from_base64(&mm.psk).map_err(|_| "bad preshared key".to_owned())?;
+    let psk_also = mm
+        .psk_next
+        .as_deref()
+        .or(mm.psk_previous.as_deref())
+        .map(PresharedKey::from_base64)
+        .transpose()
+        .map_err(|_| "bad second preshared key".to_owned())?;
     let public_key = local.private_key.public_key();
     let mut peers = BTreeMap::new();
     for p in &mm.peers {
@@ -177,6 +187,7 @@ fn member_config(
         public_key,
         psk,
         psk_version: mm.psk_version,
+        psk_also,
         peers,
         policy,
     })
@@ -287,12 +298,15 @@ pub enum Change {
         /// The new inputs.
         policy: Box<PolicyInput>,
     },
-    /// The segment's preshared key changed.
+    /// The segment's preshared keys changed (the one to initiate with, or the second one
+    /// answered during a rotation).
     SetPsk {
         /// Member id.
         member: String,
-        /// The new key.
+        /// The key to initiate with.
         psk: PresharedKey,
+        /// The second key answered too, during a rotation.
+        also: Option<PresharedKey>,
         /// Its version.
         version: u64,
     },
@@ -347,10 +361,11 @@ fn diff_member(old: &MemberConfig, new: &MemberConfig, changes: &mut Vec<Change>
             });
         }
     }
-    if old.psk != new.psk {
+    if old.psk != new.psk || old.psk_also != new.psk_also {
         changes.push(Change::SetPsk {
             member: member.clone(),
             psk: new.psk.clone(),
+            also: new.psk_also.clone(),
             version: new.psk_version,
         });
     }
@@ -429,8 +444,19 @@ impl fmt::Display for Change {
                 write!(f, "member {member}: update peer {} in place", peer.name)
             }
             Change::SetPsk {
-                member, version, ..
-            } => write!(f, "member {member}: preshared key version {version}"),
+                member,
+                version,
+                also,
+                ..
+            } => write!(
+                f,
+                "member {member}: preshared key version {version}{}",
+                if also.is_some() {
+                    " (a rotation: a second key is answered too)"
+                } else {
+                    ""
+                }
+            ),
             Change::SetPolicy { member, policy } => write!(
                 f,
                 "member {member}: policy version {} ({} rules, default {:?}, {} members)",

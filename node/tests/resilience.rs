@@ -31,11 +31,17 @@ const ECHO_PORT: u16 = 7000;
 struct Setup {
     world: World,
     conf: PathBuf,
+    agent_a: usize,
     agent_b: usize,
     addr_b: Ipv4Addr,
 }
 
 fn setup(letter: char) -> Option<Setup> {
+    setup_with(letter, &[])
+}
+
+/// [`setup`] with extra `serve` arguments for the coordinator.
+fn setup_with(letter: char, coordinator_args: &[&str]) -> Option<Setup> {
     if !support::can_run("resilience") {
         return None;
     }
@@ -43,12 +49,13 @@ fn setup(letter: char) -> Option<Setup> {
         world,
         conf,
         agents,
-    } = World::two_agents(letter, "100.64.1.0/24");
+    } = World::two_agents_with(letter, "web", "100.64.1.0/24", coordinator_args);
     world.attach_netns("ha", "ca");
     let addr_b = world.attach_netns("hb", "cb");
     Some(Setup {
         world,
         conf,
+        agent_a: agents[0],
         agent_b: agents[1],
         addr_b,
     })
@@ -279,6 +286,72 @@ fn a_key_rotation_with_a_late_node_restarted_from_the_old_key_stops_no_traffic()
     let outage = pinger.join().expect("pinger");
     eprintln!(
         "rotation, B late by 30 s and restarted with the old key: longest gap {:?} (agent restart included), {} of {} answered",
+        outage.longest, outage.answered, outage.sent
+    );
+    assert!(
+        outage.longest <= Duration::from_secs(1),
+        "{outage:?}\n{}",
+        s.world.logs()
+    );
+}
+
+/// The phase of segment `web`'s key rotation, as the coordinator shows it.
+fn rotation_phase(s: &Setup) -> Option<String> {
+    let out = s.world.cli(&s.conf, &["segment", "list", "-o", "json"]);
+    let segs: serde_json::Value = serde_json::from_str(&out).expect("segment list");
+    segs[0]["rotation"].as_str().map(str::to_owned)
+}
+
+#[test]
+fn a_node_restarted_after_the_switch_reaches_a_node_that_never_learnt_the_next_key() {
+    // A 20 s grace: host B, cut off, holds each phase for that long (it stays "online"
+    // for the 30 s presence window), which leaves host A time to restart in `switched`.
+    let Some(mut s) = setup_with('q', &["--key-rotation-grace", "20s"]) else {
+        return;
+    };
+    let _echo = Echo::start(&s.world.ns("cb"), ECHO_PORT);
+    echo_works(&s);
+    let stop = Arc::new(AtomicBool::new(false));
+    let dst = SocketAddr::from((s.addr_b, ECHO_PORT));
+    let pinger = std::thread::spawn({
+        let (ns, stop) = (s.world.ns("ca"), stop.clone());
+        move || {
+            echo_outage(&ns, dst, Duration::from_millis(100), || {
+                stop.load(Ordering::Relaxed)
+            })
+        }
+    });
+    cut_off_coordinator(&s.world, true);
+    s.world.cli(&s.conf, &["segment", "rotate-key", "web"]);
+    assert_eq!(rotation_phase(&s).as_deref(), Some("accepting"));
+    let switched = time_until(Duration::from_secs(40), || {
+        rotation_phase(&s).as_deref() == Some("switched")
+    });
+    assert!(
+        switched.is_some(),
+        "no switch after the grace period\n{}",
+        s.world.logs()
+    );
+    // Host A applies the switch, then restarts from the saved netmap (both keys in it);
+    // host B still has only the old key.
+    sleep(Duration::from_secs(2));
+    let agent = &mut s.world.procs[s.agent_a];
+    agent.signal("-TERM");
+    assert_eq!(agent.wait_exit(Duration::from_secs(10)), Some(0));
+    s.agent_a = s.world.start_agent("ha");
+    sleep(Duration::from_secs(4));
+    cut_off_coordinator(&s.world, false);
+    let retired = time_until(Duration::from_secs(30), || rotation_phase(&s).is_none());
+    assert!(
+        retired.is_some(),
+        "the old key did not retire\n{}",
+        s.world.logs()
+    );
+    sleep(Duration::from_secs(5));
+    stop.store(true, Ordering::Relaxed);
+    let outage = pinger.join().expect("pinger");
+    eprintln!(
+        "FIGURE rotation: host A restarted in the switched phase, host B never had the next key: longest gap {:?}, {} of {} answered",
         outage.longest, outage.answered, outage.sent
     );
     assert!(

@@ -76,7 +76,10 @@ fn rows(segs: &[Segment]) -> String {
                     s.cidr.clone(),
                     default_text(s.default).into(),
                     s.members.to_string(),
-                    s.psk_version.to_string(),
+                    match s.rotation {
+                        Some(phase) => format!("{} ({})", s.psk_version, phase.as_str()),
+                        None => s.psk_version.to_string(),
+                    },
                     s.created_at.clone(),
                 ]
             })
@@ -120,7 +123,9 @@ pub async fn run(ctx: &Ctx, cmd: SegmentCmd) -> Result<()> {
         SegmentCmd::RotateKey { name } => {
             let s = ctx.client.rotate_key(&name).await?;
             let sentence = format!(
-                "segment {} now uses key version {}; members pick it up with their next netmap",
+                "segment {} is rotating to key version {}: members accept the new key now, \
+                 start using it once every live node has it, and drop the old one after that \
+                 (`segwire segment list` shows the phase)",
                 s.name, s.psk_version
             );
             match ctx.output {

@@ -144,7 +144,7 @@ pub async fn netmap(
             st.limits.max_polls_per_node
         )));
     };
-    let _present = crate::api::node_presence::PollGuard::start(&st, &node).await;
+    let _present = crate::api::node_presence::PollGuard::start(&st, &node, q.since).await;
     let observed = peer.ip().to_string();
     let stale = node.last_seen.unwrap_or(0) + TOUCH_EVERY_SECS <= now();
     if node.observed.as_deref() != Some(observed.as_str()) && stale {

@@ -17,12 +17,13 @@ pub struct PollGuard {
 }
 
 impl PollGuard {
-    /// Starts a poll of `node`; emits `node.online` when the node was offline.
-    pub async fn start(st: &AppState, node: &NodeRow) -> PollGuard {
+    /// Starts a poll of `node`, which has applied netmap version `applied`; emits
+    /// `node.online` when the node was offline.
+    pub async fn start(st: &AppState, node: &NodeRow, applied: u64) -> PollGuard {
         if st
             .ops
             .presence
-            .poll_started(&node.id, &node.name, Instant::now())
+            .poll_started(&node.id, &node.name, applied, Instant::now())
         {
             tracing::info!(node = %node.name, node_id = %node.id, "node back online");
             st.ops

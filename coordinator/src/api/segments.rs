@@ -116,7 +116,11 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Rotate the segment's preshared key.
+/// Rotate the segment's preshared key, make-before-break.
+///
+/// The new key is published as the next key (rotation `accepting`), members initiate with
+/// it once every live node has it (`switched`), and the old key retires once every live
+/// node has switched (each phase waits at most `--key-rotation-grace`).
 #[utoipa::path(post, path = "/v1/segments/{name}/rotate-key", responses((status = 200, body = Segment), (status = 404, body = ErrorBody)))]
 pub async fn rotate_key(
     admin: Admin,
@@ -126,10 +130,10 @@ pub async fn rotate_key(
     admin.check_segment(&name)?;
     let (row, touched) = st
         .store
-        .rotate_psk(&name, STANDARD.encode(secret::new_key()))
+        .rotate_psk(&name, STANDARD.encode(secret::new_key()), now())
         .await?;
     st.commit(&touched);
-    tracing::info!(actor = %admin.key_id, segment = %name, psk_version = row.psk_version, "segment key rotated");
+    tracing::info!(actor = %admin.key_id, segment = %name, psk_version = row.psk_version, "segment key rotation started (accepting the next key)");
     Ok(Json(convert::segment(&row)))
 }
 

@@ -35,6 +35,7 @@ fn segment(id: &str, net: &str, version: i64, policy: Option<&str>) -> SegmentRo
         default: DefaultAction::Allow,
         psk: format!("psk-{id}"),
         psk_version: 2,
+        rotation: None,
         version,
         created_at: 0,
         members: 0,

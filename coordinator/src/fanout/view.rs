@@ -101,6 +101,8 @@ impl SegmentView {
             listen_port: own.listen_port,
             psk: seg.psk.clone(),
             psk_version: seg.psk_version as u64,
+            psk_next: seg.psk_next().map(str::to_owned),
+            psk_previous: seg.psk_previous().map(str::to_owned),
             default: seg.default,
             policy: self.policy_json.clone(),
             policy_version: seg.policy_version as u64,

@@ -125,7 +125,8 @@ pub fn redact(v: Value) -> Value {
 /// A segment without its key.
 pub fn segment(r: &SegmentRow) -> Value {
     json!({"id": r.id, "name": r.name, "cidr": r.net.to_string(), "default": r.default,
-           "psk_version": r.psk_version, "members": r.members})
+           "psk_version": r.psk_version, "members": r.members,
+           "rotation": r.rotation.as_ref().map(|x| x.phase.as_str())})
 }
 
 /// A token without its secret.

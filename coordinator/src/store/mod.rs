@@ -16,7 +16,7 @@ use std::net::Ipv4Addr;
 
 use async_trait::async_trait;
 use ipnet::Ipv4Net;
-use segwire_proto::api::{DefaultAction, Labels};
+use segwire_proto::api::{DefaultAction, Labels, RotationPhase};
 use thiserror::Error;
 
 /// A store failure, mapped to an HTTP status in one place (`api::error`).
@@ -69,6 +69,8 @@ pub struct SegmentRow {
     pub psk: String,
     /// Preshared key version.
     pub psk_version: i64,
+    /// The key rotation in progress, if any, with the keys it publishes beside `psk`.
+    pub rotation: Option<Rotation>,
     /// Change counter.
     pub version: i64,
     /// Creation time (unix seconds).
@@ -79,6 +81,50 @@ pub struct SegmentRow {
     pub policy: Option<String>,
     /// Policy version (0 = never set).
     pub policy_version: i64,
+}
+
+/// A segment key rotation in progress (see docs/psk-rotation.md).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Rotation {
+    /// Which phase it is in.
+    pub phase: RotationPhase,
+    /// `accepting`: the next key (answered, not yet used to initiate); `switched`: the
+    /// previous key (still answered). Secret.
+    pub other_psk: String,
+    /// The segment version the phase began at: a node that applied a netmap at or above
+    /// it has the phase's keys.
+    pub version: i64,
+    /// When the phase began (unix seconds).
+    pub since: i64,
+}
+
+impl std::fmt::Debug for Rotation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rotation")
+            .field("phase", &self.phase)
+            .field("other_psk", &"<redacted>")
+            .field("version", &self.version)
+            .field("since", &self.since)
+            .finish()
+    }
+}
+
+impl SegmentRow {
+    /// The next key, during a rotation's `accepting` phase.
+    pub fn psk_next(&self) -> Option<&str> {
+        self.rotation
+            .as_ref()
+            .filter(|r| r.phase == RotationPhase::Accepting)
+            .map(|r| r.other_psk.as_str())
+    }
+
+    /// The previous key, during a rotation's `switched` phase.
+    pub fn psk_previous(&self) -> Option<&str> {
+        self.rotation
+            .as_ref()
+            .filter(|r| r.phase == RotationPhase::Switched)
+            .map(|r| r.other_psk.as_str())
+    }
 }
 
 /// A join token row (the secret is only hashed).
@@ -284,8 +330,28 @@ pub trait Store: peers::PeerStore + quarantine::QuarantineStore + Send + Sync + 
     async fn get_segment(&self, name: &str) -> StoreResult<SegmentRow>;
     /// Deletes a segment; with members only when `force` (their addresses are released).
     async fn delete_segment(&self, name: &str, force: bool, now: i64) -> StoreResult<Touched>;
-    /// Replaces a segment's preshared key and bumps its version.
-    async fn rotate_psk(&self, name: &str, psk: String) -> StoreResult<(SegmentRow, Touched)>;
+    /// Starts a make-before-break rotation to `psk`: it is published as the next key
+    /// (phase `accepting`) and the key version bumps. A rotation already in progress is
+    /// superseded: an `accepting` one gets the new next key, a `switched` one retires its
+    /// previous key at once.
+    async fn rotate_psk(
+        &self,
+        name: &str,
+        psk: String,
+        now: i64,
+    ) -> StoreResult<(SegmentRow, Touched)>;
+    /// Moves a segment's rotation on by one phase (`accepting` → `switched` → done), if it
+    /// is still in `phase` begun at `version` (so several coordinators, or a rotation
+    /// superseded meanwhile, move it once). `None` when it was not.
+    async fn advance_rotation(
+        &self,
+        segment_id: &str,
+        phase: RotationPhase,
+        version: i64,
+        now: i64,
+    ) -> StoreResult<Option<(SegmentRow, Touched)>>;
+    /// The segments with a key rotation in progress.
+    async fn rotating_segments(&self) -> StoreResult<Vec<SegmentRow>>;
 
     /// Replaces a segment's policy (already validated), keeps it in history, bumps versions.
     async fn set_policy(
@@ -370,6 +436,7 @@ impl std::fmt::Debug for SegmentRow {
             .field("default", &self.default)
             .field("psk", &"<redacted>")
             .field("psk_version", &self.psk_version)
+            .field("rotation", &self.rotation)
             .field("version", &self.version)
             .field("members", &self.members)
             .field("policy_version", &self.policy_version)
@@ -415,6 +482,7 @@ mod redaction_tests {
             default: DefaultAction::Allow,
             psk: psk.into(),
             psk_version: 1,
+            rotation: None,
             version: 1,
             created_at: 0,
             members: 0,

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use segwire_proto::api::DefaultAction;
+use segwire_proto::api::{DefaultAction, RotationPhase};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 use tokio::sync::Mutex;
@@ -104,8 +104,27 @@ impl Store for SqliteStore {
         segments::delete_segment(self, name, force, now).await
     }
 
-    async fn rotate_psk(&self, name: &str, psk: String) -> StoreResult<(SegmentRow, Touched)> {
-        segments::rotate_psk(self, name, psk).await
+    async fn rotate_psk(
+        &self,
+        name: &str,
+        psk: String,
+        now: i64,
+    ) -> StoreResult<(SegmentRow, Touched)> {
+        segments::rotate_psk(self, name, psk, now).await
+    }
+
+    async fn advance_rotation(
+        &self,
+        segment_id: &str,
+        phase: RotationPhase,
+        version: i64,
+        now: i64,
+    ) -> StoreResult<Option<(SegmentRow, Touched)>> {
+        segments::advance_rotation(self, segment_id, phase, version, now).await
+    }
+
+    async fn rotating_segments(&self) -> StoreResult<Vec<SegmentRow>> {
+        segments::rotating_segments(self).await
     }
 
     async fn set_policy(

@@ -112,10 +112,16 @@ impl Member {
         self.router.remove_peer(key)
     }
 
-    /// Switches to a new preshared key (handshakes start at once: send
-    /// [`Member::datagrams`]); false when it is unchanged.
-    pub fn set_psk(&mut self, now: Duration, psk: PresharedKey) -> bool {
-        self.router.set_psk(now, psk, &mut self.to_udp)
+    /// Sets the segment key to initiate with and, during a rotation, a second key that is
+    /// answered too (handshakes it starts go to [`Member::datagrams`]; see
+    /// `Router::set_keys`); false when nothing changed.
+    pub fn set_keys(
+        &mut self,
+        now: Duration,
+        psk: PresharedKey,
+        also: Option<PresharedKey>,
+    ) -> bool {
+        self.router.set_keys(now, psk, also, &mut self.to_udp)
     }
 
     /// Enforces a newly compiled policy; connections it no longer allows are cut.

@@ -60,6 +60,9 @@ pub struct Segment {
     pub default: DefaultAction,
     /// Version of the segment's preshared key; bumped by every rotation.
     pub psk_version: u64,
+    /// The phase of a key rotation in progress, if one is (see docs/psk-rotation.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<RotationPhase>,
     /// Version of the segment's policy (0: none set, the default applies).
     pub policy_version: u64,
     /// Members currently attached.
@@ -68,6 +71,38 @@ pub struct Segment {
     pub version: u64,
     /// When the segment was created.
     pub created_at: String,
+}
+
+/// A segment key rotation in progress. Each phase ends when every live node of the
+/// segment has applied it, or after the coordinator's grace period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RotationPhase {
+    /// The new key is published; members answer with it and still initiate with the old one.
+    Accepting,
+    /// Members initiate with the new key and still answer with the old one.
+    Switched,
+}
+
+impl RotationPhase {
+    /// The name stored and shown (`accepting`, `switched`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RotationPhase::Accepting => "accepting",
+            RotationPhase::Switched => "switched",
+        }
+    }
+
+    /// The phase a stored name names.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "accepting" => Some(RotationPhase::Accepting),
+            "switched" => Some(RotationPhase::Switched),
+            _ => None,
+        }
+    }
 }
 
 /// `POST /v1/tokens`.

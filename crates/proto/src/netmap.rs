@@ -39,6 +39,15 @@ pub struct MemberMap {
     pub psk: String,
     /// Version of the preshared key.
     pub psk_version: u64,
+    /// In the first phase of a key rotation, the segment's next preshared key (base64):
+    /// the member answers handshakes made with it but still initiates with `psk`.
+    /// Secret: never logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub psk_next: Option<String>,
+    /// In the second phase of a key rotation, the previous preshared key (base64): still
+    /// answered, no longer used to initiate. Secret: never logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub psk_previous: Option<String>,
     /// Segment policy default.
     pub default: DefaultAction,
     /// The segment's policy document (`{"default": ..., "rules": [...]}`), parsed by the agent.
@@ -66,6 +75,11 @@ impl std::fmt::Debug for MemberMap {
             .field("address", &self.address)
             .field("psk", &"<redacted>")
             .field("psk_version", &self.psk_version)
+            .field("psk_next", &self.psk_next.as_ref().map(|_| "<redacted>"))
+            .field(
+                "psk_previous",
+                &self.psk_previous.as_ref().map(|_| "<redacted>"),
+            )
             .field("quarantined_until", &self.quarantined_until)
             .field("peers", &self.peers)
             .finish()

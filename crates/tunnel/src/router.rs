@@ -130,7 +130,9 @@ impl Totals {
             Ok(_) => {}
             Err(e) => {
                 let reason = e.drop_reason(true);
-                if reason == DropReason::HandshakeFailed {
+                // With two keys in play (a rotation), one of the two answers to every
+                // handshake fails by design: not a suspect.
+                if reason == DropReason::HandshakeFailed && peer.retiring.is_none() {
                     self.suspects.push(Suspect::HandshakeFailed {
                         from: src,
                         peer: Some(peer.key),
@@ -189,6 +191,10 @@ pub struct Router {
     identity: Identity,
     public_key: PublicKey,
     psk: PresharedKey,
+    /// The key of the peers' second tunnels, where they have one (see `router/keys.rs`).
+    second_key: Option<PresharedKey>,
+    /// The control plane pinned `second_key`: second tunnels stay and are not retired.
+    pinned: bool,
     address: Ipv4Addr,
     peers: Vec<Option<Peer>>,
     free: Vec<usize>,
@@ -206,6 +212,8 @@ impl Router {
             identity: Identity::new(config.private_key, config.handshake_rate_limit),
             public_key,
             psk: config.psk,
+            second_key: None,
+            pinned: false,
             address: config.address,
             peers: Vec::new(),
             free: Vec::new(),
@@ -289,6 +297,7 @@ impl Router {
         }
         self.peers[slot] = Some(peer);
         self.by_key.insert(config.public_key, slot);
+        self.add_second_tunnel(slot, now);
         tracing::debug!(peer = %config.public_key, "peer added");
         Ok(PeerChange::Added)
     }
@@ -388,7 +397,7 @@ impl Router {
         if psk == self.psk {
             return false;
         }
-        self.psk = psk;
+        self.second_key = Some(std::mem::replace(&mut self.psk, psk));
         for (slot, entry) in self.peers.iter_mut().enumerate() {
             let Some(peer) = entry.as_mut() else { continue };
             let index = self.indices.alloc(slot, Which::Current);
@@ -571,6 +580,7 @@ impl Router {
             }
         }
         if which == Which::Current
+            && !self.pinned
             && peer.retiring.is_some()
             && peer.retire_at.is_none()
             && peer.tunnel.sendable()
@@ -585,11 +595,13 @@ impl Router {
     /// (and it is fine to call it more often); datagrams go to `out`.
     pub fn handle_timers(&mut self, now: Duration, out: &mut DatagramBatch) {
         self.identity.reset_rate_limit();
+        let pinned = self.pinned;
         for peer in self.peers.iter_mut().flatten() {
-            let retire = peer
-                .retiring
-                .as_ref()
-                .is_some_and(|r| peer.retire_at.is_some_and(|t| now >= t) || r.expired(now));
+            let retire = !pinned
+                && peer
+                    .retiring
+                    .as_ref()
+                    .is_some_and(|r| peer.retire_at.is_some_and(|t| now >= t) || r.expired(now));
             if retire {
                 if let Some(old) = peer.retiring.take() {
                     self.indices.map.remove(&old.index());
@@ -669,6 +681,7 @@ fn ipv4_destination(packet: &[u8]) -> Option<Ipv4Addr> {
 }
 
 mod greet;
+mod keys;
 
 #[cfg(test)]
 mod tests;

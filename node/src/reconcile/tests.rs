@@ -64,6 +64,8 @@ fn member_map(local: &LocalMember, psk: [u8; 32], peers: Vec<Peer>) -> MemberMap
         listen_port: local.listen_port,
         psk: encode_key(&psk),
         psk_version: u64::from(psk[0]),
+        psk_next: None,
+        psk_previous: None,
         default: DefaultAction::Allow,
         policy: serde_json::json!({"default": "allow", "rules": []}),
         policy_version: 0,
@@ -263,10 +265,12 @@ fn psk_change_is_set_psk_and_hides_the_key() {
         [c @ Change::SetPsk {
             member,
             psk,
+            also,
             version,
         }] => {
             assert_eq!(member, "m1");
             assert_eq!(*psk, PresharedKey::new(PSK_B));
+            assert_eq!(*also, None);
             assert_eq!(*version, 0xb);
             let shown = format!("{c} {c:?}");
             assert!(!shown.contains(&encode_key(&PSK_B)), "{shown}");
@@ -367,4 +371,38 @@ fn policy_change_is_set_policy_and_peer_labels_count() {
         "{:?}",
         d.skipped
     );
+}
+
+#[test]
+fn rotation_phases_set_the_second_key_and_hide_both_keys() {
+    let m = local("m1", Workload::Host, 51820);
+    let st = state(vec![m.clone()]);
+    let p = peer(1, "198.18.0.3:51820");
+    let phase = |psk: [u8; 32], next: Option<[u8; 32]>, previous: Option<[u8; 32]>| {
+        let mut mm = member_map(&m, psk, vec![p.clone()]);
+        mm.psk_next = next.map(|k| encode_key(&k));
+        mm.psk_previous = previous.map(|k| encode_key(&k));
+        config(&st, &netmap(1, vec![mm]))
+    };
+    let plain = phase(PSK_A, None, None);
+    let accepting = phase(PSK_A, Some(PSK_B), None);
+    let switched = phase(PSK_B, None, Some(PSK_A));
+    let retired = phase(PSK_B, None, None);
+    let set = |from: &NodeConfig, to: &NodeConfig| match diff(from, to).as_slice() {
+        [c @ Change::SetPsk { psk, also, .. }] => {
+            let shown = format!("{c} {c:?}");
+            assert!(
+                !shown.contains(&encode_key(&PSK_A)) && !shown.contains(&encode_key(&PSK_B)),
+                "{shown}"
+            );
+            (psk.clone(), also.clone())
+        }
+        other => panic!("expected one SetPsk, got {other:?}"),
+    };
+    let (a, b) = (PresharedKey::new(PSK_A), PresharedKey::new(PSK_B));
+    assert_eq!(set(&plain, &accepting), (a.clone(), Some(b.clone())));
+    assert_eq!(set(&accepting, &switched), (b.clone(), Some(a.clone())));
+    assert_eq!(set(&switched, &retired), (b.clone(), None));
+    // A node that missed the accepting phase goes straight to switched.
+    assert_eq!(set(&plain, &switched), (b, Some(a)));
 }

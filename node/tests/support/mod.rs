@@ -206,7 +206,11 @@ impl World {
             .args(["netns", "exec", &self.ns(short)])
             .arg(program)
             .args(args)
-            .env("RUST_LOG", "info")
+            // SEGWIRE_TEST_RUST_LOG turns up the processes' logs when debugging a test.
+            .env(
+                "RUST_LOG",
+                std::env::var("SEGWIRE_TEST_RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log"))
             .stderr(file)
@@ -240,23 +244,25 @@ impl World {
 
     /// Starts the coordinator in `ctl` and waits until the CLI can use it.
     pub fn start_coordinator(&mut self) -> PathBuf {
+        self.start_coordinator_with(&[])
+    }
+
+    /// Like [`World::start_coordinator`], with extra `serve` arguments.
+    pub fn start_coordinator_with(&mut self, extra: &[&str]) -> PathBuf {
         let data = self.path("coordinator");
         let data_s = data.to_str().expect("utf-8").to_owned();
         let listen = format!("{CTL_IP}:7443");
-        let p = self.spawn(
-            "coordinator",
-            "ctl",
-            &self.bins.coordinator.clone(),
-            &[
-                "serve",
-                "--listen",
-                &listen,
-                "--data-dir",
-                &data_s,
-                "--advertise",
-                CTL_IP,
-            ],
-        );
+        let mut args = vec![
+            "serve",
+            "--listen",
+            &listen,
+            "--data-dir",
+            &data_s,
+            "--advertise",
+            CTL_IP,
+        ];
+        args.extend_from_slice(extra);
+        let p = self.spawn("coordinator", "ctl", &self.bins.coordinator.clone(), &args);
         self.procs.push(p);
         let conf = data.join("admin.conf");
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -351,8 +357,18 @@ impl World {
 
     /// Like [`World::two_agents`] with segment `segment` instead of `web`.
     pub fn two_agents_in(letter: char, segment: &str, cidr: &str) -> TwoAgents {
+        World::two_agents_with(letter, segment, cidr, &[])
+    }
+
+    /// Like [`World::two_agents_in`], with extra `serve` arguments for the coordinator.
+    pub fn two_agents_with(
+        letter: char,
+        segment: &str,
+        cidr: &str,
+        coordinator_args: &[&str],
+    ) -> TwoAgents {
         let mut world = World::build(letter);
-        let conf = world.start_coordinator();
+        let conf = world.start_coordinator_with(coordinator_args);
         world.cli(&conf, &["segment", "create", segment, "--cidr", cidr]);
         let token = world
             .cli(

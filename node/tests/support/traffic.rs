@@ -186,10 +186,11 @@ pub struct Outage {
     pub sent: u32,
     /// Echoes answered.
     pub answered: u32,
-    /// The longest time between two answered echoes' send times (or from the start to
-    /// the first, or from the last to the end).
+    /// The longest time without an answer arriving (between two answers, from the start
+    /// to the first, or from the last to the end). Arrival times, not send times: an echo
+    /// the tunnel queued during an outage and delivered after it does not hide the outage.
     pub longest: Duration,
-    /// When each answered echo was sent, in order.
+    /// When each answer arrived, in order.
     pub answered_at: Vec<Instant>,
 }
 
@@ -207,12 +208,14 @@ pub fn echo_outage(
         .expect("timeout");
     let start = Instant::now();
     let mut sent_at: Vec<Instant> = Vec::new();
-    let mut answered = std::collections::BTreeSet::new();
+    // Sequence number -> when its (first) answer arrived.
+    let mut answered = std::collections::BTreeMap::new();
     let mut buf = [0u8; 64];
-    let mut drain = |answered: &mut std::collections::BTreeSet<u32>, until: Instant| {
+    let mut drain = |answered: &mut std::collections::BTreeMap<u32, Instant>, until: Instant| {
         while Instant::now() < until {
             if let Ok((4, _)) = socket.recv_from(&mut buf) {
-                answered.insert(u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]));
+                let seq = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+                answered.entry(seq).or_insert_with(Instant::now);
             }
         }
     };
@@ -224,19 +227,24 @@ pub fn echo_outage(
     }
     let end = Instant::now();
     drain(&mut answered, end + Duration::from_millis(500));
+    let mut arrivals: Vec<Instant> = answered
+        .iter()
+        .filter(|(seq, _)| (**seq as usize) < sent_at.len())
+        .map(|(_, at)| *at)
+        .collect();
+    arrivals.sort();
     let mut longest = Duration::ZERO;
     let mut last = start;
-    for seq in &answered {
-        let at = sent_at[*seq as usize];
+    for at in &arrivals {
         longest = longest.max(at.saturating_duration_since(last));
-        last = at;
+        last = *at;
     }
     longest = longest.max(end.saturating_duration_since(last));
     Outage {
         sent: sent_at.len() as u32,
-        answered: answered.len() as u32,
+        answered: arrivals.len() as u32,
         longest,
-        answered_at: answered.iter().map(|s| sent_at[*s as usize]).collect(),
+        answered_at: arrivals,
     }
 }
 

@@ -57,6 +57,7 @@ fn view(policy: Option<&str>) -> PeerView {
             default: DefaultAction::Allow,
             psk: "PSK".into(),
             psk_version: 3,
+            rotation: None,
             version: 1,
             created_at: 0,
             members: 3,

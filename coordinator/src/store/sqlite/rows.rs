@@ -4,17 +4,18 @@
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
-use segwire_proto::api::DefaultAction;
+use segwire_proto::api::{DefaultAction, RotationPhase};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
-use crate::store::{MemberRow, NodeRow, SegmentRow, StoreError, StoreResult, TokenRow};
+use crate::store::{MemberRow, NodeRow, Rotation, SegmentRow, StoreError, StoreResult, TokenRow};
 
 pub(super) const SEGMENT_SELECT: &str =
     "SELECT s.id, s.name, s.net, s.prefix, s.default_action, s.psk, \
-    s.psk_version, s.version, s.created_at, s.policy, s.policy_version, \
+    s.psk_version, s.psk_next, s.psk_previous, s.rotation_phase, s.rotation_version, \
+    s.rotation_since, s.version, s.created_at, s.policy, s.policy_version, \
     (SELECT COUNT(*) FROM members m WHERE m.segment_id = s.id) AS members FROM segments s";
 
 pub(super) const NODE_SELECT: &str =
@@ -48,6 +49,27 @@ pub(super) fn default_to_str(d: DefaultAction) -> &'static str {
     }
 }
 
+/// The rotation columns of a segment row: a phase and the key it publishes beside `psk`.
+fn rotation(r: &SqliteRow) -> StoreResult<Option<Rotation>> {
+    let Some(phase) = r.try_get::<Option<String>, _>("rotation_phase")? else {
+        return Ok(None);
+    };
+    let phase = RotationPhase::parse(&phase)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown key rotation phase {phase:?}")))?;
+    let column = match phase {
+        RotationPhase::Accepting => "psk_next",
+        RotationPhase::Switched => "psk_previous",
+    };
+    let other_psk: Option<String> = r.try_get(column)?;
+    Ok(Some(Rotation {
+        phase,
+        other_psk: other_psk
+            .ok_or_else(|| StoreError::Corrupt(format!("key rotation without {column}")))?,
+        version: r.try_get("rotation_version")?,
+        since: r.try_get("rotation_since")?,
+    }))
+}
+
 pub(super) fn segment_row(r: &SqliteRow) -> StoreResult<SegmentRow> {
     let net = Ipv4Addr::from(r.try_get::<i64, _>("net")? as u32);
     let prefix: i64 = r.try_get("prefix")?;
@@ -62,6 +84,7 @@ pub(super) fn segment_row(r: &SqliteRow) -> StoreResult<SegmentRow> {
         default,
         psk: r.try_get("psk")?,
         psk_version: r.try_get("psk_version")?,
+        rotation: rotation(r)?,
         version: r.try_get("version")?,
         created_at: r.try_get("created_at")?,
         members: r.try_get("members")?,

@@ -1,5 +1,6 @@
 //! Segments on SQLite: create, list, delete, preshared-key rotation and policy.
 
+use segwire_proto::api::RotationPhase;
 use sqlx::SqliteConnection;
 
 use super::members::nodes_in_segment;
@@ -134,17 +135,23 @@ pub(super) async fn rotate_psk(
     s: &SqliteStore,
     name: &str,
     psk: String,
+    now: i64,
 ) -> StoreResult<(SegmentRow, Touched)> {
     let _w = s.write.lock().await;
     let mut tx = s.pool.begin().await?;
     let res: StoreResult<_> = async {
         let seg = segment_by_name(&mut tx, name).await?;
         let v = bump(&mut tx).await?;
+        // Whatever phase a rotation was in, a new one starts at `accepting` with the
+        // current key kept for initiating: a `switched` rotation's previous key retires.
         sqlx::query(
-            "UPDATE segments SET psk = $1, psk_version = psk_version + 1, version = $2 WHERE id = $3",
+            "UPDATE segments SET psk_next = $1, psk_previous = NULL, rotation_phase = 'accepting', \
+             rotation_version = $2, rotation_since = $3, psk_version = psk_version + 1, version = $2 \
+             WHERE id = $4",
         )
         .bind(&psk)
         .bind(v)
+        .bind(now)
         .bind(&seg.id)
         .execute(&mut *tx)
         .await?;
@@ -161,6 +168,81 @@ pub(super) async fn rotate_psk(
     }
     .await;
     finish(tx, res).await
+}
+
+pub(super) async fn advance_rotation(
+    s: &SqliteStore,
+    segment_id: &str,
+    phase: RotationPhase,
+    version: i64,
+    now: i64,
+) -> StoreResult<Option<(SegmentRow, Touched)>> {
+    let _w = s.write.lock().await;
+    let mut tx = s.pool.begin().await?;
+    let res: StoreResult<_> = async {
+        let v = bump(&mut tx).await?;
+        let sql = match phase {
+            RotationPhase::Accepting => {
+                "UPDATE segments SET psk_previous = psk, psk = psk_next, psk_next = NULL, \
+                 rotation_phase = 'switched', rotation_version = $1, rotation_since = $2, version = $1 \
+                 WHERE id = $3 AND rotation_phase = 'accepting' AND rotation_version = $4"
+            }
+            RotationPhase::Switched => {
+                "UPDATE segments SET psk_previous = NULL, rotation_phase = NULL, \
+                 rotation_version = $1, rotation_since = $2, version = $1 \
+                 WHERE id = $3 AND rotation_phase = 'switched' AND rotation_version = $4"
+            }
+        };
+        let done = sqlx::query(sql)
+            .bind(v)
+            .bind(now)
+            .bind(segment_id)
+            .bind(version)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if done == 0 {
+            return Ok(None);
+        }
+        let row = segment_row(
+            &sqlx::query(&format!("{SEGMENT_SELECT} WHERE s.id = $1"))
+                .bind(segment_id)
+                .fetch_one(&mut *tx)
+                .await?,
+        )?;
+        let touched = nodes_in_segment(&mut tx, segment_id).await?;
+        let action = match phase {
+            RotationPhase::Accepting => "segment.key_switched",
+            RotationPhase::Switched => "segment.key_retired",
+        };
+        let change = Change::new(
+            action,
+            format!("segment:{}", row.name),
+            None,
+            Some(audit::segment(&row)),
+        );
+        record(&mut tx, change).await?;
+        Ok(Some((row, touched)))
+    }
+    .await;
+    match res {
+        // Nothing moved: give the counter value back rather than burn it.
+        Ok(None) => {
+            tx.rollback().await?;
+            Ok(None)
+        }
+        res => finish(tx, res).await,
+    }
+}
+
+pub(super) async fn rotating_segments(s: &SqliteStore) -> StoreResult<Vec<SegmentRow>> {
+    let mut conn = s.pool.acquire().await?;
+    let rows = sqlx::query(&format!(
+        "{SEGMENT_SELECT} WHERE s.rotation_phase IS NOT NULL ORDER BY s.name"
+    ))
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(segment_row).collect()
 }
 
 pub(super) async fn set_policy(

@@ -29,6 +29,14 @@ impl Router {
                 sent += 1;
             }
             self.totals.emit(peer, out, r, ep);
+            // During a rotation, greet with the second key too: a peer that has only
+            // that one (it is late, or restarted from saved state) answers it at once.
+            if self.pinned {
+                if let Some(second) = peer.retiring.as_mut().filter(|t| !t.sendable()) {
+                    let r = second.ensure_handshake(now, out.tail(HANDSHAKE_MAX));
+                    self.totals.emit(peer, out, r, ep);
+                }
+            }
         }
         if sent > 0 {
             tracing::debug!(

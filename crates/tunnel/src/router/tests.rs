@@ -354,6 +354,7 @@ fn handshake_completes_with_cookie_under_load() {
 }
 
 mod junk;
+mod phases;
 mod rotation;
 
 #[test]

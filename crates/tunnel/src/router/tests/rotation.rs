@@ -13,7 +13,7 @@ const STEP: Duration = Duration::from_millis(100);
 
 /// Sends one packet each way per step for `steps`; returns the longest stretch either
 /// direction delivered nothing.
-fn longest_gap(net: &mut Net, steps: u32, seq0: u32) -> Duration {
+pub(super) fn longest_gap(net: &mut Net, steps: u32, seq0: u32) -> Duration {
     let (mut gap_ab, mut gap_ba, mut worst) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     for i in 0..steps {
         net.send(A, B, seq0 + i);
