@@ -50,11 +50,10 @@
 //! | 100  | the agent refused the request (its message is `msg`), or CHECK found a difference |
 //! | 101  | segwire-cni itself failed (a bug) |
 
-mod config;
 mod env;
-mod member;
 mod ops;
-mod result;
+
+use segwire_cni::{config, member, result};
 
 use std::io::{self, Read, Write};
 use std::panic::{self, AssertUnwindSafe};
