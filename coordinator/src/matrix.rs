@@ -72,7 +72,8 @@ mod tests {
     fn member(name: &str, ip: &str, app: &str) -> Member {
         Member {
             name: name.into(),
-            ip: ip.parse().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+            ip: ip.parse().ok(),
+            ip6: None,
             labels: [("app".to_string(), app.to_string())].into(),
         }
     }

@@ -54,7 +54,8 @@ fn action(d: DefaultAction) -> Action {
 pub fn member(m: &MemberRow) -> Member {
     Member {
         name: m.name.clone(),
-        ip: m.address,
+        ip: Some(m.address),
+        ip6: None,
         labels: m.labels.clone(),
     }
 }

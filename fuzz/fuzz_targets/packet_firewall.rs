@@ -16,7 +16,9 @@ const POLICY: &str = r#"{"default":"deny","rules":[
 fn member(name: &str, ip: [u8; 4], role: &str) -> Member {
     Member {
         name: name.into(),
-        ip: ip.into(),
+        ip: Some(ip.into()),
+        // Dual-stack, so the fuzzer reaches the IPv6 path too.
+        ip6: Some(std::net::Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, u16::from(ip[3]))),
         labels: BTreeMap::from([("role".to_owned(), role.to_owned())]),
     }
 }

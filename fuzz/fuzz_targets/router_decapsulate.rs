@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
     let peer = PeerConfig {
         public_key: PublicKey::from_secret(&StaticSecret::from([2; 32])),
         endpoint: Some(SocketAddr::from(([198, 18, 0, 2], 51820))),
-        allowed_ips: vec![std::net::Ipv4Addr::new(100, 64, 0, 2).into()],
+        allowed_ips: vec![std::net::IpAddr::from([100, 64, 0, 2]).into()],
         persistent_keepalive: None,
     };
     let now = Duration::from_secs(10);

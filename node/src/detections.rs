@@ -22,11 +22,11 @@ pub const QUEUE: usize = 64;
 /// The wire report of `d`, seen by `member`, with addresses and keys named from its peers.
 #[must_use]
 pub fn to_report(d: &Detection, member: &MemberConfig) -> DetectionReport {
-    let by_address = |a: std::net::Ipv4Addr| {
+    let by_address = |a: std::net::IpAddr| {
         member
             .peers
             .values()
-            .find(|p| p.address == a)
+            .find(|p| std::net::IpAddr::V4(p.address) == a)
             .map_or_else(|| a.to_string(), |p| p.name.clone())
     };
     let by_key = |k: &segwire_tunnel::PublicKey| member.peers.get(k).map(|p| p.name.clone());

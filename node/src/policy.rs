@@ -46,11 +46,17 @@ impl PolicyInput {
         });
         let local = Member {
             name: mm.name.clone(),
-            ip: address,
+            ip: Some(address),
+            ip6: None,
             labels: mm.labels.clone(),
         };
         let mut members: Vec<Member> = peers
-            .map(|(name, ip, labels)| Member { name, ip, labels })
+            .map(|(name, ip, labels)| Member {
+                name,
+                ip: Some(ip),
+                ip6: None,
+                labels,
+            })
             .collect();
         members.push(local.clone());
         members.sort_by(|a, b| a.name.cmp(&b.name));

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net};
 use segwire_proto::netmap::{MemberMap, NetMap, Peer};
 use segwire_tunnel::{PeerConfig, PresharedKey, PublicKey};
 
@@ -73,7 +73,7 @@ pub struct PeerSpec {
     /// Its overlay address.
     pub address: Ipv4Addr,
     /// Networks routed to it (its /32).
-    pub allowed_ips: Vec<Ipv4Net>,
+    pub allowed_ips: Vec<IpNet>,
     /// Where to send to it (the first usable endpoint of the netmap).
     pub endpoint: Option<SocketAddr>,
     /// Its labels (policies select by them).
@@ -214,7 +214,7 @@ fn peer_spec(p: &Peer) -> Result<PeerSpec, String> {
         name: p.name.clone(),
         node: p.node.clone(),
         address,
-        allowed_ips: vec![Ipv4Net::from(address)],
+        allowed_ips: vec![Ipv4Net::from(address).into()],
         endpoint,
         labels: p.labels.clone(),
     })

@@ -24,7 +24,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 use thiserror::Error;
 
 /// Where `wg` looks for userspace interfaces (`<name>.sock`).
@@ -108,7 +108,7 @@ pub struct PeerInfo {
     /// Current endpoint.
     pub endpoint: Option<SocketAddr>,
     /// Allowed IPs.
-    pub allowed_ips: Vec<Ipv4Net>,
+    pub allowed_ips: Vec<IpNet>,
     /// Last completed handshake, as time since the Unix epoch.
     pub last_handshake: Option<Duration>,
     /// Bytes received.

@@ -115,7 +115,7 @@ pub async fn check(
     let compiled = CompiledPolicy::compile(&pol, &policy::member(from), &all);
     let decision = compiled.classify(&Flow {
         direction: Direction::Egress,
-        remote: to.address,
+        remote: to.address.into(),
         protocol,
         port,
     });

@@ -67,7 +67,8 @@ fn policy_json(rules: usize) -> String {
 fn member(me: u8, other: u8, policy: &Policy) -> Member {
     let pm = |n: u8| PolicyMember {
         name: format!("m{n}"),
-        ip: address(n),
+        ip: Some(address(n)),
+        ip6: None,
         labels: BTreeMap::new(),
     };
     let members = vec![pm(1), pm(2)];
@@ -90,7 +91,7 @@ fn member(me: u8, other: u8, policy: &Policy) -> Member {
     let peer = PeerConfig {
         public_key: PublicKey::from_secret(&StaticSecret::from([other; 32])),
         endpoint: Some(endpoint(other)),
-        allowed_ips: vec![address(other).into()],
+        allowed_ips: vec![std::net::IpAddr::from(address(other)).into()],
         persistent_keepalive: None,
     };
     m.upsert_peer(Duration::ZERO, &peer).expect("add peer");

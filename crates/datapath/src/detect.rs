@@ -15,7 +15,7 @@
 //! Sans-IO: `now` is the caller's clock.
 
 use std::collections::VecDeque;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use segwire_policy::{Detection as FirewallDetection, Detector, DetectorConfig, Packet};
@@ -73,7 +73,7 @@ pub enum Detection {
     /// This member's workload sent packets with a source address not its own.
     SpoofSent {
         /// The source it claimed.
-        claimed: Ipv4Addr,
+        claimed: IpAddr,
         /// Packets in the window.
         packets: u64,
         /// How long it took to cross the threshold.
@@ -85,8 +85,8 @@ pub enum Detection {
         peer: PublicKey,
         /// Its underlay address.
         from: SocketAddr,
-        /// The last source it claimed (`None`: an IPv6 packet).
-        claimed: Option<Ipv4Addr>,
+        /// The last inner source it claimed (`None`: none could be read).
+        claimed: Option<IpAddr>,
         /// Packets in the window.
         packets: u64,
         /// How long it took to cross the threshold.
@@ -109,7 +109,7 @@ pub enum Detection {
 #[derive(Debug)]
 pub struct Detections {
     firewall: Detector,
-    sent: Windows<Ipv4Addr>,
+    sent: Windows<IpAddr>,
     received: Windows<PublicKey>,
     handshakes: Windows<IpAddr>,
     ready: VecDeque<Detection>,

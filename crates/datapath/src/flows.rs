@@ -6,7 +6,7 @@
 //! otherwise new flows are only counted as dropped, so a flood cannot exhaust memory.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use segwire_policy::packet::Transport;
 use segwire_policy::{Direction, Packet, RuleId, Verdict};
@@ -26,9 +26,9 @@ pub struct FlowKey {
     /// IP protocol number.
     pub protocol: u8,
     /// Source address.
-    pub src: Ipv4Addr,
+    pub src: IpAddr,
     /// Destination address.
-    pub dst: Ipv4Addr,
+    pub dst: IpAddr,
     /// Destination port (ICMP: 0).
     pub dst_port: u16,
     /// The deciding rule, if any.

@@ -38,7 +38,7 @@ fn a_200_port_scan_is_one_detection_and_the_allowed_port_still_works() {
                 let Detection::Firewall(Firewall::Scan { targets, peers, .. }) = &found[0] else {
                     panic!("{found:?}");
                 };
-                assert_eq!((*targets, peers.clone()), (16, vec![overlay(2)]));
+                assert_eq!((*targets, peers.clone()), (16, vec![overlay(2).into()]));
                 seen_at = Some(net.now - start);
             }
         }
@@ -79,7 +79,7 @@ fn a_workload_sending_with_another_members_address_is_a_spoof() {
     assert_eq!(
         found,
         vec![Detection::SpoofSent {
-            claimed: overlay(3),
+            claimed: overlay(3).into(),
             packets: 3,
             within: Duration::from_millis(400),
         }]
@@ -104,7 +104,7 @@ fn a_burst_of_denied_packets_names_its_top_source() {
     else {
         panic!("{found:?}");
     };
-    assert_eq!((packets, top_source), (200, overlay(1)));
+    assert_eq!((packets, top_source), (200, overlay(1).into()));
 }
 
 #[test]

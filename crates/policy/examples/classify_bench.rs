@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use segwire_policy::packet::proto;
@@ -42,7 +42,8 @@ fn members() -> Vec<Member> {
     (0..MEMBERS)
         .map(|i| Member {
             name: format!("m{i}"),
-            ip: member_ip(i),
+            ip: Some(member_ip(i)),
+            ip6: None,
             labels: BTreeMap::from([
                 ("app".to_owned(), APPS[i % APPS.len()].to_owned()),
                 ("tier".to_owned(), TIERS[i % TIERS.len()].to_owned()),
@@ -67,7 +68,12 @@ fn selector(rng: &mut Rng) -> Selector {
             let len = 16 + rng.below(17) as u8;
             let addr =
                 Ipv4Addr::from(u32::from(Ipv4Addr::new(100, 64, 0, 0)) + rng.below(1 << 14) as u32);
-            Selector::Cidr(ipnet::Ipv4Net::new(addr, len).expect("len <= 32").trunc())
+            Selector::Cidr(
+                ipnet::Ipv4Net::new(addr, len)
+                    .expect("len <= 32")
+                    .trunc()
+                    .into(),
+            )
         }
     }
 }
@@ -110,7 +116,7 @@ fn flows(rng: &mut Rng, n: usize) -> Vec<Flow> {
             } else {
                 Direction::Ingress
             },
-            remote: member_ip(rng.below(MEMBERS as u64 + 50) as usize),
+            remote: member_ip(rng.below(MEMBERS as u64 + 50) as usize).into(),
             protocol: [proto::TCP, proto::TCP, proto::UDP, proto::ICMP][rng.below(4) as usize],
             port: 1 + rng.below(61_000) as u16,
         })
@@ -120,8 +126,11 @@ fn flows(rng: &mut Rng, n: usize) -> Vec<Flow> {
 /// An IPv4 TCP/UDP packet (20-byte header plus 20 bytes of transport header).
 fn packet(local: Ipv4Addr, f: &Flow, rng: &mut Rng) -> Vec<u8> {
     let (src, dst) = match f.direction {
-        Direction::Egress => (local, f.remote),
-        Direction::Ingress => (f.remote, local),
+        Direction::Egress => (IpAddr::V4(local), f.remote),
+        Direction::Ingress => (f.remote, IpAddr::V4(local)),
+    };
+    let (IpAddr::V4(src), IpAddr::V4(dst)) = (src, dst) else {
+        unreachable!("the bench's flows are IPv4")
     };
     let mut p = vec![0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, f.protocol, 0, 0];
     p.extend_from_slice(&src.octets());
@@ -173,7 +182,7 @@ fn main() {
 
         let packets: Vec<Vec<u8>> = flows
             .iter()
-            .map(|f| packet(local.ip, f, &mut rng))
+            .map(|f| packet(member_ip(0), f, &mut rng))
             .collect();
         let mut firewall = Firewall::new(compiled, ConntrackConfig::default());
         let start = Duration::ZERO;

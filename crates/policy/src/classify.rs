@@ -4,8 +4,12 @@
 //! disjoint CIDR interval containing it, and the wildcard table); each answers "first rule
 //! matching this protocol and port" by binary search; the smallest rule index wins, which is
 //! exactly "first matching rule in file order".
+//!
+//! Addresses of both families share one 128-bit key space: an IPv4 address is keyed as its
+//! IPv4-mapped IPv6 address (`::ffff:a.b.c.d`), which the packet parser never lets a real
+//! IPv6 packet carry, so the families cannot alias.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::model::Action;
 use crate::packet::proto;
@@ -46,10 +50,11 @@ pub struct Flow {
     /// Direction of the packet.
     pub direction: Direction,
     /// The address on the far side (destination on egress, source on ingress).
-    pub remote: Ipv4Addr,
+    pub remote: IpAddr,
     /// IP protocol number.
     pub protocol: u8,
-    /// Destination port for TCP and UDP; ignored for other protocols.
+    /// Destination port for TCP and UDP; ignored for other protocols. ICMP and ICMPv6
+    /// (protocol 1 and 58) are both matched by the policy's `icmp`.
     pub port: u16,
 }
 
@@ -68,7 +73,8 @@ pub struct Decision {
 #[derive(Debug, Clone)]
 pub struct CompiledPolicy {
     pub(crate) local_name: String,
-    pub(crate) local_ip: Ipv4Addr,
+    pub(crate) local_ip: Option<Ipv4Addr>,
+    pub(crate) local_ip6: Option<Ipv6Addr>,
     pub(crate) default: Action,
     pub(crate) rule_names: Vec<String>,
     pub(crate) egress: DirTable,
@@ -82,7 +88,7 @@ impl CompiledPolicy {
             Direction::Egress => &self.egress,
             Direction::Ingress => &self.ingress,
         };
-        let best = table.lookup(u32::from(flow.remote), flow.protocol, flow.port);
+        let best = table.lookup(addr_key(flow.remote), flow.protocol, flow.port);
         if best == NO_RULE {
             Decision {
                 allowed: self.default == Action::Allow,
@@ -111,14 +117,35 @@ impl CompiledPolicy {
         &self.local_name
     }
 
-    /// The local member's overlay address.
-    pub fn local_ip(&self) -> Ipv4Addr {
+    /// The local member's IPv4 overlay address, if it has one.
+    pub fn local_ip(&self) -> Option<Ipv4Addr> {
         self.local_ip
+    }
+
+    /// The local member's IPv6 overlay address, if it has one.
+    pub fn local_ip6(&self) -> Option<Ipv6Addr> {
+        self.local_ip6
+    }
+
+    /// Whether `addr` is one of the local member's overlay addresses.
+    pub fn is_local(&self, addr: IpAddr) -> bool {
+        match addr {
+            IpAddr::V4(a) => self.local_ip == Some(a),
+            IpAddr::V6(a) => self.local_ip6 == Some(a),
+        }
     }
 
     /// The policy's default action.
     pub fn default_action(&self) -> Action {
         self.default
+    }
+}
+
+/// The classifier's key for an address: IPv6 bits, IPv4 as `::ffff:a.b.c.d`.
+pub(crate) fn addr_key(addr: IpAddr) -> u128 {
+    match addr {
+        IpAddr::V4(a) => u128::from(a.to_ipv6_mapped()),
+        IpAddr::V6(a) => u128::from(a),
     }
 }
 
@@ -129,18 +156,18 @@ pub(crate) const NO_RULE: u32 = u32::MAX;
 #[derive(Debug, Clone, Default)]
 pub(crate) struct DirTable {
     /// Sorted member addresses and their tables (label and member selectors).
-    pub(crate) exact_ips: Vec<u32>,
+    pub(crate) exact_ips: Vec<u128>,
     pub(crate) exact_tables: Vec<PortTable>,
     /// Disjoint, sorted address intervals from CIDR selectors, inclusive ends.
-    pub(crate) cidr_starts: Vec<u32>,
-    pub(crate) cidr_ends: Vec<u32>,
+    pub(crate) cidr_starts: Vec<u128>,
+    pub(crate) cidr_ends: Vec<u128>,
     pub(crate) cidr_tables: Vec<PortTable>,
-    /// Rules whose remote side is `"*"` or `0.0.0.0/0`.
+    /// Rules whose remote side is `"*"`.
     pub(crate) wildcard: PortTable,
 }
 
 impl DirTable {
-    fn lookup(&self, ip: u32, protocol: u8, port: u16) -> u32 {
+    fn lookup(&self, ip: u128, protocol: u8, port: u16) -> u32 {
         let mut best = self.wildcard.lookup(protocol, port);
         if let Ok(i) = self.exact_ips.binary_search(&ip) {
             if let Some(t) = self.exact_tables.get(i) {
@@ -184,7 +211,7 @@ impl PortTable {
         match protocol {
             proto::TCP => self.tcp.lookup(port),
             proto::UDP => self.udp.lookup(port),
-            proto::ICMP => self.icmp,
+            proto::ICMP | proto::ICMPV6 => self.icmp,
             _ => self.other,
         }
     }

@@ -2,7 +2,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::classify::{CompiledPolicy, DirTable, PortTable, RangeMap, Segment, NO_RULE};
+use ipnet::IpNet;
+
+use crate::classify::{addr_key, CompiledPolicy, DirTable, PortTable, RangeMap, Segment, NO_RULE};
 use crate::model::{Action, Member, Policy, PortSpec, Selector};
 
 impl CompiledPolicy {
@@ -14,6 +16,7 @@ impl CompiledPolicy {
         CompiledPolicy {
             local_name: local.name.clone(),
             local_ip: local.ip,
+            local_ip6: local.ip6,
             default: policy.default,
             rule_names: policy.rules.iter().map(|r| r.name.clone()).collect(),
             egress: dir_table(policy, local, &index, |r| (&r.from, &r.to)),
@@ -100,8 +103,8 @@ impl<'a> MemberIndex<'a> {
                     None => (0..self.members.len()).collect(), // no labels: all match
                 }
             }
-            Selector::Cidr(net) => (0..self.members.len())
-                .filter(|&i| net.contains(&self.members[i].ip))
+            Selector::Cidr(_) => (0..self.members.len())
+                .filter(|&i| sel.matches_member(&self.members[i]))
                 .collect(),
         }
     }
@@ -111,8 +114,8 @@ type Sides = for<'r> fn(&'r crate::model::Rule) -> (&'r Selector, &'r Selector);
 
 fn dir_table(policy: &Policy, local: &Member, index: &MemberIndex<'_>, sides: Sides) -> DirTable {
     let mut wildcard: Vec<(PortSpec, u32)> = Vec::new();
-    let mut exact: BTreeMap<u32, Vec<(PortSpec, u32)>> = BTreeMap::new();
-    let mut cidrs: Vec<(u32, u32, u32)> = Vec::new();
+    let mut exact: BTreeMap<u128, Vec<(PortSpec, u32)>> = BTreeMap::new();
+    let mut cidrs: Vec<(u128, u128, u32)> = Vec::new();
     for (idx, rule) in policy.rules.iter().enumerate() {
         let idx = u32::try_from(idx).unwrap_or(NO_RULE - 1);
         let (local_side, remote_side) = sides(rule);
@@ -122,16 +125,17 @@ fn dir_table(policy: &Policy, local: &Member, index: &MemberIndex<'_>, sides: Si
         let specs = rule.ports.iter().map(|&p| (p, idx));
         match remote_side {
             Selector::Any => wildcard.extend(specs),
-            Selector::Cidr(net) if net.prefix_len() == 0 => wildcard.extend(specs),
             Selector::Cidr(net) => {
-                cidrs.push((u32::from(net.network()), u32::from(net.broadcast()), idx));
+                cidrs.extend(key_ranges(*net).into_iter().map(|(a, b)| (a, b, idx)));
             }
             Selector::Labels(_) | Selector::Member(_) => {
                 for i in index.candidates(remote_side) {
-                    exact
-                        .entry(u32::from(index.members[i].ip))
-                        .or_default()
-                        .extend(specs.clone());
+                    for addr in index.members[i].addrs() {
+                        exact
+                            .entry(addr_key(addr))
+                            .or_default()
+                            .extend(specs.clone());
+                    }
                 }
             }
         }
@@ -151,17 +155,43 @@ fn dir_table(policy: &Policy, local: &Member, index: &MemberIndex<'_>, sides: Si
     }
 }
 
+/// The key intervals (inclusive) a CIDR covers. An IPv6 network that contains the
+/// IPv4-mapped block leaves it out (IPv6 packets never carry those addresses, and IPv4
+/// addresses are keyed there); one inside it covers nothing.
+fn key_ranges(net: IpNet) -> Vec<(u128, u128)> {
+    let (start, end) = (addr_key(net.network()), addr_key(net.broadcast()));
+    if net.addr().is_ipv4() {
+        return vec![(start, end)];
+    }
+    let mapped_start = addr_key(std::net::Ipv4Addr::UNSPECIFIED.into());
+    let mapped_end = addr_key(std::net::Ipv4Addr::BROADCAST.into());
+    if end < mapped_start || start > mapped_end {
+        return vec![(start, end)];
+    }
+    let mut out = Vec::with_capacity(2);
+    if start < mapped_start {
+        out.push((start, mapped_start - 1));
+    }
+    if end > mapped_end {
+        out.push((mapped_end + 1, end));
+    }
+    out
+}
+
 /// Splits possibly overlapping CIDRs into disjoint intervals, each with a table of every
 /// rule covering it.
 fn cidr_intervals(
     policy: &Policy,
-    cidrs: &[(u32, u32, u32)],
-) -> (Vec<u32>, Vec<u32>, Vec<PortTable>) {
-    // (position, rule, is_start); an interval [a, b] starts at a and ends before b + 1.
-    let mut events: Vec<(u64, u32, bool)> = Vec::with_capacity(cidrs.len() * 2);
+    cidrs: &[(u128, u128, u32)],
+) -> (Vec<u128>, Vec<u128>, Vec<PortTable>) {
+    // (position, rule, is_start); an interval [a, b] starts at a and ends before b + 1;
+    // an interval reaching the last key has no end event.
+    let mut events: Vec<(u128, u32, bool)> = Vec::with_capacity(cidrs.len() * 2);
     for &(start, end, rule) in cidrs {
-        events.push((u64::from(start), rule, true));
-        events.push((u64::from(end) + 1, rule, false));
+        events.push((start, rule, true));
+        if let Some(after) = end.checked_add(1) {
+            events.push((after, rule, false));
+        }
     }
     events.sort_unstable();
     let (mut starts, mut ends, mut tables) = (Vec::new(), Vec::new(), Vec::new());
@@ -181,17 +211,16 @@ fn cidr_intervals(
             }
             i += 1;
         }
-        let Some(&(next, _, _)) = events.get(i) else {
-            break;
-        };
         if !active.is_empty() {
+            // The next event is past `pos`, so `next - 1` cannot underflow; with no next
+            // event the interval runs to the last key.
+            let end = events.get(i).map_or(u128::MAX, |&(next, _, _)| next - 1);
             let specs: Vec<(PortSpec, u32)> = active
                 .keys()
                 .flat_map(|&r| policy.rules[r as usize].ports.iter().map(move |&p| (p, r)))
                 .collect();
-            // Positions are addresses (< 2^32) or address + 1 (<= 2^32); `next - 1` fits.
-            starts.push(u32::try_from(pos).unwrap_or(u32::MAX));
-            ends.push(u32::try_from(next - 1).unwrap_or(u32::MAX));
+            starts.push(pos);
+            ends.push(end);
             tables.push(port_table(&specs));
         }
     }

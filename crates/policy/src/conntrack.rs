@@ -74,7 +74,7 @@ impl Default for ConntrackConfig {
 /// A connection seen from the local member: the local address is implied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct FlowKey {
-    pub(crate) remote: u32,
+    pub(crate) remote: u128,
     /// TCP/UDP local port; ICMP echo identifier; 0 otherwise.
     pub(crate) local_port: u16,
     /// TCP/UDP remote port; for ICMP echo 0 when the local side sent the request, 1 when
@@ -138,7 +138,7 @@ const PEERS_RESERVED: usize = 4096;
 #[derive(Debug)]
 pub(crate) struct Conntrack {
     index: HashMap<FlowKey, u32>,
-    peers: HashMap<u32, PeerList>,
+    peers: HashMap<u128, PeerList>,
     slots: Vec<Entry>,
     free: Vec<u32>,
     head: u32,
@@ -267,7 +267,7 @@ impl Conntrack {
     /// The entry to evict from a full table for a new connection of `remote`: its own
     /// longest-idle one when it holds its fair share already, else the longest-idle one
     /// of the peer holding the most (which, the table being full, is over its share).
-    fn victim(&self, remote: u32) -> u32 {
+    fn victim(&self, remote: u128) -> u32 {
         let peers = self.peers.len() + usize::from(!self.peers.contains_key(&remote));
         let share = (self.max / peers.max(1)).max(1);
         match self.peers.get(&remote) {
@@ -282,7 +282,7 @@ impl Conntrack {
 
     /// Entries of `remote` now.
     #[cfg(test)]
-    pub(crate) fn peer_entries(&self, remote: u32) -> usize {
+    pub(crate) fn peer_entries(&self, remote: u128) -> usize {
         self.peers.get(&remote).map_or(0, |p| p.count)
     }
 
@@ -332,7 +332,7 @@ impl Conntrack {
     fn timeout(&self, entry: &Entry) -> Duration {
         let t = &self.timeouts;
         match (entry.key.protocol, entry.state) {
-            (proto::ICMP, _) => t.icmp_echo,
+            (proto::ICMP | proto::ICMPV6, _) => t.icmp_echo,
             (_, State::SynSent) => t.tcp_syn_sent,
             (_, State::SynReceived | State::PickedUp) => t.tcp_syn_received,
             (_, State::Established) => t.tcp_established,

@@ -21,6 +21,8 @@ pub struct Counters {
     pub denied_malformed: u64,
     /// Packets denied because their local address is not the member's.
     pub denied_not_local: u64,
+    /// Link-scoped ICMPv6 (neighbour discovery and the like) denied.
+    pub denied_link_control: u64,
     /// Connections tracked right now.
     pub conntrack_entries: u64,
     /// Connections evicted because the table was full.

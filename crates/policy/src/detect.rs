@@ -10,7 +10,7 @@
 //! allowed service never counts (only denials do), and a client retrying one refused
 //! port counts once, so normal traffic stays at 0 or 1 target.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::packet::{Packet, Transport};
@@ -50,7 +50,7 @@ pub enum Detection {
         /// Distinct targets seen in the window (the threshold).
         targets: usize,
         /// Peers among them.
-        peers: Vec<Ipv4Addr>,
+        peers: Vec<IpAddr>,
         /// How long it took to cross the threshold.
         within: Duration,
     },
@@ -59,14 +59,14 @@ pub enum Detection {
         /// Denied packets in the window (the threshold).
         packets: u64,
         /// The source that sent the most of them.
-        top_source: Ipv4Addr,
+        top_source: IpAddr,
         /// How long it took to cross the threshold.
         within: Duration,
     },
 }
 
 /// A denied target: peer, IP protocol, destination port (0 for ICMP and others).
-type Target = (Ipv4Addr, u8, u16);
+type Target = (IpAddr, u8, u16);
 
 /// The detectors of one member.
 #[derive(Debug, Clone)]
@@ -76,7 +76,7 @@ pub struct Detector {
     targets: Vec<Target>,
     burst_start: Duration,
     burst: u64,
-    sources: Vec<(Ipv4Addr, u64)>,
+    sources: Vec<(IpAddr, u64)>,
     last_scan: Option<Duration>,
     last_burst: Option<Duration>,
     ready: Vec<Detection>,
@@ -118,7 +118,7 @@ impl Detector {
             return;
         }
         if !cooling(self.last_scan, now, self.config.cooldown) {
-            let mut peers: Vec<Ipv4Addr> = self.targets.iter().map(|t| t.0).collect();
+            let mut peers: Vec<IpAddr> = self.targets.iter().map(|t| t.0).collect();
             peers.sort_unstable();
             peers.dedup();
             self.ready.push(Detection::Scan {

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 
 /// Why a policy file was rejected.
 ///
@@ -79,14 +79,14 @@ pub enum Problem {
     /// `labels` is an empty map.
     #[error("must name at least one label")]
     EmptyLabels,
-    /// Not an IPv4 network in CIDR notation.
-    #[error("must be an IPv4 network like 10.0.0.0/8")]
+    /// Not an IPv4 or IPv6 network in CIDR notation.
+    #[error("must be an IPv4 or IPv6 network like 10.0.0.0/8 or fd00::/64")]
     BadCidr,
     /// A CIDR with host bits set, such as `10.1.2.3/16`.
     #[error("host bits are set (did you mean {network}?)")]
     HostBitsSet {
         /// The network with the host bits cleared.
-        network: Ipv4Net,
+        network: IpNet,
     },
     /// `ports` is an empty list.
     #[error("must list at least one entry (use \"any\" for all traffic)")]

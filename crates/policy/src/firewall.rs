@@ -1,9 +1,9 @@
 //! The per-member filter: classifier plus connection tracking, one call per packet.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
 
-use crate::classify::{CompiledPolicy, Direction, Flow, RuleId};
+use crate::classify::{addr_key, CompiledPolicy, Direction, Flow, RuleId};
 use crate::conntrack::{Conntrack, ConntrackConfig, FlowKey};
 use crate::counters::{Counters, RuleCounter};
 use crate::packet::{proto, Icmp, Packet, PacketError, Quoted, TcpFlags, Transport};
@@ -37,7 +37,7 @@ impl Verdict {
 /// Why a packet was dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum DenyReason {
-    /// Not a well-formed IPv4 packet.
+    /// Not a well-formed IPv4 or IPv6 packet.
     #[error("malformed packet: {0}")]
     Malformed(#[from] PacketError),
     /// Its local address (source on egress, destination on ingress) is not the member's.
@@ -46,6 +46,10 @@ pub enum DenyReason {
     /// No rule allows it, it belongs to no tracked connection, and the default is deny.
     #[error("no rule allows it")]
     NoRule,
+    /// ICMPv6 neighbour or router discovery, redirects or multicast listener messages:
+    /// link-scoped, and the member's interface is point-to-point, so they never cross.
+    #[error("link-scoped ICMPv6 never crosses the tunnel")]
+    LinkControl,
 }
 
 /// What [`Firewall::replace_policy`] did to the tracked connections.
@@ -108,13 +112,15 @@ impl Firewall {
     /// attributed to the rule that allows them now. Per-rule counters restart from zero.
     pub fn replace_policy(&mut self, policy: CompiledPolicy, now: Duration) -> ReplaceSummary {
         let mut summary = ReplaceSummary::default();
-        if policy.local_ip() != self.policy.local_ip() {
+        if (policy.local_ip(), policy.local_ip6())
+            != (self.policy.local_ip(), self.policy.local_ip6())
+        {
             summary.cut = self.conntrack.clear();
         } else {
             let (expired, cut) = self.conntrack.retain(now, |entry| {
                 let flow = Flow {
                     direction: entry.initiator,
-                    remote: Ipv4Addr::from(entry.key.remote),
+                    remote: key_addr(entry.key.remote),
                     protocol: entry.key.protocol,
                     port: entry.key.opening_port(entry.initiator),
                 };
@@ -188,24 +194,32 @@ impl Firewall {
             Direction::Egress => (packet.src, packet.dst),
             Direction::Ingress => (packet.dst, packet.src),
         };
-        if local != self.policy.local_ip() {
+        if let Transport::Icmp(Icmp::Other { kind }) = packet.l4 {
+            if packet.src.is_ipv6() && crate::packet::is_link_control(kind) {
+                return Verdict::Deny {
+                    reason: DenyReason::LinkControl,
+                };
+            }
+        }
+        if !self.policy.is_local(local) {
             return Verdict::Deny {
                 reason: DenyReason::NotLocal,
             };
         }
-        let remote_u32 = u32::from(remote);
+        let protocol = packet.protocol();
+        let remote_key = addr_key(remote);
         let (key, flags, port) = match packet.l4 {
             Transport::Tcp {
                 src_port,
                 dst_port,
                 flags,
             } => (
-                Some(port_key(dir, remote_u32, proto::TCP, src_port, dst_port)),
+                Some(port_key(dir, remote_key, proto::TCP, src_port, dst_port)),
                 flags,
                 dst_port,
             ),
             Transport::Udp { src_port, dst_port } => (
-                Some(port_key(dir, remote_u32, proto::UDP, src_port, dst_port)),
+                Some(port_key(dir, remote_key, proto::UDP, src_port, dst_port)),
                 TcpFlags(0),
                 dst_port,
             ),
@@ -213,11 +227,11 @@ impl Firewall {
                 if let Some(verdict) = self.related(dir, remote, icmp, now) {
                     return verdict;
                 }
-                (echo_key(dir, remote_u32, icmp), TcpFlags(0), 0)
+                (echo_key(dir, remote_key, protocol, icmp), TcpFlags(0), 0)
             }
             Transport::Other { protocol } => {
                 let key = FlowKey {
-                    remote: remote_u32,
+                    remote: remote_key,
                     local_port: 0,
                     remote_port: 0,
                     protocol,
@@ -244,7 +258,7 @@ impl Firewall {
         let flow = Flow {
             direction: dir,
             remote,
-            protocol: packet.protocol(),
+            protocol,
             port,
         };
         let decision = self.policy.classify(&flow);
@@ -277,7 +291,7 @@ impl Firewall {
     fn related(
         &mut self,
         dir: Direction,
-        remote: Ipv4Addr,
+        remote: IpAddr,
         icmp: Icmp,
         now: Duration,
     ) -> Option<Verdict> {
@@ -287,7 +301,13 @@ impl Firewall {
         else {
             return None;
         };
-        let key = quoted_key(dir, self.policy.local_ip(), remote, q)?;
+        if !self.policy.is_local(match dir.reverse() {
+            Direction::Egress => q.src,
+            Direction::Ingress => q.dst,
+        }) {
+            return None;
+        }
+        let key = quoted_key(dir, remote, q)?;
         let entry = self.conntrack.peek(&key, now)?;
         self.counters.allowed_related += 1;
         Some(Verdict::Allow {
@@ -316,13 +336,23 @@ impl Firewall {
                     DenyReason::Malformed(_) => c.denied_malformed += 1,
                     DenyReason::NotLocal => c.denied_not_local += 1,
                     DenyReason::NoRule => c.denied_by_default += 1,
+                    DenyReason::LinkControl => c.denied_link_control += 1,
                 }
             }
         }
     }
 }
 
-fn port_key(dir: Direction, remote: u32, protocol: u8, src_port: u16, dst_port: u16) -> FlowKey {
+/// The address a conntrack key stands for (the inverse of [`addr_key`]).
+fn key_addr(key: u128) -> IpAddr {
+    let v6 = Ipv6Addr::from(key);
+    match v6.to_ipv4_mapped() {
+        Some(v4) => IpAddr::V4(v4),
+        None => IpAddr::V6(v6),
+    }
+}
+
+fn port_key(dir: Direction, remote: u128, protocol: u8, src_port: u16, dst_port: u16) -> FlowKey {
     let (local_port, remote_port) = match dir {
         Direction::Egress => (src_port, dst_port),
         Direction::Ingress => (dst_port, src_port),
@@ -336,7 +366,7 @@ fn port_key(dir: Direction, remote: u32, protocol: u8, src_port: u16, dst_port: 
 }
 
 /// Echo requests and replies share a key per identifier and per side that asked.
-fn echo_key(dir: Direction, remote: u32, icmp: Icmp) -> Option<FlowKey> {
+fn echo_key(dir: Direction, remote: u128, protocol: u8, icmp: Icmp) -> Option<FlowKey> {
     let (id, local_asked) = match icmp {
         Icmp::EchoRequest { id } => (id, dir == Direction::Egress),
         Icmp::EchoReply { id } => (id, dir == Direction::Ingress),
@@ -347,31 +377,32 @@ fn echo_key(dir: Direction, remote: u32, icmp: Icmp) -> Option<FlowKey> {
         remote,
         local_port: id,
         remote_port,
-        protocol: proto::ICMP,
+        protocol,
     })
 }
 
 /// The key of the connection an ICMP error quotes; the quoted packet went the other way.
-fn quoted_key(
-    dir: Direction,
-    local: Ipv4Addr,
-    outer_remote: Ipv4Addr,
-    q: Quoted,
-) -> Option<FlowKey> {
+/// The caller has checked that the quote's local side is the member's.
+fn quoted_key(dir: Direction, outer_remote: IpAddr, q: Quoted) -> Option<FlowKey> {
     let quoted_dir = dir.reverse();
-    let (q_local, q_remote) = match quoted_dir {
-        Direction::Egress => (q.src, q.dst),
-        Direction::Ingress => (q.dst, q.src),
+    let q_remote = match quoted_dir {
+        Direction::Egress => q.dst,
+        Direction::Ingress => q.src,
     };
-    if q_local != local || q_remote != outer_remote {
+    if q_remote != outer_remote {
         return None;
     }
-    let remote = u32::from(q_remote);
+    let remote = addr_key(q_remote);
     match q.protocol {
         proto::TCP | proto::UDP => Some(port_key(
             quoted_dir, remote, q.protocol, q.src_port, q.dst_port,
         )),
-        proto::ICMP => echo_key(quoted_dir, remote, Icmp::EchoRequest { id: q.src_port }),
+        proto::ICMP | proto::ICMPV6 => echo_key(
+            quoted_dir,
+            remote,
+            q.protocol,
+            Icmp::EchoRequest { id: q.src_port },
+        ),
         _ => None,
     }
 }

@@ -1,5 +1,5 @@
 //! Sans-IO segment policy: the policy file format, a per-member compiled classifier,
-//! an IPv4 packet parser and a stateful, bounded connection tracker.
+//! an IPv4 and IPv6 packet parser and a stateful, bounded connection tracker.
 //!
 //! Nothing here reads a clock, opens a socket or spawns: time comes in as a [`Duration`]
 //! since an epoch the caller fixes once (the same clock as `segwire_tunnel`'s router), and
@@ -21,8 +21,12 @@
 //!
 //! let policy = Policy::from_json(r#"{ "default": "deny", "rules": [
 //!     { "name": "ping", "from": "*", "to": "*", "ports": ["icmp"] } ] }"#)?;
-//! let me = Member { name: "web-1".into(), ip: "100.64.0.2".parse()?, labels: Default::default() };
-//! let peer = Member { name: "db-1".into(), ip: "100.64.0.3".parse()?, labels: Default::default() };
+//! let me = Member {
+//!     name: "web-1".into(), ip: Some("100.64.0.2".parse()?), ip6: None, labels: Default::default(),
+//! };
+//! let peer = Member {
+//!     name: "db-1".into(), ip: Some("100.64.0.3".parse()?), ip6: None, labels: Default::default(),
+//! };
 //! let members = vec![me.clone(), peer];
 //! let mut firewall =
 //!     Firewall::new(CompiledPolicy::compile(&policy, &me, &members), ConntrackConfig::default());

@@ -5,9 +5,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 use serde::ser::{SerializeMap, SerializeStruct};
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -57,8 +57,8 @@ pub enum Selector {
     Any,
     /// `{ "labels": {…} }`: members carrying all of these labels.
     Labels(BTreeMap<String, String>),
-    /// `{ "cidr": "…" }`: every address inside this IPv4 network.
-    Cidr(Ipv4Net),
+    /// `{ "cidr": "…" }`: every address inside this IPv4 or IPv6 network.
+    Cidr(IpNet),
     /// `{ "member": "NAME" }`: the member with this name.
     Member(String),
 }
@@ -88,10 +88,21 @@ pub enum PortSpec {
 pub struct Member {
     /// The member's name (unique within the segment).
     pub name: String,
-    /// The member's overlay address.
-    pub ip: Ipv4Addr,
+    /// The member's IPv4 overlay address, when its segment has an IPv4 prefix.
+    pub ip: Option<Ipv4Addr>,
+    /// The member's IPv6 overlay address, when its segment has an IPv6 prefix.
+    pub ip6: Option<Ipv6Addr>,
     /// The member's labels.
     pub labels: BTreeMap<String, String>,
+}
+
+impl Member {
+    /// The member's overlay addresses: IPv4 first, then IPv6.
+    pub fn addrs(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        let v4 = self.ip.map(IpAddr::V4);
+        let v6 = self.ip6.map(IpAddr::V6);
+        v4.into_iter().chain(v6)
+    }
 }
 
 impl Policy {
@@ -138,7 +149,7 @@ impl Selector {
             Selector::Labels(want) => want
                 .iter()
                 .all(|(k, v)| member.labels.get(k).is_some_and(|have| have == v)),
-            Selector::Cidr(net) => net.contains(&member.ip),
+            Selector::Cidr(net) => member.addrs().any(|a| net.contains(&a)),
             Selector::Member(name) => *name == member.name,
         }
     }

@@ -1,9 +1,9 @@
 //! Validation of a policy document (as a JSON value) into the typed [`Policy`].
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 use serde_json::{Map, Value};
 
 use crate::error::{FieldRef, PolicyError, Problem};
@@ -218,12 +218,12 @@ fn labels(path: &str, value: &Value) -> FieldResult<BTreeMap<String, String>> {
     Ok(out)
 }
 
-/// Parses `a.b.c.d/n` and rejects host bits.
-fn cidr(text: &str) -> Result<Ipv4Net, Problem> {
+/// Parses `a.b.c.d/n` or `x:y::/n` and rejects host bits.
+fn cidr(text: &str) -> Result<IpNet, Problem> {
     let (addr, len) = text.split_once('/').ok_or(Problem::BadCidr)?;
-    let addr: Ipv4Addr = addr.parse().map_err(|_| Problem::BadCidr)?;
+    let addr: IpAddr = addr.parse().map_err(|_| Problem::BadCidr)?;
     let len: u8 = len.parse().map_err(|_| Problem::BadCidr)?;
-    let net = Ipv4Net::new(addr, len).map_err(|_| Problem::BadCidr)?;
+    let net = IpNet::new(addr, len).map_err(|_| Problem::BadCidr)?;
     if net.trunc() != net {
         return Err(Problem::HostBitsSet {
             network: net.trunc(),

@@ -50,7 +50,7 @@ fn router(seed: u8, peer_seed: u8) -> Router {
     let peer = PeerConfig {
         public_key: PublicKey::from_secret(&StaticSecret::from([peer_seed; 32])),
         endpoint: Some(endpoint(peer_seed)),
-        allowed_ips: vec![Ipv4Addr::new(100, 64, 0, peer_seed).into()],
+        allowed_ips: vec![ipnet::Ipv4Net::from(Ipv4Addr::new(100, 64, 0, peer_seed)).into()],
         persistent_keepalive: None,
     };
     r.upsert_peer(Duration::ZERO, &peer).expect("add peer");

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 
 use crate::stats::{DropCounts, DropReason, PeerStatus, TrafficCounters};
 use crate::wg::WgTunnel;
@@ -16,8 +16,8 @@ pub struct PeerConfig {
     pub public_key: PublicKey,
     /// The peer's UDP endpoint, if known; authenticated packets roam it.
     pub endpoint: Option<SocketAddr>,
-    /// Networks routed to the peer, usually exactly its overlay /32.
-    pub allowed_ips: Vec<Ipv4Net>,
+    /// Networks routed to the peer, usually exactly its overlay /32 and/or /128.
+    pub allowed_ips: Vec<IpNet>,
     /// Send a keepalive after this many quiet seconds (for NAT); `None` = off.
     pub persistent_keepalive: Option<u16>,
 }
@@ -55,7 +55,7 @@ pub(crate) struct Peer {
     pub(crate) endpoint: Option<SocketAddr>,
     /// The endpoint last configured (roaming changes `endpoint`, not this).
     pub(crate) configured_endpoint: Option<SocketAddr>,
-    pub(crate) allowed_ips: Vec<Ipv4Net>,
+    pub(crate) allowed_ips: Vec<IpNet>,
     pub(crate) persistent_keepalive: Option<u16>,
     pub(crate) traffic: TrafficCounters,
     pub(crate) drops: DropCounts,
@@ -139,9 +139,9 @@ impl Peer {
 }
 
 /// Allowed IPs with host bits cleared and duplicates removed, in order.
-pub(crate) fn normalized(nets: &[Ipv4Net]) -> Vec<Ipv4Net> {
-    let mut out: Vec<Ipv4Net> = Vec::with_capacity(nets.len());
-    for n in nets.iter().map(Ipv4Net::trunc) {
+pub(crate) fn normalized(nets: &[IpNet]) -> Vec<IpNet> {
+    let mut out: Vec<IpNet> = Vec::with_capacity(nets.len());
+    for n in nets.iter().map(IpNet::trunc) {
         if !out.contains(&n) {
             out.push(n);
         }

@@ -1,7 +1,7 @@
 //! The per-member router: peer table, cryptokey routing and the batch calls.
 
 use std::collections::{HashMap, HashSet};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use x25519_dalek::StaticSecret;
@@ -86,7 +86,7 @@ impl Totals {
         }
     }
 
-    fn spoofed(&mut self, peer: &mut Peer, from: SocketAddr, claimed: Option<Ipv4Addr>) {
+    fn spoofed(&mut self, peer: &mut Peer, from: SocketAddr, claimed: Option<IpAddr>) {
         self.suspects.push(Suspect::SpoofedSource {
             peer: peer.key,
             from,
@@ -447,7 +447,7 @@ impl Router {
     }
 
     fn encapsulate_one(&mut self, now: Duration, packet: &[u8], out: &mut DatagramBatch) {
-        let Some(dst) = ipv4_destination(packet) else {
+        let Some(dst) = destination(packet) else {
             self.totals.drop(None, DropReason::Malformed);
             return;
         };
@@ -570,10 +570,6 @@ impl Router {
                         self.totals.spoofed(peer, src, Some(inner));
                     }
                 }
-                Ok(WgOutput::TunnelV6(_)) => {
-                    peer.endpoint = Some(src);
-                    self.totals.spoofed(peer, src, None);
-                }
                 Ok(WgOutput::Done) => peer.endpoint = Some(src),
                 Ok(WgOutput::Network(len)) => out.push(&packets.tail(len)[..len], src),
                 Err(e) => self.totals.drop(Some(peer), e.drop_reason(false)),
@@ -670,14 +666,22 @@ fn drain(
     }
 }
 
-/// The destination of an IPv4 packet, or `None` if it is not one.
-fn ipv4_destination(packet: &[u8]) -> Option<Ipv4Addr> {
-    if packet.len() < 20 || packet[0] >> 4 != 4 || packet.len() > MAX_PACKET {
+/// The destination of an IPv4 or IPv6 packet, or `None` if it is neither.
+fn destination(packet: &[u8]) -> Option<IpAddr> {
+    if packet.len() > MAX_PACKET {
         return None;
     }
-    Some(Ipv4Addr::new(
-        packet[16], packet[17], packet[18], packet[19],
-    ))
+    match packet.first()? >> 4 {
+        4 => {
+            let b: [u8; 4] = packet.get(16..20)?.try_into().ok()?;
+            Some(Ipv4Addr::from(b).into())
+        }
+        6 => {
+            let b: [u8; 16] = packet.get(24..40)?.try_into().ok()?;
+            Some(Ipv6Addr::from(b).into())
+        }
+        _ => None,
+    }
 }
 
 mod greet;

@@ -4,7 +4,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 
 use crate::PublicKey;
 
@@ -127,7 +127,7 @@ pub struct PeerStatus {
     /// Where datagrams to the peer go (configured, or roamed to).
     pub endpoint: Option<SocketAddr>,
     /// The networks routed to the peer.
-    pub allowed_ips: Vec<Ipv4Net>,
+    pub allowed_ips: Vec<IpNet>,
     /// Persistent keepalive interval in seconds, if any.
     pub persistent_keepalive: Option<u16>,
     /// How long ago the last handshake completed, relative to the `now` given to `status`.

@@ -6,7 +6,7 @@
 //! [`Router::drain_suspects`](crate::Router::drain_suspects) calls; beyond that they are
 //! only counted as drops, so a flood cannot grow the queue.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 
 use crate::PublicKey;
 
@@ -22,8 +22,8 @@ pub enum Suspect {
         peer: PublicKey,
         /// Where the datagram came from.
         from: SocketAddr,
-        /// The source address it claimed (`None` for an IPv6 packet).
-        claimed: Option<Ipv4Addr>,
+        /// The inner source address it claimed (`None` when the packet had none to read).
+        claimed: Option<IpAddr>,
     },
     /// A handshake message from `from` failed.
     HandshakeFailed {

@@ -1,6 +1,6 @@
 //! Test harness: routers wired to each other in memory, on virtual time.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use crate::{
@@ -29,6 +29,11 @@ pub(crate) fn overlay(n: u8) -> Ipv4Addr {
 }
 
 /// Underlay endpoint of node `n`: 198.18.0.n:51820.
+/// Test node `n`'s IPv6 overlay address, `fd00::n`.
+pub(crate) fn overlay6(n: u8) -> Ipv6Addr {
+    Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, u16::from(n))
+}
+
 pub(crate) fn underlay(n: u8) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::new(198, 18, 0, n), 51820))
 }
@@ -59,6 +64,24 @@ pub(crate) fn ipv4_packet(src: Ipv4Addr, dst: Ipv4Addr, seq: u32, len: usize) ->
     p
 }
 
+/// An IPv6/UDP packet carrying `seq` and `len` payload bytes (the UDP checksum is left
+/// zero: nothing on this path reads it).
+pub(crate) fn ipv6_packet(src: Ipv6Addr, dst: Ipv6Addr, seq: u32, len: usize) -> Vec<u8> {
+    let payload = len.max(4);
+    let mut p = vec![0u8; 40 + 8 + payload];
+    p[0] = 0x60;
+    p[4..6].copy_from_slice(&((8 + payload) as u16).to_be_bytes());
+    p[6] = 17; // UDP
+    p[7] = 64; // hop limit
+    p[8..24].copy_from_slice(&src.octets());
+    p[24..40].copy_from_slice(&dst.octets());
+    p[40..42].copy_from_slice(&4000u16.to_be_bytes());
+    p[42..44].copy_from_slice(&5000u16.to_be_bytes());
+    p[44..46].copy_from_slice(&((8 + payload) as u16).to_be_bytes());
+    p[48..52].copy_from_slice(&seq.to_be_bytes());
+    p
+}
+
 /// The sequence number [`ipv4_packet`] put in.
 pub(crate) fn seq_of(packet: &[u8]) -> u32 {
     u32::from_be_bytes([packet[28], packet[29], packet[30], packet[31]])
@@ -69,7 +92,10 @@ pub(crate) fn peer_config(n: u8) -> PeerConfig {
     PeerConfig {
         public_key: public(n),
         endpoint: Some(underlay(n)),
-        allowed_ips: vec![overlay(n).into()],
+        allowed_ips: vec![
+            ipnet::Ipv4Net::from(overlay(n)).into(),
+            ipnet::Ipv6Net::from(overlay6(n)).into(),
+        ],
         persistent_keepalive: None,
     }
 }

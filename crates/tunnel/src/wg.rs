@@ -36,7 +36,7 @@
 //! real time), the initiation's TAI64N timestamp (must be wall-clock anyway)
 //! and the RTT estimate we do not use.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -147,10 +147,8 @@ pub(crate) enum WgOutput {
     Done,
     /// A datagram of this length to send to the peer.
     Network(usize),
-    /// A decrypted IPv4 packet of this length with this source.
-    Tunnel { len: usize, src: Ipv4Addr },
-    /// A decrypted IPv6 packet of this length (we route IPv4 only).
-    TunnelV6(usize),
+    /// A decrypted IPv4 or IPv6 packet of this length with this source.
+    Tunnel { len: usize, src: IpAddr },
 }
 
 /// Where boringtun put its output inside `dst`.
@@ -164,7 +162,7 @@ impl Settled {
     /// so this is a no-op in practice) and returns it.
     fn place(self, dst: &mut [u8]) -> WgOutput {
         let len = match self.out {
-            WgOutput::Network(len) | WgOutput::Tunnel { len, .. } | WgOutput::TunnelV6(len) => len,
+            WgOutput::Network(len) | WgOutput::Tunnel { len, .. } => len,
             WgOutput::Done => 0,
         };
         if self.off != 0 && len > 0 {
@@ -181,8 +179,20 @@ fn settle(base: usize, r: TunnResult<'_>) -> Result<Settled, WgError> {
         TunnResult::Done => (0, WgOutput::Done),
         TunnResult::Err(e) => return Err(e.into()),
         TunnResult::WriteToNetwork(p) => (at(p), WgOutput::Network(p.len())),
-        TunnResult::WriteToTunnelV4(p, src) => (at(p), WgOutput::Tunnel { len: p.len(), src }),
-        TunnResult::WriteToTunnelV6(p, _) => (at(p), WgOutput::TunnelV6(p.len())),
+        TunnResult::WriteToTunnelV4(p, src) => (
+            at(p),
+            WgOutput::Tunnel {
+                len: p.len(),
+                src: src.into(),
+            },
+        ),
+        TunnResult::WriteToTunnelV6(p, src) => (
+            at(p),
+            WgOutput::Tunnel {
+                len: p.len(),
+                src: src.into(),
+            },
+        ),
     };
     Ok(Settled { off, out })
 }
@@ -422,9 +432,7 @@ impl WgTunnel {
                 }
                 self.observe_sent(now, &dst[..len]);
             }
-            WgOutput::Tunnel { .. } | WgOutput::TunnelV6(_) | WgOutput::Done
-                if kind == MSG_DATA =>
-            {
+            WgOutput::Tunnel { .. } | WgOutput::Done if kind == MSG_DATA => {
                 self.timers.on_received(now, !matches!(out, WgOutput::Done));
                 let receiver =
                     u32::from_le_bytes([datagram[4], datagram[5], datagram[6], datagram[7]]);

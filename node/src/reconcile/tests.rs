@@ -109,7 +109,7 @@ fn desired_builds_members_from_state_and_netmap() {
     assert_eq!(ps.public_key.to_base64(), p.public_key);
     assert_eq!(
         ps.allowed_ips,
-        vec!["100.64.1.11/32".parse::<Ipv4Net>().expect("net")]
+        vec!["100.64.1.11/32".parse::<ipnet::IpNet>().expect("net")]
     );
     assert_eq!(ps.endpoint, Some("198.18.0.3:51820".parse().expect("ep")));
 }

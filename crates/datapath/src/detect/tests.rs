@@ -51,7 +51,7 @@ fn suspects_become_spoof_and_handshake_detections() {
     let mut d = Detections::new(DetectConfig::default());
     let peer = PublicKey([3; 32]);
     let from: SocketAddr = "198.18.0.3:51820".parse().expect("addr");
-    let claimed = Some(Ipv4Addr::new(100, 64, 0, 9));
+    let claimed = Some(Ipv4Addr::new(100, 64, 0, 9).into());
     for t in 0..5 {
         d.suspect(
             Suspect::SpoofedSource {

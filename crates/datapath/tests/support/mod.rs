@@ -38,7 +38,7 @@ pub fn peer_config(n: u8) -> PeerConfig {
     PeerConfig {
         public_key: public(n),
         endpoint: Some(underlay(n)),
-        allowed_ips: vec![overlay(n).into()],
+        allowed_ips: vec![std::net::IpAddr::from(overlay(n)).into()],
         persistent_keepalive: None,
     }
 }
@@ -48,7 +48,8 @@ pub fn compile(json: &str, me: u8, ids: &[u8]) -> CompiledPolicy {
     let policy = Policy::from_json(json).unwrap();
     let member = |n: u8| PolicyMember {
         name: format!("node{n}"),
-        ip: overlay(n),
+        ip: Some(overlay(n)),
+        ip6: None,
         labels: BTreeMap::from([("role".to_owned(), format!("node{n}"))]),
     };
     let members: Vec<PolicyMember> = ids.iter().map(|&n| member(n)).collect();

@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used)]
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use proptest::prelude::*;
 
@@ -44,12 +44,12 @@ fn reference(
         Selector::Cidr(net) => net.contains(&f.remote),
         Selector::Labels(_) | Selector::Member(_) => members
             .iter()
-            .any(|m| m.ip == f.remote && sel.matches_member(m)),
+            .any(|m| m.addrs().any(|a| a == f.remote) && sel.matches_member(m)),
     };
     let port_matches = |spec: &PortSpec| match *spec {
         PortSpec::Tcp(r) => f.protocol == proto::TCP && r.contains(f.port),
         PortSpec::Udp(r) => f.protocol == proto::UDP && r.contains(f.port),
-        PortSpec::Icmp => f.protocol == proto::ICMP,
+        PortSpec::Icmp => f.protocol == proto::ICMP || f.protocol == proto::ICMPV6,
         PortSpec::Any => true,
     };
     for (i, rule) in policy.rules.iter().enumerate() {
@@ -151,25 +151,44 @@ fn reachable_peers_follows_rules_in_both_directions() {
 }
 
 fn arb_member(i: usize) -> impl Strategy<Value = Member> {
-    (prop::collection::btree_map("[a-c]", "[x-z]", 0..3), 0u8..8).prop_map(move |(labels, host)| {
-        Member {
+    // IPv4-only, IPv6-only and dual-stack members.
+    let family = prop_oneof![Just((true, false)), Just((false, true)), Just((true, true))];
+    (
+        prop::collection::btree_map("[a-c]", "[x-z]", 0..3),
+        0u8..8,
+        family,
+    )
+        .prop_map(move |(labels, host, (v4, v6))| Member {
             name: ["a", "b", "c", "d", "e"][i % 5].to_owned(),
-            ip: Ipv4Addr::new(10, 0, 0, host),
+            ip: v4.then(|| Ipv4Addr::new(10, 0, 0, host)),
+            ip6: v6.then(|| v6_host(host)),
             labels,
-        }
-    })
+        })
+}
+
+fn v6_host(host: u8) -> Ipv6Addr {
+    Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, u16::from(host))
 }
 
 fn arb_members() -> impl Strategy<Value = Vec<Member>> {
     (1usize..6).prop_flat_map(|n| (0..n).map(arb_member).collect::<Vec<_>>())
 }
 
-fn arb_remote() -> impl Strategy<Value = Ipv4Addr> {
+/// Remote addresses of both families (never IPv4-mapped IPv6: the parser refuses those).
+fn arb_remote() -> impl Strategy<Value = IpAddr> {
     prop_oneof![
-        (0u8..10).prop_map(|h| Ipv4Addr::new(10, 0, 0, h)),
-        any::<u32>().prop_map(Ipv4Addr::from),
-        Just(Ipv4Addr::new(0, 0, 0, 0)),
-        Just(Ipv4Addr::new(255, 255, 255, 255)),
+        (0u8..10).prop_map(|h| Ipv4Addr::new(10, 0, 0, h).into()),
+        any::<u32>().prop_map(|a| Ipv4Addr::from(a).into()),
+        Just(Ipv4Addr::new(0, 0, 0, 0).into()),
+        Just(Ipv4Addr::new(255, 255, 255, 255).into()),
+        (0u8..10).prop_map(|h| v6_host(h).into()),
+        any::<u128>()
+            .prop_filter("not IPv4-mapped", |a| Ipv6Addr::from(*a)
+                .to_ipv4_mapped()
+                .is_none())
+            .prop_map(|a| Ipv6Addr::from(a).into()),
+        Just(Ipv6Addr::UNSPECIFIED.into()),
+        Just(Ipv6Addr::from(u128::MAX).into()),
     ]
 }
 
@@ -181,8 +200,12 @@ fn arb_selector_local() -> impl Strategy<Value = Selector> {
             Selector::Cidr(
                 ipnet::Ipv4Net::new(Ipv4Addr::new(10, 0, 0, h), len)
                     .unwrap()
-                    .trunc(),
+                    .trunc()
+                    .into(),
             )
+        }),
+        (0u8..16, prop_oneof![Just(0u8), 1u8..=96, 120u8..=128]).prop_map(|(h, len)| {
+            Selector::Cidr(ipnet::Ipv6Net::new(v6_host(h), len).unwrap().trunc().into())
         }),
     ]
 }
@@ -215,6 +238,7 @@ fn arb_flow() -> impl Strategy<Value = Flow> {
         Just(proto::TCP),
         Just(proto::UDP),
         Just(proto::ICMP),
+        Just(proto::ICMPV6),
         Just(47u8)
     ];
     (dir, arb_remote(), protocol, 0u16..14).prop_map(|(direction, remote, protocol, port)| Flow {

@@ -246,7 +246,7 @@ fn zero_max_entries_still_tracks_one() {
 fn a_full_table_gives_each_peer_a_fair_share() {
     let t0 = Duration::ZERO;
     let mut ct = table(4);
-    let of = |remote: u32, port: u16| FlowKey {
+    let of = |remote: u128, port: u16| FlowKey {
         remote,
         local_port: 40000,
         remote_port: port,

@@ -1,12 +1,12 @@
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use super::*;
 use crate::packet::TcpFlags;
 
-const ME: Ipv4Addr = Ipv4Addr::new(100, 64, 1, 2);
+const ME: IpAddr = IpAddr::V4(Ipv4Addr::new(100, 64, 1, 2));
 
-fn syn(dst: Ipv4Addr, port: u16) -> Packet {
+fn syn(dst: IpAddr, port: u16) -> Packet {
     Packet {
         src: ME,
         dst,
@@ -18,7 +18,7 @@ fn syn(dst: Ipv4Addr, port: u16) -> Packet {
     }
 }
 
-fn inbound(src: Ipv4Addr) -> Packet {
+fn inbound(src: IpAddr) -> Packet {
     Packet {
         src,
         dst: ME,
@@ -40,7 +40,7 @@ fn drain(d: &mut Detector) -> Vec<Detection> {
 #[test]
 fn a_100_port_scan_is_one_detection_well_within_two_seconds() {
     let mut d = Detector::new(DetectorConfig::default());
-    let peer = Ipv4Addr::new(100, 64, 1, 3);
+    let peer = IpAddr::from([100, 64, 1, 3]);
     let mut first = None;
     // 100 ports at 50 probes a second: 2 s in all.
     for (i, port) in (1..=100).enumerate() {
@@ -70,7 +70,7 @@ fn a_100_port_scan_is_one_detection_well_within_two_seconds() {
 #[test]
 fn retries_of_one_denied_port_and_slow_probing_are_not_a_scan() {
     let mut d = Detector::new(DetectorConfig::default());
-    let peer = Ipv4Addr::new(100, 64, 1, 3);
+    let peer = IpAddr::from([100, 64, 1, 3]);
     for i in 0..10_000 {
         d.denied_egress(&syn(peer, 5432), ms(i));
     }
@@ -90,7 +90,7 @@ fn retries_of_one_denied_port_and_slow_probing_are_not_a_scan() {
 fn a_long_scan_is_reported_again_only_after_the_cooldown() {
     let config = DetectorConfig::default();
     let mut d = Detector::new(config);
-    let peer = Ipv4Addr::new(100, 64, 1, 3);
+    let peer = IpAddr::from([100, 64, 1, 3]);
     // 65,535 ports at 1,000 a second: 65 s, past one 60 s cooldown.
     for port in 1..=u16::MAX {
         d.denied_egress(&syn(peer, port), ms(u64::from(port)));
@@ -105,7 +105,7 @@ fn a_long_scan_is_reported_again_only_after_the_cooldown() {
 #[test]
 fn a_denied_burst_names_its_top_source() {
     let mut d = Detector::new(DetectorConfig::default());
-    let (loud, quiet) = (Ipv4Addr::new(100, 64, 1, 9), Ipv4Addr::new(100, 64, 1, 8));
+    let (loud, quiet) = (IpAddr::from([100, 64, 1, 9]), IpAddr::from([100, 64, 1, 8]));
     for i in 0..199 {
         let src = if i % 4 == 0 { quiet } else { loud };
         d.denied_ingress(&inbound(src), ms(i));

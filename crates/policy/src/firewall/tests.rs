@@ -6,18 +6,25 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::model::{Member, Policy};
-use crate::testutil::{icmp, icmp_unreachable, ipv4, member, tcp, udp, ACK, SYN, SYN_ACK};
+use crate::testutil::{icmp, icmp_unreachable, ipv4, member2, tcp, udp, ACK, SYN, SYN_ACK};
+
+mod ipv6;
 
 const WEB: &str = "100.64.0.2";
 const DB: &str = "100.64.0.3";
 const CACHE: &str = "100.64.0.4";
 const OUTSIDER: &str = "100.64.9.9";
+const WEB6: &str = "fd00::2";
+const DB6: &str = "fd00::3";
+const CACHE6: &str = "fd00::4";
+const OUTSIDER6: &str = "fd00::9:9";
 
+/// A dual-stack segment: every member has an IPv4 and an IPv6 address.
 fn segment() -> Vec<Member> {
     vec![
-        member("web-1", WEB, &[("app", "web")]),
-        member("db-1", DB, &[("app", "db")]),
-        member("cache-1", CACHE, &[("app", "cache")]),
+        member2("web-1", WEB, WEB6, &[("app", "web")]),
+        member2("db-1", DB, DB6, &[("app", "db")]),
+        member2("cache-1", CACHE, CACHE6, &[("app", "cache")]),
     ]
 }
 
@@ -32,7 +39,10 @@ fn firewall_with(policy: &str, local: &str, config: ConntrackConfig) -> Firewall
 fn compile(policy: &str, local: &str) -> CompiledPolicy {
     let policy = Policy::from_json(policy).unwrap();
     let members = segment();
-    let me = members.iter().find(|m| m.ip.to_string() == local).unwrap();
+    let me = members
+        .iter()
+        .find(|m| m.addrs().any(|a| a.to_string() == local))
+        .unwrap();
     CompiledPolicy::compile(&policy, me, &members)
 }
 
@@ -71,51 +81,64 @@ type VerdictCase<'a> = (
     Option<&'a str>,
 );
 
-#[test]
-fn verdicts_for_first_packets() {
+/// The first-packet table for one address family: `cidr` is a policy whose `from` CIDR
+/// covers `web` and `db` but not `cache` or `outsider`.
+fn first_packet_cases<'a>(
+    [web, db, cache, outsider]: [&'a str; 4],
+    cidr: &'a str,
+) -> Vec<VerdictCase<'a>> {
     let e = Direction::Egress;
     let i = Direction::Ingress;
     #[rustfmt::skip]
     let cases: Vec<VerdictCase<'_>> = vec![
-        ("default deny blocks tcp", DENY_ALL, WEB, e, tcp(WEB, 40000, DB, 5432, SYN), None),
-        ("default deny blocks udp in", DENY_ALL, DB, i, udp(WEB, 5000, DB, 53), None),
-        ("default deny blocks icmp", DENY_ALL, WEB, e, icmp(WEB, DB, 8, 1), None),
-        ("default allow passes", ALLOW_ALL, WEB, e, tcp(WEB, 40000, DB, 22, SYN), Some("")),
-        ("default allow passes in", ALLOW_ALL, WEB, i, udp(DB, 1, WEB, 2), Some("")),
-        ("web reaches db:5432", WEB_TO_DB, WEB, e, tcp(WEB, 40000, DB, 5432, SYN), Some("web-to-db")),
-        ("db accepts web on 5432", WEB_TO_DB, DB, i, tcp(WEB, 40000, DB, 5432, SYN), Some("web-to-db")),
-        ("web not to db:22", WEB_TO_DB, WEB, e, tcp(WEB, 40000, DB, 22, SYN), None),
-        ("db refuses web on 22", WEB_TO_DB, DB, i, tcp(WEB, 40000, DB, 22, SYN), None),
-        ("web not to db over udp", WEB_TO_DB, WEB, e, udp(WEB, 40000, DB, 5432), None),
-        ("db may not open to web", WEB_TO_DB, DB, e, tcp(DB, 40000, WEB, 5432, SYN), None),
-        ("web refuses db", WEB_TO_DB, WEB, i, tcp(DB, 40000, WEB, 5432, SYN), None),
-        ("cache not to db", WEB_TO_DB, CACHE, e, tcp(CACHE, 40000, DB, 5432, SYN), None),
-        ("udp rule", DNS, WEB, e, udp(WEB, 5353, DB, 53), Some("dns")),
-        ("udp rule at db", DNS, DB, i, udp(CACHE, 5353, DB, 53), Some("dns")),
-        ("udp rule other port", DNS, WEB, e, udp(WEB, 5353, DB, 54), None),
-        ("udp rule not tcp", DNS, WEB, e, tcp(WEB, 5353, DB, 53, SYN), None),
-        ("udp rule other member", DNS, WEB, e, udp(WEB, 5353, CACHE, 53), None),
-        ("icmp rule", PING, WEB, e, icmp(WEB, DB, 8, 1), Some("ping")),
-        ("icmp rule at db", PING, DB, i, icmp(WEB, DB, 8, 1), Some("ping")),
-        ("icmp rule to non-member", PING, WEB, e, icmp(WEB, OUTSIDER, 8, 1), Some("ping")),
-        ("icmp rule reverse", PING, DB, e, icmp(DB, WEB, 8, 1), None),
-        ("icmp rule not tcp", PING, WEB, e, tcp(WEB, 1, DB, 2, SYN), None),
-        ("cidr selector in range", CIDR, WEB, e, tcp(WEB, 1, DB, 80, SYN), Some("low-to-db")),
-        ("cidr selector out of range", CIDR, CACHE, e, tcp(CACHE, 1, DB, 80, SYN), None),
-        ("cidr selector at db", CIDR, DB, i, tcp(WEB, 1, DB, 80, SYN), Some("low-to-db")),
-        ("cidr selector at db, outsider", CIDR, DB, i, tcp(OUTSIDER, 1, DB, 80, SYN), None),
-        ("member selector", MEMBER, CACHE, e, tcp(CACHE, 1, DB, 6380, SYN), Some("cache-to-db")),
-        ("member selector at db", MEMBER, DB, i, tcp(CACHE, 1, DB, 6379, SYN), Some("cache-to-db")),
-        ("member selector other port", MEMBER, CACHE, e, tcp(CACHE, 1, DB, 6381, SYN), None),
-        ("member selector other member", MEMBER, WEB, e, tcp(WEB, 1, DB, 6379, SYN), None),
-        ("any: tcp", ANY, WEB, e, tcp(WEB, 1, CACHE, 1234, SYN), Some("web-to-cache")),
-        ("any: udp", ANY, WEB, e, udp(WEB, 1, CACHE, 9), Some("web-to-cache")),
-        ("any: icmp", ANY, WEB, e, icmp(WEB, CACHE, 8, 3), Some("web-to-cache")),
-        ("any: gre", ANY, WEB, e, ipv4(WEB, CACHE, 47, &[0; 4]), Some("web-to-cache")),
-        ("any: at cache", ANY, CACHE, i, tcp(WEB, 1, CACHE, 1, SYN), Some("web-to-cache")),
-        ("any: not to db", ANY, WEB, e, tcp(WEB, 1, DB, 1, SYN), None),
-        ("any: not reversed", ANY, CACHE, e, udp(CACHE, 1, WEB, 9), None),
+        ("default deny blocks tcp", DENY_ALL, web, e, tcp(web, 40000, db, 5432, SYN), None),
+        ("default deny blocks udp in", DENY_ALL, db, i, udp(web, 5000, db, 53), None),
+        ("default deny blocks icmp", DENY_ALL, web, e, icmp(web, db, 8, 1), None),
+        ("default allow passes", ALLOW_ALL, web, e, tcp(web, 40000, db, 22, SYN), Some("")),
+        ("default allow passes in", ALLOW_ALL, web, i, udp(db, 1, web, 2), Some("")),
+        ("web reaches db:5432", WEB_TO_DB, web, e, tcp(web, 40000, db, 5432, SYN), Some("web-to-db")),
+        ("db accepts web on 5432", WEB_TO_DB, db, i, tcp(web, 40000, db, 5432, SYN), Some("web-to-db")),
+        ("web not to db:22", WEB_TO_DB, web, e, tcp(web, 40000, db, 22, SYN), None),
+        ("db refuses web on 22", WEB_TO_DB, db, i, tcp(web, 40000, db, 22, SYN), None),
+        ("web not to db over udp", WEB_TO_DB, web, e, udp(web, 40000, db, 5432), None),
+        ("db may not open to web", WEB_TO_DB, db, e, tcp(db, 40000, web, 5432, SYN), None),
+        ("web refuses db", WEB_TO_DB, web, i, tcp(db, 40000, web, 5432, SYN), None),
+        ("cache not to db", WEB_TO_DB, cache, e, tcp(cache, 40000, db, 5432, SYN), None),
+        ("udp rule", DNS, web, e, udp(web, 5353, db, 53), Some("dns")),
+        ("udp rule at db", DNS, db, i, udp(cache, 5353, db, 53), Some("dns")),
+        ("udp rule other port", DNS, web, e, udp(web, 5353, db, 54), None),
+        ("udp rule not tcp", DNS, web, e, tcp(web, 5353, db, 53, SYN), None),
+        ("udp rule other member", DNS, web, e, udp(web, 5353, cache, 53), None),
+        ("icmp rule", PING, web, e, icmp(web, db, 8, 1), Some("ping")),
+        ("icmp rule at db", PING, db, i, icmp(web, db, 8, 1), Some("ping")),
+        ("icmp rule to non-member", PING, web, e, icmp(web, outsider, 8, 1), Some("ping")),
+        ("icmp rule reverse", PING, db, e, icmp(db, web, 8, 1), None),
+        ("icmp rule not tcp", PING, web, e, tcp(web, 1, db, 2, SYN), None),
+        ("cidr selector in range", cidr, web, e, tcp(web, 1, db, 80, SYN), Some("low-to-db")),
+        ("cidr selector out of range", cidr, cache, e, tcp(cache, 1, db, 80, SYN), None),
+        ("cidr selector at db", cidr, db, i, tcp(web, 1, db, 80, SYN), Some("low-to-db")),
+        ("cidr selector at db, outsider", cidr, db, i, tcp(outsider, 1, db, 80, SYN), None),
+        ("member selector", MEMBER, cache, e, tcp(cache, 1, db, 6380, SYN), Some("cache-to-db")),
+        ("member selector at db", MEMBER, db, i, tcp(cache, 1, db, 6379, SYN), Some("cache-to-db")),
+        ("member selector other port", MEMBER, cache, e, tcp(cache, 1, db, 6381, SYN), None),
+        ("member selector other member", MEMBER, web, e, tcp(web, 1, db, 6379, SYN), None),
+        ("any: tcp", ANY, web, e, tcp(web, 1, cache, 1234, SYN), Some("web-to-cache")),
+        ("any: udp", ANY, web, e, udp(web, 1, cache, 9), Some("web-to-cache")),
+        ("any: icmp", ANY, web, e, icmp(web, cache, 8, 3), Some("web-to-cache")),
+        ("any: gre", ANY, web, e, ipv4(web, cache, 47, &[0; 4]), Some("web-to-cache")),
+        ("any: at cache", ANY, cache, i, tcp(web, 1, cache, 1, SYN), Some("web-to-cache")),
+        ("any: not to db", ANY, web, e, tcp(web, 1, db, 1, SYN), None),
+        ("any: not reversed", ANY, cache, e, udp(cache, 1, web, 9), None),
     ];
+    cases
+}
+
+#[test]
+fn verdicts_for_first_packets() {
+    check_first_packets(first_packet_cases([WEB, DB, CACHE, OUTSIDER], CIDR));
+}
+
+fn check_first_packets(cases: Vec<VerdictCase<'_>>) {
     let now = Duration::ZERO;
     for (name, policy, local, dir, packet, want) in cases {
         let mut fw = firewall_for(policy, local);

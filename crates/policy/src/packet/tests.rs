@@ -110,8 +110,8 @@ fn fragments() {
 #[test]
 fn rejects_malformed_input() {
     let good = tcp("10.0.0.1", 1, "10.0.0.2", 2, 0);
-    let mut v6 = good.clone();
-    v6[0] = 0x60;
+    let mut v5 = good.clone();
+    v5[0] = 0x50;
     let mut short_ihl = good.clone();
     short_ihl[0] = 0x44;
     let mut long_ihl = good.clone();
@@ -124,7 +124,7 @@ fn rejects_malformed_input() {
     let cases: Vec<(&[u8], PacketError)> = vec![
         (&[], PacketError::TooShort),
         (&good[..19], PacketError::TooShort),
-        (&v6, PacketError::NotIpv4(6)),
+        (&v5, PacketError::NotIp(5)),
         (&short_ihl, PacketError::BadHeaderLength),
         (&good[..30], PacketError::BadTotalLength),
         (&long_ihl, PacketError::BadHeaderLength),

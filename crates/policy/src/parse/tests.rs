@@ -203,15 +203,19 @@ fn each_validation_failure_has_a_clear_message() {
         ),
         (
             with_rule("to", r#"{ "cidr": "10.1.2.0/33" }"#),
-            r#"rule 1 ("web-to-db"): to.cidr "10.1.2.0/33": must be an IPv4 network like 10.0.0.0/8"#,
+            r#"rule 1 ("web-to-db"): to.cidr "10.1.2.0/33": must be an IPv4 or IPv6 network like 10.0.0.0/8 or fd00::/64"#,
         ),
         (
             with_rule("to", r#"{ "cidr": "10.1.2.0" }"#),
-            r#"rule 1 ("web-to-db"): to.cidr "10.1.2.0": must be an IPv4 network like 10.0.0.0/8"#,
+            r#"rule 1 ("web-to-db"): to.cidr "10.1.2.0": must be an IPv4 or IPv6 network like 10.0.0.0/8 or fd00::/64"#,
         ),
         (
-            with_rule("to", r#"{ "cidr": "fd00::/8" }"#),
-            r#"rule 1 ("web-to-db"): to.cidr "fd00::/8": must be an IPv4 network like 10.0.0.0/8"#,
+            with_rule("to", r#"{ "cidr": "fd00::1/8" }"#),
+            r#"rule 1 ("web-to-db"): to.cidr "fd00::1/8": host bits are set (did you mean fd00::/8?)"#,
+        ),
+        (
+            with_rule("to", r#"{ "cidr": "fd00::/129" }"#),
+            r#"rule 1 ("web-to-db"): to.cidr "fd00::/129": must be an IPv4 or IPv6 network like 10.0.0.0/8 or fd00::/64"#,
         ),
         (
             with_rule("to", r#"{ "cidr": 10 }"#),

@@ -1,6 +1,6 @@
 //! Two or three routers wired in memory, on virtual time.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::testutil::{ipv4_packet, overlay, peer_config, psk, public, seq_of, underlay, Net};
@@ -81,7 +81,7 @@ fn spoofed_inner_source_is_dropped_and_counted() {
     let b = net.router(A).peer_status(&public(B), now).expect("B");
     assert_eq!(b.drops.get(DropReason::SpoofedSource), 2);
     let suspects: Vec<Suspect> = net.router(A).drain_suspects().collect();
-    let claimed: Vec<Option<Ipv4Addr>> = suspects
+    let claimed: Vec<Option<IpAddr>> = suspects
         .iter()
         .map(|s| match s {
             Suspect::SpoofedSource {
@@ -95,7 +95,10 @@ fn spoofed_inner_source_is_dropped_and_counted() {
             other => panic!("{other:?}"),
         })
         .collect();
-    assert_eq!(claimed, vec![Some(overlay(9)), Some(overlay(C))]);
+    assert_eq!(
+        claimed,
+        vec![Some(overlay(9).into()), Some(overlay(C).into())]
+    );
     assert_eq!(net.router(A).drain_suspects().count(), 0);
     // B's own address still passes.
     assert_flows(&mut net, B, A, 20);
@@ -307,11 +310,11 @@ fn no_endpoint_and_no_route_are_counted() {
     let mut cfg = peer_config(B);
     cfg.public_key = public(7);
     cfg.endpoint = None;
-    cfg.allowed_ips = vec![overlay(7).into()];
+    cfg.allowed_ips = vec![ipnet::Ipv4Net::from(overlay(7)).into()];
     assert_eq!(net.router(A).upsert_peer(now, &cfg), Ok(PeerChange::Added));
     net.send(A, 7, 1);
     net.send(A, 8, 2);
-    net.send_raw(A, &[0x60; 40]); // IPv6: not routed
+    net.send_raw(A, &[0x50; 40]); // IP version 5: neither IPv4 nor IPv6
     net.send_raw(A, &[]);
     assert_eq!(drops(&mut net, A, DropReason::NoEndpoint), 1);
     assert_eq!(drops(&mut net, A, DropReason::NoRoute), 1);
@@ -353,6 +356,7 @@ fn handshake_completes_with_cookie_under_load() {
     assert_eq!(handshakes(&mut net, A, B), 1);
 }
 
+mod ipv6;
 mod junk;
 mod phases;
 mod rotation;
