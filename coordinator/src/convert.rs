@@ -29,6 +29,7 @@ pub fn segment(r: &SegmentRow) -> Segment {
     Segment {
         name: r.name.clone(),
         cidr: r.net.to_string(),
+        cidr6: r.net6.map(|n| n.to_string()),
         default: r.default,
         psk_version: r.psk_version as u64,
         rotation: r.rotation.as_ref().map(|x| x.phase),
@@ -106,6 +107,7 @@ pub fn member(m: &MemberRow, node: Option<&NodeRow>) -> Member {
         node_id: m.node_id.clone(),
         workload: m.workload.clone(),
         address: m.address.to_string(),
+        address6: m.address6.map(|a| a.to_string()),
         public_key: m.public_key.clone(),
         listen_port: m.listen_port,
         endpoints: member_endpoints(m, node),

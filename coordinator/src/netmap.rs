@@ -36,6 +36,7 @@ pub fn build(rows: &NetmapRows) -> NetMap {
                     node: p.node_name.clone(),
                     public_key: p.public_key.clone(),
                     address: p.address.to_string(),
+                    address6: p.address6.map(|a| a.to_string()),
                     endpoints: member_endpoints(p, nodes.get(p.node_id.as_str()).copied()),
                     labels: p.labels.clone(),
                 })
@@ -46,7 +47,9 @@ pub fn build(rows: &NetmapRows) -> NetMap {
                 workload: own.workload.clone(),
                 segment: seg.name.clone(),
                 cidr: seg.net.to_string(),
+                cidr6: seg.net6.map(|n| n.to_string()),
                 address: own.address.to_string(),
+                address6: own.address6.map(|a| a.to_string()),
                 listen_port: own.listen_port,
                 psk: seg.psk.clone(),
                 psk_version: seg.psk_version as u64,

@@ -55,7 +55,7 @@ pub fn member(m: &MemberRow) -> Member {
     Member {
         name: m.name.clone(),
         ip: Some(m.address),
-        ip6: None,
+        ip6: m.address6,
         labels: m.labels.clone(),
     }
 }

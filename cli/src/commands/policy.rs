@@ -36,10 +36,11 @@ pub enum PolicyCmd {
     Check {
         /// Segment name.
         segment: String,
-        /// Member opening the connection.
+        /// Member opening the connection: its name or an overlay address (IPv6 asks
+        /// about IPv6).
         #[arg(long)]
         from: String,
-        /// Member receiving it.
+        /// Member receiving it (name or address), or any address.
         #[arg(long)]
         to: String,
         /// tcp/PORT, udp/PORT or icmp.

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::Subcommand;
-use segwire_proto::api::{CreateSegment, DefaultAction, Segment};
+use segwire_proto::api::{CreateSegment, DefaultAction, Segment, UpdateSegment};
 
 use super::Ctx;
 use crate::table;
@@ -14,9 +14,10 @@ pub enum SegmentCmd {
     Create {
         /// Segment name (lowercase letters, digits, '-'; at most 32).
         name: String,
-        /// Overlay IPv4 network, /8 to /30, e.g. 100.64.1.0/24.
-        #[arg(long)]
-        cidr: String,
+        /// Overlay IPv4 network, /8 to /30, e.g. 100.64.1.0/24; give --cidr again (or
+        /// after a comma) with an IPv6 prefix, /48 to /124, for a dual-stack segment.
+        #[arg(long, required = true)]
+        cidr: Vec<String>,
         /// What happens to traffic no policy rule matches.
         #[arg(long, value_parser = parse_default)]
         default: Option<DefaultAction>,
@@ -35,6 +36,15 @@ pub enum SegmentCmd {
         /// Delete even if members are attached (they are detached).
         #[arg(long)]
         force: bool,
+    },
+    /// Add an IPv6 prefix to a segment: every member gets an IPv6 address; IPv4 traffic is
+    /// untouched.
+    Update {
+        /// Segment name.
+        name: String,
+        /// The IPv6 prefix to add, /48 to /124 (the segment's IPv4 network may be given too).
+        #[arg(long, required = true)]
+        cidr: Vec<String>,
     },
     /// Give the segment a new preshared key; members move over without losing traffic.
     RotateKey {
@@ -73,7 +83,9 @@ fn rows(segs: &[Segment]) -> String {
             .map(|s| {
                 vec![
                     s.name.clone(),
-                    s.cidr.clone(),
+                    s.cidr6
+                        .as_ref()
+                        .map_or_else(|| s.cidr.clone(), |c6| format!("{},{c6}", s.cidr)),
                     default_text(s.default).into(),
                     s.members.to_string(),
                     match s.rotation {
@@ -99,9 +111,21 @@ pub async fn run(ctx: &Ctx, cmd: SegmentCmd) -> Result<()> {
                 .client
                 .create_segment(&CreateSegment {
                     name,
-                    cidr,
+                    cidr: cidr.join(","),
                     default,
                 })
+                .await?;
+            ctx.print(&s, |s| rows(std::slice::from_ref(s)))
+        }
+        SegmentCmd::Update { name, cidr } => {
+            let s = ctx
+                .client
+                .update_segment(
+                    &name,
+                    &UpdateSegment {
+                        cidr: cidr.join(","),
+                    },
+                )
                 .await?;
             ctx.print(&s, |s| rows(std::slice::from_ref(s)))
         }

@@ -82,6 +82,7 @@ impl AppState {
         segments::list,
         segments::show,
         segments::delete,
+        segments::update,
         segments::rotate_key,
         policy::set,
         policy::show,
@@ -141,7 +142,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/segments", post(segments::create).get(segments::list))
         .route(
             "/v1/segments/{name}",
-            get(segments::show).delete(segments::delete),
+            get(segments::show)
+                .patch(segments::update)
+                .delete(segments::delete),
         )
         .route("/v1/segments/{name}/rotate-key", post(segments::rotate_key))
         .route(

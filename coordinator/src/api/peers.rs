@@ -35,6 +35,7 @@ pub fn external_peer(m: &MemberRow) -> ExternalPeer {
         name: m.name.clone(),
         segment: m.segment.clone(),
         address: m.address.to_string(),
+        address6: m.address6.map(|a| a.to_string()),
         public_key: m.public_key.clone(),
         endpoint: m.endpoints.first().cloned(),
         labels: m.labels.clone(),
@@ -62,6 +63,7 @@ pub fn config(view: &PeerView) -> PeerConfig {
                 node: m.node_name.clone(),
                 public_key: m.public_key.clone(),
                 address: m.address.to_string(),
+                address6: m.address6.map(|a| a.to_string()),
                 endpoint: member_endpoints(m, node).into_iter().next(),
             }
         })
@@ -69,6 +71,7 @@ pub fn config(view: &PeerView) -> PeerConfig {
     PeerConfig {
         peer: external_peer(&view.peer),
         cidr: view.segment.net.to_string(),
+        cidr6: view.segment.net6.map(|n| n.to_string()),
         psk: view.segment.psk.clone(),
         psk_version: view.segment.psk_version as u64,
         peers,

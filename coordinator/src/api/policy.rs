@@ -1,5 +1,7 @@
 //! `/v1/segments/{name}/policy`: set (validated; a bad file changes nothing), show, check.
 
+use std::net::IpAddr;
+
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::Json;
@@ -103,19 +105,63 @@ pub async fn check(
     let seg = st.store.get_segment(&name).await?;
     let (protocol, port) = parse_probe(&req.port).map_err(ApiError::bad_request)?;
     let members = st.store.list_members(Some(&name)).await?;
+    // A member is named by its name or one of its overlay addresses; `to` may also be any
+    // address (a CIDR rule may cover it). An IPv6 `from` asks about IPv6.
+    let by_addr = |a: IpAddr| {
+        members
+            .iter()
+            .find(|m| IpAddr::V4(m.address) == a || m.address6.map(IpAddr::V6) == Some(a))
+    };
     let find = |n: &str| {
-        members.iter().find(|m| m.name == n).ok_or_else(|| {
+        let found = match n.parse::<IpAddr>() {
+            Ok(a) => by_addr(a),
+            Err(_) => members.iter().find(|m| m.name == n),
+        };
+        found.ok_or_else(|| {
             // 400, not 404: the segment exists; the request names a member it lacks.
             ApiError::bad_request(format!("segment {name:?} has no member named {n:?}"))
         })
     };
-    let (from, to) = (find(&req.from)?, find(&req.to)?);
+    let from = find(&req.from)?;
+    let v6 = req.from.parse::<IpAddr>().is_ok_and(|a| a.is_ipv6());
+    let remote = match req.to.parse::<IpAddr>() {
+        Ok(a) => a,
+        Err(_) => {
+            let to = find(&req.to)?;
+            match (v6, to.address6) {
+                (true, Some(a6)) => IpAddr::V6(a6),
+                (true, None) => {
+                    return Err(ApiError::bad_request(format!(
+                        "member {:?} has no IPv6 address; give its IPv4 address or name to ask about IPv4",
+                        to.name
+                    )))
+                }
+                (false, _) => IpAddr::V4(to.address),
+            }
+        }
+    };
+    let from_has_family = match remote {
+        IpAddr::V4(_) => true,
+        IpAddr::V6(_) => from.address6.is_some(),
+    };
+    if !from_has_family {
+        return Err(ApiError::bad_request(format!(
+            "member {:?} has no IPv6 address, so it cannot reach {remote}",
+            from.name
+        )));
+    }
+    let protocol = match (protocol, remote) {
+        (segwire_policy::packet::proto::ICMP, IpAddr::V6(_)) => {
+            segwire_policy::packet::proto::ICMPV6
+        }
+        (p, _) => p,
+    };
     let pol = policy::effective(&seg);
     let all: Vec<_> = members.iter().map(policy::member).collect();
     let compiled = CompiledPolicy::compile(&pol, &policy::member(from), &all);
     let decision = compiled.classify(&Flow {
         direction: Direction::Egress,
-        remote: to.address.into(),
+        remote,
         protocol,
         port,
     });

@@ -51,6 +51,7 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("POST", "/v1/segments", Key(Operator)),
     ("GET", "/v1/segments", Key(Viewer)),
     ("GET", "/v1/segments/{name}", Key(Viewer)),
+    ("PATCH", "/v1/segments/{name}", Key(Operator)),
     ("DELETE", "/v1/segments/{name}", Key(Operator)),
     ("POST", "/v1/segments/{name}/rotate-key", Key(Operator)),
     ("GET", "/v1/segments/{name}/policy", Key(Viewer)),

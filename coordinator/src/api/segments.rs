@@ -5,8 +5,8 @@ use axum::http::StatusCode;
 use axum::Json;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use ipnet::Ipv4Net;
-use segwire_proto::api::{CreateSegment, ErrorBody, Segment};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use segwire_proto::api::{CreateSegment, ErrorBody, Segment, UpdateSegment};
 use segwire_proto::names::validate_segment_name;
 use serde::Deserialize;
 
@@ -39,6 +39,46 @@ pub fn parse_cidr(s: &str) -> Result<Ipv4Net, String> {
     Ok(net)
 }
 
+/// Parses a segment IPv6 prefix: /48 to /124, no host bits.
+pub fn parse_cidr6(s: &str) -> Result<Ipv6Net, String> {
+    let net: Ipv6Net = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{:?} is not an IPv6 prefix like fd00:1::/64", clip(s)))?;
+    if !(48..=124).contains(&net.prefix_len()) {
+        return Err(format!(
+            "{net}: the IPv6 prefix must be between /48 and /124"
+        ));
+    }
+    if net.trunc() != net {
+        return Err(format!(
+            "{net} has host bits set; did you mean {}?",
+            net.trunc()
+        ));
+    }
+    Ok(net)
+}
+
+/// Parses a segment's prefixes: one IPv4 network and at most one IPv6 prefix, separated
+/// by a comma (either order). IPv6-only segments are not supported yet.
+pub fn parse_cidrs(s: &str) -> Result<(Option<Ipv4Net>, Option<Ipv6Net>), String> {
+    let (mut v4, mut v6) = (None, None);
+    for part in s.split(',').map(str::trim) {
+        let family_v6 = part
+            .parse::<IpNet>()
+            .map(|n| n.addr().is_ipv6())
+            .unwrap_or(part.contains(':'));
+        if family_v6 {
+            if v6.replace(parse_cidr6(part)?).is_some() {
+                return Err("give at most one IPv6 prefix".into());
+            }
+        } else if v4.replace(parse_cidr(part)?).is_some() {
+            return Err("give at most one IPv4 network".into());
+        }
+    }
+    Ok((v4, v6))
+}
+
 fn clip(s: &str) -> String {
     s.chars().take(40).collect()
 }
@@ -53,13 +93,19 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<Segment>)> {
     validate_segment_name(&req.name).map_err(|e| ApiError::bad_request(e.to_string()))?;
     admin.check_segment(&req.name)?;
-    let net = parse_cidr(&req.cidr).map_err(ApiError::bad_request)?;
+    let (net, net6) = parse_cidrs(&req.cidr).map_err(ApiError::bad_request)?;
+    let net = net.ok_or_else(|| {
+        ApiError::bad_request(
+            "a segment needs an IPv4 network (add an IPv6 prefix next to it for dual stack: --cidr 100.64.1.0/24 --cidr fd00:1::/64)",
+        )
+    })?;
     let row = st
         .store
         .create_segment(
             NewSegment {
                 name: req.name,
                 net,
+                net6,
                 default: req.default.unwrap_or_default(),
                 psk: STANDARD.encode(secret::new_key()),
             },
@@ -116,6 +162,38 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Give a segment its IPv6 prefix: every member gets an IPv6 address, IPv4 is untouched.
+#[utoipa::path(patch, path = "/v1/segments/{name}", request_body = UpdateSegment,
+    responses((status = 200, body = Segment), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn update(
+    admin: Admin,
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    ApiJson(req): ApiJson<UpdateSegment>,
+) -> ApiResult<Json<Segment>> {
+    admin.check_segment(&name)?;
+    let (net, net6) = parse_cidrs(&req.cidr).map_err(ApiError::bad_request)?;
+    let seg = st.store.get_segment(&name).await?;
+    if net.is_some_and(|n| n != seg.net) {
+        return Err(ApiError::bad_request(format!(
+            "segment {name:?} keeps its IPv4 network {}; only an IPv6 prefix can be added",
+            seg.net
+        )));
+    }
+    let Some(net6) = net6 else {
+        return Err(ApiError::bad_request(
+            "give the IPv6 prefix to add, like fd00:1::/64",
+        ));
+    };
+    if seg.net6 == Some(net6) {
+        return Ok(Json(convert::segment(&seg)));
+    }
+    let (row, touched) = st.store.add_prefix6(&name, net6, now()).await?;
+    st.commit(&touched);
+    tracing::info!(actor = %admin.key_id, segment = %name, cidr6 = %net6, "segment IPv6 prefix added");
+    Ok(Json(convert::segment(&row)))
+}
+
 /// Rotate the segment's preshared key, make-before-break.
 ///
 /// The new key is published as the next key (rotation `accepting`), members initiate with
@@ -156,5 +234,30 @@ mod tests {
         ] {
             assert!(parse_cidr(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn dual_stack_cidrs() {
+        use super::{parse_cidr6, parse_cidrs};
+        assert!(parse_cidr6("fd00:1::/64").is_ok());
+        assert!(parse_cidr6("fd00:1::/48").is_ok());
+        assert!(parse_cidr6("fd00:1::/124").is_ok());
+        for bad in [
+            "fd00::/47",
+            "fd00::/125",
+            "fd00::1/64",
+            "100.64.0.0/24",
+            "x",
+        ] {
+            assert!(parse_cidr6(bad).is_err(), "{bad}");
+        }
+        let (v4, v6) = parse_cidrs("100.64.1.0/24, fd00:1::/64").expect("dual");
+        assert_eq!(v4.map(|n| n.to_string()).as_deref(), Some("100.64.1.0/24"));
+        assert_eq!(v6.map(|n| n.to_string()).as_deref(), Some("fd00:1::/64"));
+        let (v4, v6) = parse_cidrs("fd00:1::/64").expect("v6 alone");
+        assert!(v4.is_none() && v6.is_some());
+        assert!(parse_cidrs("fd00:1::/64,fd00:2::/64").is_err());
+        assert!(parse_cidrs("100.64.1.0/24,100.64.2.0/24").is_err());
+        assert!(parse_cidrs("100.64.1.0/24,fd00:1::/40").is_err());
     }
 }

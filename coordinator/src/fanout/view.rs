@@ -48,6 +48,7 @@ impl SegmentView {
                 node: m.node_name.clone(),
                 public_key: m.public_key.clone(),
                 address: m.address.to_string(),
+                address6: m.address6.map(|a| a.to_string()),
                 endpoints: member_endpoints(m, nodes.get(m.node_id.as_str()).copied()),
                 labels: m.labels.clone(),
             };
@@ -97,7 +98,9 @@ impl SegmentView {
             workload: own.workload.clone(),
             segment: seg.name.clone(),
             cidr: seg.net.to_string(),
+            cidr6: seg.net6.map(|n| n.to_string()),
             address: own.address.to_string(),
+            address6: own.address6.map(|a| a.to_string()),
             listen_port: own.listen_port,
             psk: seg.psk.clone(),
             psk_version: seg.psk_version as u64,

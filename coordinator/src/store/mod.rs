@@ -12,10 +12,10 @@ pub mod quarantine;
 pub mod rules;
 pub mod sqlite;
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use async_trait::async_trait;
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use segwire_proto::api::{DefaultAction, Labels, RotationPhase};
 use thiserror::Error;
 
@@ -63,6 +63,8 @@ pub struct SegmentRow {
     pub name: String,
     /// Overlay network.
     pub net: Ipv4Net,
+    /// Overlay IPv6 prefix of a dual-stack segment.
+    pub net6: Option<Ipv6Net>,
     /// Policy default.
     pub default: DefaultAction,
     /// Preshared key (base64). Secret.
@@ -198,6 +200,8 @@ pub struct MemberRow {
     pub workload: String,
     /// Overlay address.
     pub address: Ipv4Addr,
+    /// Overlay IPv6 address (on a dual-stack segment).
+    pub address6: Option<Ipv6Addr>,
     /// WireGuard public key.
     pub public_key: String,
     /// UDP listen port.
@@ -219,6 +223,8 @@ pub struct NewSegment {
     pub name: String,
     /// Network (validated).
     pub net: Ipv4Net,
+    /// IPv6 prefix (validated), for a dual-stack segment.
+    pub net6: Option<Ipv6Net>,
     /// Policy default.
     pub default: DefaultAction,
     /// Fresh preshared key (base64).
@@ -352,6 +358,15 @@ pub trait Store: peers::PeerStore + quarantine::QuarantineStore + Send + Sync + 
     ) -> StoreResult<Option<(SegmentRow, Touched)>>;
     /// The segments with a key rotation in progress.
     async fn rotating_segments(&self) -> StoreResult<Vec<SegmentRow>>;
+    /// Gives a segment its IPv6 prefix (validated) and every member an address from it, in
+    /// one transaction; IPv4 addresses are untouched. `Conflict` when the segment already
+    /// has one, or the prefix overlaps another segment's.
+    async fn add_prefix6(
+        &self,
+        name: &str,
+        net6: Ipv6Net,
+        now: i64,
+    ) -> StoreResult<(SegmentRow, Touched)>;
 
     /// Replaces a segment's policy (already validated), keeps it in history, bumps versions.
     async fn set_policy(
@@ -479,6 +494,7 @@ mod redaction_tests {
             id: "s1".into(),
             name: "web".into(),
             net: "100.64.1.0/24".parse().expect("net"),
+            net6: None,
             default: DefaultAction::Allow,
             psk: psk.into(),
             psk_version: 1,
@@ -492,6 +508,7 @@ mod redaction_tests {
         let new = NewSegment {
             name: "web".into(),
             net: row.net,
+            net6: None,
             default: DefaultAction::Deny,
             psk: psk.into(),
         };

@@ -3,7 +3,9 @@
 //! functions over rows the backend has read, so no backend writes them twice.
 
 use std::collections::HashSet;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use ipnet::Ipv6Net;
 
 use super::{NewSegment, SegmentRow, StoreError, StoreResult, TokenRow};
 use crate::{ipam, secret};
@@ -22,6 +24,24 @@ pub fn check_new_segment(existing: &[SegmentRow], seg: &NewSegment) -> StoreResu
                 "{} overlaps segment {:?} ({}); choose a network that does not overlap",
                 seg.net, other.name, other.net
             )));
+        }
+    }
+    if let Some(net6) = seg.net6 {
+        check_prefix6(existing, &seg.name, net6)?;
+    }
+    Ok(())
+}
+
+/// Refuses an IPv6 prefix for segment `name` that overlaps another segment's.
+pub fn check_prefix6(existing: &[SegmentRow], name: &str, net6: Ipv6Net) -> StoreResult<()> {
+    for other in existing.iter().filter(|o| o.name != name) {
+        if let Some(o6) = other.net6 {
+            if o6.contains(&net6) || net6.contains(&o6) {
+                return Err(StoreError::Conflict(format!(
+                    "{net6} overlaps segment {:?} ({o6}); choose a prefix that does not overlap",
+                    other.name
+                )));
+            }
         }
     }
     Ok(())
@@ -135,6 +155,24 @@ pub fn pick_address(
         StoreError::Conflict(format!(
             "segment {:?} ({}) has no free address: {} in use, {} released recently and held back; detach unused members or use a larger network",
             seg.name, seg.net, taken.len(), quarantined.len()
+        ))
+    })
+}
+
+/// A free IPv6 overlay address of `seg` by the same rules as [`pick_address`]; `None`
+/// when the segment has no IPv6 prefix.
+pub fn pick_address6(
+    seg: &SegmentRow,
+    taken: &HashSet<Ipv6Addr>,
+    quarantined: &HashSet<Ipv6Addr>,
+) -> StoreResult<Option<Ipv6Addr>> {
+    let Some(net6) = seg.net6 else {
+        return Ok(None);
+    };
+    ipam::allocate6(net6, taken, quarantined).map(Some).ok_or_else(|| {
+        StoreError::Conflict(format!(
+            "segment {:?} ({net6}) has no free IPv6 address: {} in use, {} released recently and held back; detach unused members or use a larger prefix",
+            seg.name, taken.len(), quarantined.len()
         ))
     })
 }

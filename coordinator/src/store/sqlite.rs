@@ -126,6 +126,14 @@ impl Store for SqliteStore {
     async fn rotating_segments(&self) -> StoreResult<Vec<SegmentRow>> {
         segments::rotating_segments(self).await
     }
+    async fn add_prefix6(
+        &self,
+        name: &str,
+        net6: ipnet::Ipv6Net,
+        now: i64,
+    ) -> StoreResult<(SegmentRow, Touched)> {
+        segments::add_prefix6(self, name, net6, now).await
+    }
 
     async fn set_policy(
         &self,

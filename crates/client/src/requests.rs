@@ -4,7 +4,7 @@ use reqwest::Method;
 use segwire_proto::api::{
     AttachRequest, CreateSegment, CreateToken, DetectionReport, EndpointReport, EnrollRequest,
     EnrollResponse, FlowRecord, FlowReport, Member, Node, PolicyCheck, PolicyCheckResult,
-    PolicyDoc, Segment, TokenCreated, TokenInfo,
+    PolicyDoc, Segment, TokenCreated, TokenInfo, UpdateSegment,
 };
 use segwire_proto::netmap::NetMap;
 
@@ -55,6 +55,16 @@ impl Client {
     pub async fn rotate_key(&self, name: &str) -> Result<Segment, ClientError> {
         let path = format!("/v1/segments/{}/rotate-key", enc(name));
         self.call_json(Method::POST, &path, NO_BODY).await
+    }
+
+    /// `PATCH /v1/segments/{name}`: add the segment's IPv6 prefix.
+    pub async fn update_segment(
+        &self,
+        name: &str,
+        req: &UpdateSegment,
+    ) -> Result<Segment, ClientError> {
+        let path = format!("/v1/segments/{}", enc(name));
+        self.call_json(Method::PATCH, &path, Some(req)).await
     }
 
     /// `PUT /v1/segments/{name}/policy` with a policy document.

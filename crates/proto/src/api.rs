@@ -42,11 +42,23 @@ pub struct CreateSegment {
     /// Lowercase DNS label, at most 32 characters.
     #[schema(pattern = r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$", max_length = 32)]
     pub name: String,
-    /// IPv4 network, prefix /8 to /30, no host bits, not overlapping another segment.
+    /// IPv4 network, prefix /8 to /30, no host bits, not overlapping another segment;
+    /// optionally followed by a comma and an IPv6 prefix, /48 to /124, for a dual-stack
+    /// segment (`100.64.1.0/24,fd00:1::/64`).
     pub cidr: String,
     /// Policy default for the segment (`allow` unless given).
     #[serde(default)]
     pub default: Option<DefaultAction>,
+}
+
+/// `PATCH /v1/segments/{name}`: give a segment its IPv6 prefix.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSegment {
+    /// The segment's prefixes after the update: the IPv6 prefix to add (/48 to /124), alone
+    /// or after the segment's IPv4 network and a comma. Every member gets an IPv6 address;
+    /// IPv4 addresses do not change.
+    pub cidr: String,
 }
 
 /// A segment as the API shows it. Its preshared key is never shown.
@@ -56,6 +68,9 @@ pub struct Segment {
     pub name: String,
     /// Overlay IPv4 network.
     pub cidr: String,
+    /// Overlay IPv6 prefix of a dual-stack segment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cidr6: Option<String>,
     /// Policy default.
     pub default: DefaultAction,
     /// Version of the segment's preshared key; bumped by every rotation.
@@ -256,6 +271,9 @@ pub struct Member {
     pub workload: String,
     /// Overlay IPv4 address.
     pub address: String,
+    /// Overlay IPv6 address (dual-stack segments).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address6: Option<String>,
     /// WireGuard public key.
     pub public_key: String,
     /// UDP listen port.
@@ -294,9 +312,11 @@ pub struct PolicyDoc {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyCheck {
-    /// Member opening the connection.
+    /// Member opening the connection: its name or one of its overlay addresses (an IPv6
+    /// address asks about IPv6).
     pub from: String,
-    /// Member receiving it.
+    /// Member receiving it (its name, answered in `from`'s family, or one of its
+    /// addresses), or any address.
     pub to: String,
     /// `tcp/N`, `udp/N` or `icmp`.
     #[schema(

@@ -33,6 +33,12 @@ pub struct MemberMap {
     pub cidr: String,
     /// This member's overlay address.
     pub address: String,
+    /// The segment's IPv6 prefix, when it is dual-stack.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cidr6: Option<String>,
+    /// This member's IPv6 overlay address, when the segment is dual-stack.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address6: Option<String>,
     /// Listen port the member registered.
     pub listen_port: u16,
     /// Segment preshared key (base64). Secret: never logged.
@@ -73,6 +79,7 @@ impl std::fmt::Debug for MemberMap {
             .field("name", &self.name)
             .field("segment", &self.segment)
             .field("address", &self.address)
+            .field("address6", &self.address6)
             .field("psk", &"<redacted>")
             .field("psk_version", &self.psk_version)
             .field("psk_next", &self.psk_next.as_ref().map(|_| "<redacted>"))
@@ -97,8 +104,11 @@ pub struct Peer {
     pub node: String,
     /// Peer's WireGuard public key (base64).
     pub public_key: String,
-    /// Peer's overlay address (its only allowed IP).
+    /// Peer's overlay address (an allowed IP, as /32).
     pub address: String,
+    /// Peer's IPv6 overlay address (an allowed IP, as /128) on a dual-stack segment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address6: Option<String>,
     /// `IP:port` endpoints, best first.
     pub endpoints: Vec<String>,
     /// Peer's labels.

@@ -50,6 +50,9 @@ pub struct ExternalPeer {
     pub segment: String,
     /// Overlay address the coordinator allocated.
     pub address: String,
+    /// IPv6 overlay address, on a dual-stack segment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address6: Option<String>,
     /// WireGuard public key (base64).
     pub public_key: String,
     /// `IP:port` the device listens on, if registered.
@@ -69,8 +72,11 @@ pub struct ConfigPeer {
     pub node: String,
     /// Its WireGuard public key (base64).
     pub public_key: String,
-    /// Its overlay address (its only allowed IP).
+    /// Its overlay address (an allowed IP, as /32).
     pub address: String,
+    /// Its IPv6 overlay address (an allowed IP, as /128), on a dual-stack segment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address6: Option<String>,
     /// Its first `IP:port` endpoint, if it has one.
     pub endpoint: Option<String>,
 }
@@ -82,6 +88,9 @@ pub struct PeerConfig {
     pub peer: ExternalPeer,
     /// The segment's network.
     pub cidr: String,
+    /// The segment's IPv6 prefix, when it is dual-stack.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cidr6: Option<String>,
     /// The segment's preshared key (base64). Secret: never logged.
     pub psk: String,
     /// Version of that key; a rotation means the device needs a new configuration.
@@ -106,7 +115,8 @@ impl PeerConfig {
     /// The wg-quick configuration for the device. `private_key` is written as given:
     /// the key the CLI just made, or [`PRIVATE_KEY_PLACEHOLDER`].
     ///
-    /// `Address` is the device's /32 (wg-quick adds a route per `AllowedIPs`); a
+    /// `Address` is the device's /32 (and /128 on a dual-stack segment; wg-quick adds a
+    /// route per `AllowedIPs`); a
     /// `ListenPort` is written when an endpoint was registered, so the agents can reach
     /// the device there.
     #[must_use]
@@ -119,7 +129,11 @@ impl PeerConfig {
             p.name, p.segment, self.cidr, self.psk_version
         );
         out.push_str("[Interface]\n");
-        let _ = writeln!(out, "Address = {}/32", p.address);
+        let _ = writeln!(
+            out,
+            "Address = {}",
+            host_nets(&p.address, p.address6.as_deref())
+        );
         let _ = writeln!(out, "PrivateKey = {private_key}");
         if let Some(port) = p.endpoint.as_deref().and_then(endpoint_port) {
             let _ = writeln!(out, "ListenPort = {port}");
@@ -137,10 +151,19 @@ impl PeerConfig {
             if let Some(ep) = &peer.endpoint {
                 let _ = writeln!(out, "Endpoint = {ep}");
             }
-            let _ = writeln!(out, "AllowedIPs = {}/32", peer.address);
+            let nets = host_nets(&peer.address, peer.address6.as_deref());
+            let _ = writeln!(out, "AllowedIPs = {nets}");
             let _ = writeln!(out, "PersistentKeepalive = {PERSISTENT_KEEPALIVE}");
         }
         out
+    }
+}
+
+/// `a/32` or `a/32, b/128`.
+fn host_nets(v4: &str, v6: Option<&str>) -> String {
+    match v6 {
+        Some(v6) => format!("{v4}/32, {v6}/128"),
+        None => format!("{v4}/32"),
     }
 }
 
@@ -160,12 +183,14 @@ mod tests {
                 name: "laptop".into(),
                 segment: "web".into(),
                 address: "100.64.1.9".into(),
+                address6: None,
                 public_key: "PUB".into(),
                 endpoint: Some("198.18.0.9:51900".into()),
                 labels: Labels::new(),
                 created_at: "now".into(),
             },
             cidr: "100.64.1.0/24".into(),
+            cidr6: None,
             psk: "PSK".into(),
             psk_version: 2,
             peers: vec![
@@ -174,6 +199,7 @@ mod tests {
                     node: "host-a".into(),
                     public_key: "K1".into(),
                     address: "100.64.1.2".into(),
+                    address6: None,
                     endpoint: Some("198.18.0.2:51820".into()),
                 },
                 ConfigPeer {
@@ -181,6 +207,7 @@ mod tests {
                     node: String::new(),
                     public_key: "K2".into(),
                     address: "100.64.1.3".into(),
+                    address6: None,
                     endpoint: None,
                 },
             ],
@@ -213,6 +240,24 @@ AllowedIPs = 100.64.1.3/32
 PersistentKeepalive = 25
 ";
         assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn dual_stack_devices_get_both_addresses_and_allowed_ips() {
+        let mut c = config();
+        c.cidr6 = Some("fd00:1::/64".into());
+        c.peer.address6 = Some("fd00:1::9".into());
+        c.peers[0].address6 = Some("fd00:1::2".into());
+        let text = c.wg_quick("PRIV");
+        assert!(
+            text.contains("Address = 100.64.1.9/32, fd00:1::9/128\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("AllowedIPs = 100.64.1.2/32, fd00:1::2/128\n"),
+            "{text}"
+        );
+        assert!(text.contains("AllowedIPs = 100.64.1.3/32\n"), "{text}");
     }
 
     #[test]

@@ -48,6 +48,7 @@ fn peer(n: u8, endpoint: &str) -> Peer {
         node: "host-b".into(),
         public_key: encode_key(&PrivateKey::generate().public_key().0),
         address: format!("100.64.1.{}", 10 + n),
+        address6: None,
         endpoints: vec![endpoint.into()],
         labels: Labels::new(),
     }
@@ -61,6 +62,8 @@ fn member_map(local: &LocalMember, psk: [u8; 32], peers: Vec<Peer>) -> MemberMap
         segment: local.segment.clone(),
         cidr: "100.64.1.0/24".into(),
         address: local.address.to_string(),
+        cidr6: None,
+        address6: None,
         listen_port: local.listen_port,
         psk: encode_key(&psk),
         psk_version: u64::from(psk[0]),

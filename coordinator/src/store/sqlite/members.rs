@@ -1,7 +1,7 @@
 //! Members on SQLite: attach (address allocation and naming by [`rules`]), detach, list.
 
 use std::collections::HashSet;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::nodes::live_node;
 use super::rows::{is_unique_violation, member_row, to_json, MEMBER_SELECT};
@@ -26,22 +26,71 @@ pub(super) async fn nodes_in_segment(
     )
 }
 
-pub(super) async fn release_address(
-    tx: &mut Tx<'_>,
-    segment_id: &str,
-    addr: Ipv4Addr,
-    now: i64,
-) -> StoreResult<()> {
+/// Starts the quarantine of a departing member's addresses (IPv4 and, if any, IPv6).
+pub(super) async fn release_address(tx: &mut Tx<'_>, m: &MemberRow, now: i64) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO released_addresses (segment_id, address, released_at) VALUES ($1, $2, $3) \
          ON CONFLICT (segment_id, address) DO UPDATE SET released_at = excluded.released_at",
     )
-    .bind(segment_id)
-    .bind(u32::from(addr) as i64)
+    .bind(&m.segment_id)
+    .bind(u32::from(m.address) as i64)
     .bind(now)
     .execute(&mut **tx)
     .await?;
+    if let Some(a6) = m.address6 {
+        sqlx::query(
+            "INSERT INTO released_addresses6 (segment_id, address, released_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (segment_id, address) DO UPDATE SET released_at = excluded.released_at",
+        )
+        .bind(&m.segment_id)
+        .bind(a6.to_string())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
     Ok(())
+}
+
+/// Picks a free IPv6 overlay address of `seg` (`None` without an IPv6 prefix) inside the
+/// caller's write transaction, by the rules of [`allocate_address`], and takes it out of
+/// quarantine bookkeeping.
+pub(super) async fn allocate_address6(
+    tx: &mut Tx<'_>,
+    seg: &SegmentRow,
+    released_after: i64,
+) -> StoreResult<Option<Ipv6Addr>> {
+    if seg.net6.is_none() {
+        return Ok(None);
+    }
+    let parse = |v: Vec<String>| -> HashSet<Ipv6Addr> {
+        v.into_iter().filter_map(|a| a.parse().ok()).collect()
+    };
+    let taken = parse(
+        sqlx::query_scalar(
+            "SELECT address6 FROM members WHERE segment_id = $1 AND address6 IS NOT NULL",
+        )
+        .bind(&seg.id)
+        .fetch_all(&mut **tx)
+        .await?,
+    );
+    let quarantined = parse(
+        sqlx::query_scalar(
+            "SELECT address FROM released_addresses6 WHERE segment_id = $1 AND released_at > $2",
+        )
+        .bind(&seg.id)
+        .bind(released_after)
+        .fetch_all(&mut **tx)
+        .await?,
+    );
+    let picked = rules::pick_address6(seg, &taken, &quarantined)?;
+    if let Some(a6) = picked {
+        sqlx::query("DELETE FROM released_addresses6 WHERE segment_id = $1 AND address = $2")
+            .bind(&seg.id)
+            .bind(a6.to_string())
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(picked)
 }
 
 /// Names of `seg` that other nodes' claims keep from `node_id` (see
@@ -217,6 +266,7 @@ pub(super) async fn attach(
                     )));
                 }
                 let addr = allocate_address(&mut tx, &seg, now - m.quarantine_secs).await?;
+                let addr6 = allocate_address6(&mut tx, &seg, now - m.quarantine_secs).await?;
                 let mut names: HashSet<String> =
                     sqlx::query_scalar("SELECT name FROM members WHERE segment_id = $1")
                         .bind(&seg.id)
@@ -236,8 +286,8 @@ pub(super) async fn attach(
                 claim_name(&mut tx, &seg.id, &name, &node.id).await?;
                 let id = secret::new_id();
                 let res = sqlx::query(
-                    "INSERT INTO members (id, node_id, segment_id, name, workload, address, public_key, listen_port, endpoints, labels, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                    "INSERT INTO members (id, node_id, segment_id, name, workload, address, public_key, listen_port, endpoints, labels, created_at, address6) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 )
                 .bind(&id)
                 .bind(&node.id)
@@ -250,6 +300,7 @@ pub(super) async fn attach(
                 .bind(to_json(&m.endpoints))
                 .bind(to_json(&labels))
                 .bind(now)
+                .bind(addr6.map(|a| a.to_string()))
                 .execute(&mut *tx)
                 .await;
                 if let Err(e) = res {
@@ -307,7 +358,7 @@ pub(super) async fn detach(
             .bind(&m.id)
             .execute(&mut *tx)
             .await?;
-        release_address(&mut tx, &m.segment_id, m.address, now).await?;
+        release_address(&mut tx, &m, now).await?;
         release_name(&mut tx, &m.segment_id, &m.name, now).await?;
         let v = bump(&mut tx).await?;
         set_segment_version(&mut tx, &m.segment_id, v).await?;

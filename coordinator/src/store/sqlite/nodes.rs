@@ -126,7 +126,7 @@ pub(super) async fn revoke_node(
         let mut touched: HashSet<String> = HashSet::new();
         for m in &members {
             touched.extend(nodes_in_segment(&mut tx, &m.segment_id).await?);
-            release_address(&mut tx, &m.segment_id, m.address, now).await?;
+            release_address(&mut tx, m, now).await?;
             sqlx::query("DELETE FROM members WHERE id = $1")
                 .bind(&m.id)
                 .execute(&mut *tx)

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 
-use super::members::{allocate_address, nodes_in_segment, release_address};
+use super::members::{allocate_address, allocate_address6, nodes_in_segment, release_address};
 use super::rows::{is_unique_violation, member_row, node_row, to_json, MEMBER_SELECT, NODE_SELECT};
 use super::segments::segment_by_name;
 use super::tx::{bump, finish, set_segment_version, Tx};
@@ -85,6 +85,7 @@ impl PeerStore for SqliteStore {
                 )));
             }
             let addr = allocate_address(&mut tx, &seg, now - p.quarantine_secs).await?;
+            let addr6 = allocate_address6(&mut tx, &seg, now - p.quarantine_secs).await?;
             let port = p
                 .endpoint
                 .as_deref()
@@ -94,8 +95,8 @@ impl PeerStore for SqliteStore {
             let id = secret::new_id();
             sqlx::query(
                 "INSERT INTO members (id, node_id, segment_id, name, workload, address, public_key, \
-                 listen_port, endpoints, labels, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                 listen_port, endpoints, labels, created_at, address6) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             )
             .bind(&id)
             .bind(EXTERNAL_NODE_ID)
@@ -108,6 +109,7 @@ impl PeerStore for SqliteStore {
             .bind(to_json(&endpoints))
             .bind(to_json(&p.labels))
             .bind(now)
+            .bind(addr6.map(|a| a.to_string()))
             .execute(&mut *tx)
             .await
             .map_err(key_conflict)?;
@@ -197,7 +199,7 @@ impl PeerStore for SqliteStore {
                 .bind(&m.id)
                 .execute(&mut *tx)
                 .await?;
-            release_address(&mut tx, &m.segment_id, m.address, now).await?;
+            release_address(&mut tx, &m, now).await?;
             let v = bump(&mut tx).await?;
             set_segment_version(&mut tx, &m.segment_id, v).await?;
             let target = format!("peer:{}/{}", m.segment, m.name);

@@ -13,7 +13,7 @@ use sqlx::Row;
 use crate::store::{MemberRow, NodeRow, Rotation, SegmentRow, StoreError, StoreResult, TokenRow};
 
 pub(super) const SEGMENT_SELECT: &str =
-    "SELECT s.id, s.name, s.net, s.prefix, s.default_action, s.psk, \
+    "SELECT s.id, s.name, s.net, s.prefix, s.net6, s.default_action, s.psk, \
     s.psk_version, s.psk_next, s.psk_previous, s.rotation_phase, s.rotation_version, \
     s.rotation_since, s.version, s.created_at, s.policy, s.policy_version, \
     (SELECT COUNT(*) FROM members m WHERE m.segment_id = s.id) AS members FROM segments s";
@@ -26,7 +26,7 @@ pub(super) const NODE_SELECT: &str =
 
 pub(super) const MEMBER_SELECT: &str =
     "SELECT m.id, m.node_id, n.name AS node_name, m.segment_id, \
-    s.name AS segment, m.name, m.workload, m.address, m.public_key, m.listen_port, m.endpoints, \
+    s.name AS segment, m.name, m.workload, m.address, m.address6, m.public_key, m.listen_port, m.endpoints, \
     m.labels, m.created_at, m.quarantined_until FROM members m JOIN nodes n ON n.id = m.node_id \
     JOIN segments s ON s.id = m.segment_id";
 
@@ -40,6 +40,18 @@ pub(super) fn to_json<T: Serialize>(v: &T) -> String {
 
 pub(super) fn from_json<T: DeserializeOwned>(s: &str) -> StoreResult<T> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// A nullable text column holding an address or network.
+fn parse_opt<T: std::str::FromStr>(text: Option<String>) -> StoreResult<Option<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    text.map(|t| {
+        t.parse()
+            .map_err(|e: T::Err| StoreError::Corrupt(format!("{t:?}: {e}")))
+    })
+    .transpose()
 }
 
 pub(super) fn default_to_str(d: DefaultAction) -> &'static str {
@@ -81,6 +93,7 @@ pub(super) fn segment_row(r: &SqliteRow) -> StoreResult<SegmentRow> {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
         net: Ipv4Net::new(net, prefix as u8).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        net6: parse_opt(r.try_get("net6")?)?,
         default,
         psk: r.try_get("psk")?,
         psk_version: r.try_get("psk_version")?,
@@ -120,6 +133,7 @@ pub(super) fn member_row(r: &SqliteRow) -> StoreResult<MemberRow> {
         name: r.try_get("name")?,
         workload: r.try_get("workload")?,
         address: Ipv4Addr::from(r.try_get::<i64, _>("address")? as u32),
+        address6: parse_opt(r.try_get("address6")?)?,
         public_key: r.try_get("public_key")?,
         listen_port: r.try_get::<i64, _>("listen_port")? as u16,
         endpoints: from_json(&r.try_get::<String, _>("endpoints")?)?,

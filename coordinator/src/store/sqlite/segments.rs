@@ -3,7 +3,7 @@
 use segwire_proto::api::RotationPhase;
 use sqlx::SqliteConnection;
 
-use super::members::nodes_in_segment;
+use super::members::{allocate_address6, nodes_in_segment};
 use super::rows::{default_to_str, segment_row, SEGMENT_SELECT};
 use super::tx::{bump, finish, set_node_version};
 use super::{record, SqliteStore};
@@ -42,8 +42,8 @@ pub(super) async fn create_segment(
         let v = bump(&mut tx).await?;
         let id = secret::new_id();
         sqlx::query(
-            "INSERT INTO segments (id, name, net, prefix, default_action, psk, psk_version, version, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8)",
+            "INSERT INTO segments (id, name, net, prefix, default_action, psk, psk_version, version, created_at, net6) \
+             VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9)",
         )
         .bind(&id)
         .bind(&seg.name)
@@ -53,6 +53,7 @@ pub(super) async fn create_segment(
         .bind(&seg.psk)
         .bind(v)
         .bind(now)
+        .bind(seg.net6.map(|n| n.to_string()))
         .execute(&mut *tx)
         .await?;
         let row = segment_by_name(&mut tx, &seg.name).await?;
@@ -93,7 +94,13 @@ pub(super) async fn delete_segment(
         }
         let touched = nodes_in_segment(&mut tx, &seg.id).await?;
         // Everything that belongs to the segment goes with it, before the segment row.
-        for table in ["members", "released_addresses", "member_name_claims", "policy_history"] {
+        for table in [
+            "members",
+            "released_addresses",
+            "released_addresses6",
+            "member_name_claims",
+            "policy_history",
+        ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE segment_id = $1"))
                 .bind(&seg.id)
                 .execute(&mut *tx)
@@ -243,6 +250,68 @@ pub(super) async fn rotating_segments(s: &SqliteStore) -> StoreResult<Vec<Segmen
     .fetch_all(&mut *conn)
     .await?;
     rows.iter().map(segment_row).collect()
+}
+
+pub(super) async fn add_prefix6(
+    s: &SqliteStore,
+    name: &str,
+    net6: ipnet::Ipv6Net,
+    _now: i64,
+) -> StoreResult<(SegmentRow, Touched)> {
+    let _w = s.write.lock().await;
+    let mut tx = s.pool.begin().await?;
+    let res: StoreResult<_> = async {
+        let seg = segment_by_name(&mut tx, name).await?;
+        if let Some(have) = seg.net6 {
+            return Err(StoreError::Conflict(format!(
+                "segment {name:?} already has the IPv6 prefix {have}; a segment has at most one"
+            )));
+        }
+        let existing = sqlx::query(&format!("{SEGMENT_SELECT} ORDER BY s.name"))
+            .fetch_all(&mut *tx)
+            .await?;
+        let existing: Vec<SegmentRow> = existing
+            .iter()
+            .map(segment_row)
+            .collect::<StoreResult<_>>()?;
+        rules::check_prefix6(&existing, name, net6)?;
+        let v = bump(&mut tx).await?;
+        sqlx::query("UPDATE segments SET net6 = $1, version = $2 WHERE id = $3")
+            .bind(net6.to_string())
+            .bind(v)
+            .bind(&seg.id)
+            .execute(&mut *tx)
+            .await?;
+        let row = segment_by_name(&mut tx, name).await?;
+        // Every member, in address order, gets the lowest free IPv6 address.
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM members WHERE segment_id = $1 ORDER BY address")
+                .bind(&seg.id)
+                .fetch_all(&mut *tx)
+                .await?;
+        for id in &ids {
+            let a6 = allocate_address6(&mut tx, &row, i64::MIN).await?;
+            sqlx::query("UPDATE members SET address6 = $1 WHERE id = $2")
+                .bind(a6.map(|a| a.to_string()))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let touched = nodes_in_segment(&mut tx, &seg.id).await?;
+        for n in &touched {
+            set_node_version(&mut tx, n, v).await?;
+        }
+        let change = Change::new(
+            "segment.update",
+            format!("segment:{}", row.name),
+            Some(audit::segment(&seg)),
+            Some(audit::segment(&row)),
+        );
+        record(&mut tx, change).await?;
+        Ok((row, touched))
+    }
+    .await;
+    finish(tx, res).await
 }
 
 pub(super) async fn set_policy(

@@ -52,6 +52,7 @@ async fn a_refused_write_releases_the_database_at_once() {
         NewSegment {
             name: "web".into(),
             net: "100.64.1.0/24".parse::<Ipv4Net>().unwrap(),
+            net6: None,
             default: DefaultAction::Allow,
             psk: "p".into(),
         },
@@ -80,6 +81,7 @@ async fn versions_grow_and_addresses_are_quarantined() {
         NewSegment {
             name: "web".into(),
             net: "100.64.1.0/30".parse::<Ipv4Net>().unwrap(),
+            net6: None,
             default: DefaultAction::Allow,
             psk: "p".into(),
         },
@@ -129,6 +131,7 @@ async fn a_segment_is_prepared_once_per_version_and_again_after_a_change() {
             NewSegment {
                 name: "web".into(),
                 net: "100.64.1.0/24".parse::<Ipv4Net>().unwrap(),
+                net6: None,
                 default: DefaultAction::Allow,
                 psk: "p".into(),
             },
