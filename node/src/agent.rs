@@ -442,6 +442,16 @@ impl Agent {
                 self.send(&member, MemberCmd::RemovePeer(public_key)).await;
                 Ok(())
             }
+            Change::Readdress(config) => {
+                let netns = config.workload.netns();
+                match segwire_netdev::configure(&netns, &member::interface_config(&config)).await {
+                    Ok(()) => Ok(()),
+                    Err(e) => {
+                        tracing::error!(member = %config.name, segment = %config.segment, error = %e, "could not add the IPv6 address; will retry");
+                        Err(config.id.clone())
+                    }
+                }
+            }
             Change::SetPsk {
                 member, psk, also, ..
             } => {

@@ -117,6 +117,17 @@ pub fn bind_port(port: u16) -> Result<std::net::UdpSocket, MemberError> {
 ///
 /// # Errors
 /// [`MemberError`]; nothing is left behind on error.
+/// How the member's interface is configured: its IPv4 address and route, and on a
+/// dual-stack segment its IPv6 address and route too.
+#[must_use]
+pub fn interface_config(config: &MemberConfig) -> InterfaceConfig {
+    let iface = InterfaceConfig::new(config.interface.clone(), config.address, config.cidr);
+    match config.ipv6 {
+        Some((a6, net6)) => iface.with_ipv6(a6, net6),
+        None => iface,
+    }
+}
+
 pub async fn start(
     config: &MemberConfig,
     socket: Option<std::net::UdpSocket>,
@@ -129,7 +140,7 @@ pub async fn start(
     let port = config.listen_port;
     let udp = BatchSocket::from_std(socket).map_err(|source| MemberError::Bind { port, source })?;
     let netns = config.workload.netns();
-    let iface = InterfaceConfig::new(config.interface.clone(), config.address, config.cidr);
+    let iface = interface_config(config);
     let tun = create_interface(&netns, &iface).await?;
     let epoch = Instant::now();
     let mut core = Member::new(

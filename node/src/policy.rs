@@ -2,7 +2,7 @@
 //! the member itself and the peers it can reach. A pure value, so reconcile can compare
 //! it and emit a change only when the compiled classifier would differ.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use segwire_policy::{Action, CompiledPolicy, Member, Policy};
 use segwire_proto::api::{DefaultAction, Labels};
@@ -27,7 +27,8 @@ impl PolicyInput {
     pub fn from_netmap(
         mm: &MemberMap,
         address: Ipv4Addr,
-        peers: impl Iterator<Item = (String, Ipv4Addr, Labels)>,
+        address6: Option<Ipv6Addr>,
+        peers: impl Iterator<Item = (String, Ipv4Addr, Option<Ipv6Addr>, Labels)>,
         skipped: &mut Vec<String>,
     ) -> PolicyInput {
         let policy = Policy::try_from(mm.policy.clone()).unwrap_or_else(|e| {
@@ -47,14 +48,14 @@ impl PolicyInput {
         let local = Member {
             name: mm.name.clone(),
             ip: Some(address),
-            ip6: None,
+            ip6: address6,
             labels: mm.labels.clone(),
         };
         let mut members: Vec<Member> = peers
-            .map(|(name, ip, labels)| Member {
+            .map(|(name, ip, ip6, labels)| Member {
                 name,
                 ip: Some(ip),
-                ip6: None,
+                ip6,
                 labels,
             })
             .collect();

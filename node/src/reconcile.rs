@@ -5,9 +5,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use segwire_proto::netmap::{MemberMap, NetMap, Peer};
 use segwire_tunnel::{PeerConfig, PresharedKey, PublicKey};
 
@@ -40,6 +40,9 @@ pub struct MemberConfig {
     pub address: Ipv4Addr,
     /// Segment CIDR (the one route).
     pub cidr: Ipv4Net,
+    /// On a dual-stack segment: the member's IPv6 address and the segment's prefix (a
+    /// second address and route on the same interface).
+    pub ipv6: Option<(Ipv6Addr, Ipv6Net)>,
     /// UDP port in the host namespace.
     pub listen_port: u16,
     /// Static private key.
@@ -72,7 +75,9 @@ pub struct PeerSpec {
     pub node: String,
     /// Its overlay address.
     pub address: Ipv4Addr,
-    /// Networks routed to it (its /32).
+    /// Its IPv6 overlay address, on a dual-stack segment.
+    pub address6: Option<Ipv6Addr>,
+    /// Networks routed to it (its /32, and its /128 on a dual-stack segment).
     pub allowed_ips: Vec<IpNet>,
     /// Where to send to it (the first usable endpoint of the netmap).
     pub endpoint: Option<SocketAddr>,
@@ -145,6 +150,15 @@ fn member_config(
         .cidr
         .parse()
         .map_err(|_| format!("bad CIDR {:?}", mm.cidr))?;
+    let ipv6 = match (&mm.address6, &mm.cidr6) {
+        (Some(a), Some(c)) => Some((
+            a.parse::<Ipv6Addr>()
+                .map_err(|_| format!("bad IPv6 address {a:?}"))?,
+            c.parse::<Ipv6Net>()
+                .map_err(|_| format!("bad IPv6 prefix {c:?}"))?,
+        )),
+        _ => None,
+    };
     let psk = PresharedKey::from_base64(&mm.psk).map_err(|_| "bad preshared key".to_owned())?;
     let psk_also = mm
         .psk_next
@@ -169,9 +183,10 @@ fn member_config(
     let policy = PolicyInput::from_netmap(
         mm,
         address,
+        ipv6.map(|(a, _)| a),
         peers
             .values()
-            .map(|p| (p.name.clone(), p.address, p.labels.clone())),
+            .map(|p| (p.name.clone(), p.address, p.address6, p.labels.clone())),
         skipped,
     );
     Ok(MemberConfig {
@@ -182,6 +197,7 @@ fn member_config(
         workload: local.workload.clone(),
         address,
         cidr,
+        ipv6,
         listen_port: local.listen_port,
         private_key: local.private_key.clone(),
         public_key,
@@ -202,6 +218,10 @@ fn peer_spec(p: &Peer) -> Result<PeerSpec, String> {
         .address
         .parse()
         .map_err(|_| format!("bad address {:?}", p.address))?;
+    let address6: Option<Ipv6Addr> = match &p.address6 {
+        Some(a) => Some(a.parse().map_err(|_| format!("bad IPv6 address {a:?}"))?),
+        None => None,
+    };
     let endpoints: Vec<SocketAddr> = p.endpoints.iter().filter_map(|e| e.parse().ok()).collect();
     let endpoint = endpoints
         .iter()
@@ -214,7 +234,10 @@ fn peer_spec(p: &Peer) -> Result<PeerSpec, String> {
         name: p.name.clone(),
         node: p.node.clone(),
         address,
-        allowed_ips: vec![Ipv4Net::from(address).into()],
+        address6,
+        allowed_ips: std::iter::once(Ipv4Net::from(address).into())
+            .chain(address6.map(|a| Ipv6Net::from(a).into()))
+            .collect(),
         endpoint,
         labels: p.labels.clone(),
     })
@@ -298,6 +321,9 @@ pub enum Change {
         /// The new inputs.
         policy: Box<PolicyInput>,
     },
+    /// The member's IPv6 address changed (the segment got an IPv6 prefix): configure the
+    /// interface again, in place; IPv4 is left as it is.
+    Readdress(Box<MemberConfig>),
     /// The segment's preshared keys changed (the one to initiate with, or the second one
     /// answered during a rotation).
     SetPsk {
@@ -360,6 +386,9 @@ fn diff_member(old: &MemberConfig, new: &MemberConfig, changes: &mut Vec<Change>
                 name: peer.name.clone(),
             });
         }
+    }
+    if old.ipv6 != new.ipv6 {
+        changes.push(Change::Readdress(Box::new(new.clone())));
     }
     if old.psk != new.psk || old.psk_also != new.psk_also {
         changes.push(Change::SetPsk {
@@ -443,6 +472,18 @@ impl fmt::Display for Change {
             Change::UpdatePeer { member, peer } => {
                 write!(f, "member {member}: update peer {} in place", peer.name)
             }
+            Change::Readdress(m) => match m.ipv6 {
+                Some((a6, net6)) => write!(
+                    f,
+                    "member {}: add IPv6 address {a6} and route {net6} on {}",
+                    m.name, m.interface
+                ),
+                None => write!(
+                    f,
+                    "member {}: IPv6 address removed from {}",
+                    m.name, m.interface
+                ),
+            },
             Change::SetPsk {
                 member,
                 version,

@@ -4,11 +4,11 @@
 //! (see [`Netns::run_future`]): the netlink socket is created there, so it talks to that
 //! namespace's kernel tables. Callers just `.await` them from any tokio task.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use futures_util::TryStreamExt;
-use ipnet::Ipv4Net;
-use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+use ipnet::{Ipv4Net, Ipv6Net};
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use rtnetlink::packet_route::link::{AfSpecInet6, AfSpecUnspec, In6AddrGenMode, LinkAttribute};
 use rtnetlink::packet_route::route::RouteScope;
 use rtnetlink::packet_route::AddressFamily;
@@ -39,6 +39,10 @@ pub struct InterfaceConfig {
     pub address: Ipv4Addr,
     /// The segment's CIDR: the one route added, `CIDR dev NAME src ADDRESS`.
     pub segment: Ipv4Net,
+    /// On a dual-stack segment, the member's IPv6 address (configured as a /128 without
+    /// duplicate address detection) and the segment's IPv6 prefix (a second route,
+    /// `PREFIX dev NAME src ADDRESS6`).
+    pub ipv6: Option<(Ipv6Addr, Ipv6Net)>,
 }
 
 impl InterfaceConfig {
@@ -51,7 +55,15 @@ impl InterfaceConfig {
             tx_queue_len: DEFAULT_TX_QUEUE_LEN,
             address,
             segment,
+            ipv6: None,
         }
+    }
+
+    /// The same configuration with the member's IPv6 address and the segment's prefix.
+    #[must_use]
+    pub fn with_ipv6(mut self, address6: Ipv6Addr, segment6: Ipv6Net) -> Self {
+        self.ipv6 = Some((address6, segment6));
+        self
     }
 }
 
@@ -81,9 +93,17 @@ pub async fn create_interface(
 pub async fn configure(netns: &Netns, config: &InterfaceConfig) -> Result<(), NetdevError> {
     if !config.segment.contains(&config.address) {
         return Err(NetdevError::AddressOutsideSegment {
-            address: config.address,
-            segment: config.segment,
+            address: config.address.into(),
+            segment: config.segment.into(),
         });
+    }
+    if let Some((a6, net6)) = config.ipv6 {
+        if !net6.contains(&a6) {
+            return Err(NetdevError::AddressOutsideSegment {
+                address: a6.into(),
+                segment: net6.into(),
+            });
+        }
     }
     let job = config.clone();
     let label = netns.to_string();
@@ -181,10 +201,27 @@ async fn configure_here(config: &InterfaceConfig, netns: &str) -> Result<(), Net
         .execute()
         .await
         .map_err(|e| failed(format!("add the route {segment} dev {name}"), netns, e))?;
+    if let Some((a6, net6)) = config.ipv6 {
+        let net6 = net6.trunc();
+        let route = RouteMessageBuilder::<Ipv6Addr>::new()
+            .destination_prefix(net6.network(), net6.prefix_len())
+            .output_interface(index)
+            .pref_source(a6)
+            .build();
+        handle
+            .route()
+            .add(route)
+            .replace()
+            .execute()
+            .await
+            .map_err(|e| failed(format!("add the route {net6} dev {name}"), netns, e))?;
+    }
     Ok(())
 }
 
-/// Makes `config.address/32` the only IPv4 address of link `index`.
+/// Makes `config.address/32` the only IPv4 address of link `index`, and the IPv6 address
+/// (if any) its only IPv6 one, added with `nodad` (the link is point-to-point, with no
+/// neighbour discovery) and `noprefixroute` (the segment route is the only IPv6 route).
 async fn set_only_address(
     handle: &Handle,
     index: u32,
@@ -193,6 +230,7 @@ async fn set_only_address(
 ) -> Result<(), NetdevError> {
     let name = config.name.as_str();
     let wanted = IpAddr::V4(config.address);
+    let wanted6 = config.ipv6.map(|(a6, _)| IpAddr::V6(a6));
     let existing: Vec<AddressMessage> = handle
         .address()
         .get()
@@ -203,12 +241,15 @@ async fn set_only_address(
         .map_err(|e| failed(format!("list the addresses of {name}"), netns, e))?;
     for message in existing {
         let is_v4 = message.header.family == AddressFamily::Inet;
-        let is_wanted = message.header.prefix_len == 32
-            && message
-                .attributes
-                .iter()
-                .any(|a| matches!(a, AddressAttribute::Local(ip) if *ip == wanted));
-        if is_v4 && !is_wanted {
+        let is_v6 = message.header.family == AddressFamily::Inet6;
+        let has = |want: IpAddr, len: u8| {
+            message.header.prefix_len == len
+                && message.attributes.iter().any(|a| {
+                    matches!(a, AddressAttribute::Local(ip) | AddressAttribute::Address(ip) if *ip == want)
+                })
+        };
+        let is_wanted = has(wanted, 32) || wanted6.is_some_and(|w| has(w, 128));
+        if (is_v4 || is_v6) && !is_wanted {
             handle
                 .address()
                 .del(message)
@@ -223,7 +264,21 @@ async fn set_only_address(
         .replace()
         .execute()
         .await
-        .map_err(|e| failed(format!("add {}/32 to {name}", config.address), netns, e))
+        .map_err(|e| failed(format!("add {}/32 to {name}", config.address), netns, e))?;
+    if let Some(a6) = wanted6 {
+        let mut add = handle.address().add(index, a6, 128).replace();
+        add.message_mut().attributes.push(AddressAttribute::Flags(
+            AddressFlags::Nodad | AddressFlags::Noprefixroute,
+        ));
+        add.execute().await.map_err(|e| {
+            failed(
+                format!("add {a6}/128 to {name} (is IPv6 disabled in the workload's namespace?)"),
+                netns,
+                e,
+            )
+        })?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,9 +1,6 @@
 //! The crate's error type for device and netlink operations.
 
 use std::io;
-use std::net::Ipv4Addr;
-
-use ipnet::Ipv4Net;
 
 use crate::NetnsError;
 
@@ -87,9 +84,9 @@ pub enum NetdevError {
     #[error("address {address} is not inside the segment CIDR {segment}")]
     AddressOutsideSegment {
         /// The member's overlay address.
-        address: Ipv4Addr,
+        address: std::net::IpAddr,
         /// The segment's CIDR.
-        segment: Ipv4Net,
+        segment: ipnet::IpNet,
     },
 
     /// A netlink request failed.

@@ -108,7 +108,8 @@ fn fill(buf: &mut [u8], state: &mut u64) {
 /// Returns the time taken and whether the checksums matched.
 pub fn tcp_transfer(from_ns: &str, to_ns: &str, to: SocketAddr, total: usize) -> (Duration, bool) {
     let port = to.port();
-    let listener = in_ns(to_ns, move || TcpListener::bind(("0.0.0.0", port))).expect("listen");
+    let any = if to.is_ipv6() { "::" } else { "0.0.0.0" };
+    let listener = in_ns(to_ns, move || TcpListener::bind((any, port))).expect("listen");
     let server = thread::spawn(move || -> std::io::Result<()> {
         let (mut stream, _) = listener.accept()?;
         stream.set_read_timeout(Some(Duration::from_secs(60)))?;
@@ -266,6 +267,15 @@ pub fn udp_reachable(ns: &str, dst: SocketAddr, wait: Duration) -> bool {
         }
     }
     false
+}
+
+/// Whether a TCP connection from `ns` to `to` opens within `wait`, with a listener on
+/// `to`'s port in `server_ns` (bound to the unspecified address of `to`'s family).
+pub fn tcp_connects(ns: &str, server_ns: &str, to: SocketAddr, wait: Duration) -> bool {
+    let port = to.port();
+    let any = if to.is_ipv6() { "::" } else { "0.0.0.0" };
+    let _listener = in_ns(server_ns, move || TcpListener::bind((any, port))).expect("listen");
+    in_ns(ns, move || TcpStream::connect_timeout(&to, wait).is_ok())
 }
 
 /// A TCP connect scan from `ns` of `ports` on `target`, one SYN per port waiting at most
