@@ -1,7 +1,8 @@
 //! Dual-stack segments end to end, on an IPv4 underlay: a container on each of two hosts
 //! sees both its addresses on its one interface (no link-local, no duplicate address
 //! detection), one route per prefix, and reaches the other over IPv6 with ping6 and TCP;
-//! a tcp/5432 rule allows IPv6 5432 and nothing else.
+//! a spoofed inner IPv6 source is dropped and reported; a tcp/5432 rule allows IPv6 5432
+//! and nothing else.
 //!
 //! Needs root (skips with a message otherwise) and the built binaries.
 
@@ -134,6 +135,60 @@ fn dual_stack_containers_talk_over_ipv6_on_an_ipv4_underlay() {
         1 << 20,
     );
     assert!(same, "IPv4 next to IPv6");
+
+    // A spoofed inner IPv6 source goes nowhere and is reported as a `member.spoof`.
+    let fake = "fd00:30::99";
+    support::sh(
+        "ip",
+        &[
+            "-n",
+            &w.ns("ca"),
+            "addr",
+            "add",
+            &format!("{fake}/128"),
+            "dev",
+            "sw-web",
+            "nodad",
+        ],
+    );
+    let out = w.try_exec(
+        "ca",
+        std::path::Path::new("ping"),
+        &[
+            "-6",
+            "-c",
+            "5",
+            "-i",
+            "0.2",
+            "-W",
+            "1",
+            "-I",
+            fake,
+            &b6.to_string(),
+        ],
+    );
+    assert!(
+        !out.status.success(),
+        "a ping from a spoofed IPv6 source was answered"
+    );
+    let found = support::time_until(Duration::from_secs(5), || {
+        w.events(&conf, "member.spoof")
+            .iter()
+            .any(|e| e["data"]["source"] == fake)
+    });
+    assert!(found.is_some(), "no member.spoof for {fake}\n{}", w.logs());
+    support::sh(
+        "ip",
+        &[
+            "-n",
+            &w.ns("ca"),
+            "addr",
+            "del",
+            &format!("{fake}/128"),
+            "dev",
+            "sw-web",
+        ],
+    );
 
     // A tcp/5432 rule allows IPv6 5432 and nothing else.
     let file = w.path("pg.json");
