@@ -26,6 +26,14 @@ pub(super) async fn segment_by_name(
     segment_row(&row)
 }
 
+/// Every segment, by name (the overlap rules compare a new network with all of them).
+async fn all_segments(conn: &mut SqliteConnection) -> StoreResult<Vec<SegmentRow>> {
+    let rows = sqlx::query(&format!("{SEGMENT_SELECT} ORDER BY s.name"))
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(segment_row).collect()
+}
+
 pub(super) async fn create_segment(
     s: &SqliteStore,
     seg: NewSegment,
@@ -34,11 +42,7 @@ pub(super) async fn create_segment(
     let _w = s.write.lock().await;
     let mut tx = s.pool.begin().await?;
     let res: StoreResult<_> = async {
-        let existing = sqlx::query(&format!("{SEGMENT_SELECT} ORDER BY s.name"))
-            .fetch_all(&mut *tx)
-            .await?;
-        let existing: Vec<SegmentRow> = existing.iter().map(segment_row).collect::<StoreResult<_>>()?;
-        rules::check_new_segment(&existing, &seg)?;
+        rules::check_new_segment(&all_segments(&mut tx).await?, &seg)?;
         let v = bump(&mut tx).await?;
         let id = secret::new_id();
         sqlx::query(
@@ -267,14 +271,7 @@ pub(super) async fn add_prefix6(
                 "segment {name:?} already has the IPv6 prefix {have}; a segment has at most one"
             )));
         }
-        let existing = sqlx::query(&format!("{SEGMENT_SELECT} ORDER BY s.name"))
-            .fetch_all(&mut *tx)
-            .await?;
-        let existing: Vec<SegmentRow> = existing
-            .iter()
-            .map(segment_row)
-            .collect::<StoreResult<_>>()?;
-        rules::check_prefix6(&existing, name, net6)?;
+        rules::check_prefix6(&all_segments(&mut tx).await?, name, net6)?;
         let v = bump(&mut tx).await?;
         sqlx::query("UPDATE segments SET net6 = $1, version = $2 WHERE id = $3")
             .bind(net6.to_string())
