@@ -3,6 +3,7 @@
 mod api;
 mod bootstrap;
 mod convert;
+mod db;
 mod events;
 mod fanout;
 mod files;

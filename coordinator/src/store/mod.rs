@@ -8,6 +8,7 @@ pub mod access;
 pub mod audit;
 pub mod flows;
 pub mod peers;
+pub mod postgres;
 pub mod quarantine;
 pub mod rules;
 pub mod sqlite;
@@ -37,15 +38,40 @@ pub enum StoreError {
     /// The caller may not do this.
     #[error("{0}")]
     Forbidden(String),
+    /// The request holds a value the database cannot store (a NUL character on
+    /// PostgreSQL, say).
+    #[error("{0}")]
+    Invalid(String),
     /// The database failed.
     #[error("database error: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(sqlx::Error),
     /// A migration failed.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// Stored data could not be decoded.
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    /// Sorts the database errors a request can cause from the failures of the database:
+    /// a serialization failure or deadlock (SQLSTATE 40001, 40P01) is a concurrent change
+    /// to retry, the same `Conflict` (409) either backend reports for a clash; a character
+    /// the database cannot store (22021, 22P05: PostgreSQL refuses NUL) is `Invalid`.
+    fn from(e: sqlx::Error) -> Self {
+        let code = e
+            .as_database_error()
+            .and_then(|d| d.code().map(|c| c.into_owned()));
+        match code.as_deref() {
+            Some("40001" | "40P01") => StoreError::Conflict(
+                "another change to the same data happened at the same time; retry".into(),
+            ),
+            Some("22021" | "22P05") => StoreError::Invalid(
+                "the request holds a NUL character or other text the database cannot store; remove it".into(),
+            ),
+            _ => StoreError::Db(e),
+        }
+    }
 }
 
 /// Result of store calls.

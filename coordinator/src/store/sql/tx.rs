@@ -5,7 +5,7 @@ use sqlx::Transaction;
 use tokio::sync::MutexGuard;
 
 use super::{dialect, Backend, Db};
-use crate::store::{StoreError, StoreResult};
+use crate::store::StoreResult;
 
 /// A write transaction.
 pub(super) type Tx<'a> = Transaction<'a, Db>;
@@ -30,32 +30,15 @@ pub(super) async fn begin_write(s: &Backend) -> StoreResult<(MutexGuard<'_, ()>,
 pub(super) async fn finish<T>(tx: Tx<'_>, res: StoreResult<T>) -> StoreResult<T> {
     match res {
         Ok(v) => {
-            tx.commit().await.map_err(concurrent_change)?;
+            tx.commit().await?;
             Ok(v)
         }
         Err(e) => {
             if let Err(rb) = tx.rollback().await {
                 tracing::warn!(error = %rb, "rollback failed");
             }
-            Err(match e {
-                StoreError::Db(e) => concurrent_change(e),
-                other => other,
-            })
+            Err(e)
         }
-    }
-}
-
-/// A serialization failure or deadlock (SQLSTATE 40001, 40P01) is a concurrent change the
-/// caller may retry: the same `Conflict` (409) either backend reports for a clash.
-fn concurrent_change(e: sqlx::Error) -> StoreError {
-    let code = e
-        .as_database_error()
-        .and_then(|d| d.code().map(|c| c.into_owned()));
-    match code.as_deref() {
-        Some("40001" | "40P01") => StoreError::Conflict(
-            "another change to the same data happened at the same time; retry".into(),
-        ),
-        _ => StoreError::Db(e),
     }
 }
 
