@@ -15,7 +15,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
+use sqlx::{ConnectOptions, Connection, PgPool};
 use tokio::sync::Mutex;
 
 use super::{StoreError, StoreResult};
@@ -74,7 +74,11 @@ impl PgStore {
     /// Connects to the database at `url` (sqlx URL forms: `postgres://user:pass@host/db`,
     /// or a unix socket dir as `?host=/path`) and applies pending migrations.
     pub async fn open_url(url: &str) -> StoreResult<Self> {
-        let opts = PgConnectOptions::from_str(url)?;
+        // Notices ("relation … already exists, skipping") are not the operator's business.
+        let opts = PgConnectOptions::from_str(url)?.options([("client_min_messages", "warning")]);
+        // One connection first: the pool would retry a refused connection until its
+        // acquire timeout and then report only that it timed out.
+        opts.connect().await?.close().await?;
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
@@ -85,6 +89,12 @@ impl PgStore {
             pool,
             write: Mutex::new(()),
         })
+    }
+
+    /// The pool, for `migrate-db`, which copies whole tables outside the store's API.
+    #[must_use]
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
     }
 }
 
@@ -147,6 +157,25 @@ mod tests;
 #[cfg(test)]
 mod url_tests {
     use super::*;
+    use crate::store::Store;
+
+    #[tokio::test]
+    async fn truncate_cannot_empty_the_audit_log_and_nul_text_is_a_bad_request() {
+        let Some((_db, s)) =
+            test_store("truncate_cannot_empty_the_audit_log_and_nul_text_is_a_bad_request").await
+        else {
+            return;
+        };
+        let err = sqlx::query("TRUNCATE audit_log")
+            .execute(&s.pool)
+            .await
+            .expect_err("TRUNCATE must be refused");
+        assert!(err.to_string().contains("append-only"), "{err}");
+        assert!(matches!(
+            s.get_segment("we\0b").await,
+            Err(StoreError::Invalid(_))
+        ));
+    }
 
     #[test]
     fn passwords_never_appear_in_messages() {

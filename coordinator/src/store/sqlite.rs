@@ -88,6 +88,12 @@ impl SqliteStore {
         Self::connect(opts).await
     }
 
+    /// The pool, for `migrate-db`, which copies whole tables outside the store's API.
+    #[must_use]
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     /// The database file, whether given as a path or in a `sqlite://` URL: it holds key
     /// material (segment PSKs), so the server keeps it and its WAL files private.
     #[must_use]
