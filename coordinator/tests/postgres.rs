@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 use common::{attach_req, enroll_req};
 use segwire_client::access::AuditFilter;
 use segwire_client::Client;
-use segwire_proto::api::{CreateSegment, CreateToken, FlowRecord, FlowReport};
+use segwire_proto::api::{CreateSegment, CreateToken, FlowReport};
 use segwire_proto::JoinToken;
 use segwire_testkit::postgres::Cluster;
 use segwire_testkit::{bin, Coordinator};
@@ -49,24 +49,23 @@ async fn token(admin: &Client, uses: u32) -> JoinToken {
 
 fn flow(member: &str, src: &str, port: u16) -> FlowReport {
     FlowReport {
-        flows: vec![FlowRecord {
-            segment: "web".into(),
-            member: member.into(),
-            node: String::new(),
-            peer: None,
-            direction: "egress".into(),
-            verdict: "denied".into(),
-            protocol: "tcp".into(),
-            src: src.into(),
-            dst: "100.64.1.200".into(),
-            dst_port: port,
-            rule: None,
-            count: 1,
-            first_seen: 1,
-            last_seen: 1,
-        }],
+        flows: vec![common::flow_record(
+            "web",
+            member,
+            src,
+            "100.64.1.200",
+            port,
+        )],
         dropped: 0,
     }
+}
+
+async fn flow_rows(admin: &Client) -> usize {
+    admin
+        .list_flows(None, false, None, 100)
+        .await
+        .unwrap()
+        .len()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -159,14 +158,7 @@ async fn migrate_db_copies_a_live_sqlite_coordinator_and_new_writes_work_on_post
     assert_eq!(got, addresses);
     let audit_after = admin.audit(&AuditFilter::default()).await.unwrap();
     assert!(audit_after.len() >= audit_before.len());
-    assert_eq!(
-        admin
-            .list_flows(None, false, None, 100)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(flow_rows(&admin).await, 1);
 
     // New writes: the old node credential still works, a new node attaches with a fresh
     // address, and a new flow row gets a fresh id.
@@ -176,14 +168,7 @@ async fn migrate_db_copies_a_live_sqlite_coordinator_and_new_writes_work_on_post
         .report_flows(&flow(&member_a.name, &member_a.address, 23))
         .await
         .unwrap();
-    assert_eq!(
-        admin
-            .list_flows(None, false, None, 100)
-            .await
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(flow_rows(&admin).await, 2);
     let t2 = token(&admin, 1).await;
     let anon = Client::new(&t2.url, t2.pin, None).unwrap();
     let e = anon.enroll(&enroll_req(&t2, "host-c")).await.unwrap();

@@ -4,6 +4,40 @@
 //! to wire types in the API layer. Every mutating method runs in one write transaction
 //! and returns the ids of the nodes whose netmap it changed, so the caller can wake them.
 
+/// The entity modules of `store/sql/`, for a backend module to compile against its own
+/// `Backend`, `Db`, `DbRow`, `DbConn` and `dialect` (SQLite and PostgreSQL share them).
+macro_rules! sql_modules {
+    () => {
+        #[path = "sql/access.rs"]
+        mod access;
+        #[path = "sql/flows.rs"]
+        mod flows;
+        #[path = "sql/keys.rs"]
+        mod keys;
+        #[path = "sql/members.rs"]
+        mod members;
+        #[path = "sql/netmap.rs"]
+        mod netmap;
+        #[path = "sql/nodes.rs"]
+        mod nodes;
+        #[path = "sql/peers.rs"]
+        mod peers;
+        #[path = "sql/quarantine.rs"]
+        mod quarantine;
+        #[path = "sql/rows.rs"]
+        mod rows;
+        #[path = "sql/segments.rs"]
+        mod segments;
+        #[path = "sql/store_impl.rs"]
+        mod store_impl;
+        #[path = "sql/tokens.rs"]
+        mod tokens;
+        #[path = "sql/tx.rs"]
+        mod tx;
+        use self::access::record;
+    };
+}
+
 pub mod access;
 pub mod audit;
 pub mod flows;

@@ -5,7 +5,7 @@
 //! transaction always sees the latest state, as on SQLite.
 //!
 //! The queries are the SQLite store's: the entity modules under `store/sql/` are compiled
-//! once per backend (`#[path]`) against this module's [`Backend`], [`Db`], [`DbRow`] and
+//! once per backend (`sql_modules!` in `store/mod.rs`, by `#[path]`) against this module's [`Backend`], [`Db`], [`DbRow`] and
 //! [`DbConn`] aliases.
 
 // Loading `store/sql/*` once per backend is the point: one source of every query.
@@ -29,34 +29,8 @@ type DbRow = sqlx::postgres::PgRow;
 /// A connection of this backend.
 type DbConn = sqlx::PgConnection;
 
-#[path = "sql/access.rs"]
-mod access;
 mod dialect;
-#[path = "sql/flows.rs"]
-mod flows;
-#[path = "sql/keys.rs"]
-mod keys;
-#[path = "sql/members.rs"]
-mod members;
-#[path = "sql/netmap.rs"]
-mod netmap;
-#[path = "sql/nodes.rs"]
-mod nodes;
-#[path = "sql/peers.rs"]
-mod peers;
-#[path = "sql/quarantine.rs"]
-mod quarantine;
-#[path = "sql/rows.rs"]
-mod rows;
-#[path = "sql/segments.rs"]
-mod segments;
-#[path = "sql/store_impl.rs"]
-mod store_impl;
-#[path = "sql/tokens.rs"]
-mod tokens;
-#[path = "sql/tx.rs"]
-mod tx;
-use self::access::record;
+sql_modules!();
 
 /// The PostgreSQL store.
 pub struct PgStore {

@@ -4,7 +4,7 @@
 //! while readers run in parallel on the pool.
 //!
 //! The queries are shared with the PostgreSQL store: the entity modules under `store/sql/`
-//! are compiled once per backend (`#[path]`), against this module's [`Backend`], [`Db`],
+//! are compiled once per backend (`sql_modules!` in `store/mod.rs`, by `#[path]`), against this module's [`Backend`], [`Db`],
 //! [`DbRow`] and [`DbConn`] aliases; the few statements SQLite spells differently are in
 //! `sqlite/dialect.rs`.
 
@@ -27,34 +27,8 @@ type DbRow = sqlx::sqlite::SqliteRow;
 /// A connection of this backend.
 type DbConn = sqlx::SqliteConnection;
 
-#[path = "sql/access.rs"]
-mod access;
 mod dialect;
-#[path = "sql/flows.rs"]
-mod flows;
-#[path = "sql/keys.rs"]
-mod keys;
-#[path = "sql/members.rs"]
-mod members;
-#[path = "sql/netmap.rs"]
-mod netmap;
-#[path = "sql/nodes.rs"]
-mod nodes;
-#[path = "sql/peers.rs"]
-mod peers;
-#[path = "sql/quarantine.rs"]
-mod quarantine;
-#[path = "sql/rows.rs"]
-mod rows;
-#[path = "sql/segments.rs"]
-mod segments;
-#[path = "sql/store_impl.rs"]
-mod store_impl;
-#[path = "sql/tokens.rs"]
-mod tokens;
-#[path = "sql/tx.rs"]
-mod tx;
-use self::access::record;
+sql_modules!();
 
 /// The SQLite store.
 pub struct SqliteStore {

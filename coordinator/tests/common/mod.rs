@@ -5,7 +5,7 @@ use base64::Engine;
 use reqwest::{Method, StatusCode};
 use segwire_client::Client;
 use segwire_proto::api::{
-    AttachRequest, CreateSegment, CreateToken, EnrollRequest, EnrollResponse,
+    AttachRequest, CreateSegment, CreateToken, EnrollRequest, EnrollResponse, FlowRecord,
 };
 use segwire_proto::JoinToken;
 use segwire_testkit::Coordinator;
@@ -160,5 +160,25 @@ pub fn attach_req(segment: &str, workload: &str) -> AttachRequest {
         listen_port: 51820,
         endpoints: vec![],
         labels: Default::default(),
+    }
+}
+
+/// A denied egress flow record of one connection.
+pub fn flow_record(segment: &str, member: &str, src: &str, dst: &str, port: u16) -> FlowRecord {
+    FlowRecord {
+        segment: segment.into(),
+        member: member.into(),
+        node: String::new(),
+        peer: None,
+        direction: "egress".into(),
+        verdict: "denied".into(),
+        protocol: "tcp".into(),
+        src: src.into(),
+        dst: dst.into(),
+        dst_port: port,
+        rule: None,
+        count: 1,
+        first_seen: 1,
+        last_seen: 1,
     }
 }
