@@ -20,6 +20,8 @@ pub struct Opened {
     pub flows: Arc<dyn FlowStore>,
     /// API keys, audit and events.
     pub access: Arc<dyn AccessStore>,
+    /// The PostgreSQL store, whose change notifications the server listens to.
+    pub postgres: Option<Arc<PgStore>>,
 }
 
 impl Opened {
@@ -28,6 +30,7 @@ impl Opened {
             store: s.clone(),
             flows: s.clone(),
             access: s,
+            postgres: None,
         }
     }
 }
@@ -50,8 +53,11 @@ pub async fn open(db: Option<&str>, data_dir: &Path) -> Result<Opened> {
             Ok(Opened::of(Arc::new(s)))
         }
         Some(url) if postgres::is_url(url) => {
-            let s = open_postgres(url).await?;
-            Ok(Opened::of(Arc::new(s)))
+            let s = Arc::new(open_postgres(url).await?);
+            Ok(Opened {
+                postgres: Some(s.clone()),
+                ..Opened::of(s)
+            })
         }
         Some(other) => bail!(
             "--db {:?}: use a sqlite:// or postgres:// URL, or omit --db",

@@ -13,6 +13,7 @@ use hyper_util::rt::TokioTimer;
 use crate::api::{self, AppState};
 use crate::hub::Hub;
 use crate::listener::LimitAcceptor;
+use crate::store::postgres::notify;
 use crate::{bootstrap, files, pki};
 
 /// Options of `segwire-coordinator serve`.
@@ -123,6 +124,17 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         state.clone(),
         args.key_rotation_grace,
     ));
+    if let Some(pg) = opened.postgres {
+        let hub = state.hub.clone();
+        tokio::spawn(notify::listen(
+            pg.pool().clone(),
+            pg.instance().to_string(),
+            move |heard| match heard {
+                notify::Heard::Nodes(ids) => hub.wake(&ids),
+                notify::Heard::Everyone => hub.wake_all(),
+            },
+        ));
+    }
     let app = api::router(state);
     let handle = axum_server::Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));

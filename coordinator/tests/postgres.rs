@@ -209,3 +209,82 @@ fn a_bad_or_unreachable_postgres_url_is_one_sentence() {
         );
     }
 }
+
+/// A free loopback port (bound and released: the coordinator binds it next).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_change_through_one_coordinator_wakes_long_polls_on_another_within_a_second() {
+    let Some(pg) = Cluster::start("a_change_through_one_coordinator_wakes_long_polls") else {
+        return;
+    };
+    let url = pg.create_database();
+    let dir = tempfile::tempdir().unwrap();
+    let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
+    let a = Coordinator::start(&data_a, "127.0.0.1:0", &["--db", &url]);
+    // The second coordinator shares the CA and the admin key: copies of the first's files.
+    std::fs::create_dir(&data_b).unwrap();
+    for f in ["ca.key", "ca.crt", "admin.conf"] {
+        std::fs::copy(data_a.join(f), data_b.join(f)).unwrap();
+    }
+    let b = Coordinator::start(
+        &data_b,
+        &format!("127.0.0.1:{}", free_port()),
+        &["--db", &url],
+    );
+    let (conf_a, conf_b) = (a.conf(), b.conf());
+    assert_eq!(conf_a.ca_pin, conf_b.ca_pin);
+    assert_eq!(
+        conf_a.api_key, conf_b.api_key,
+        "a second admin key was made"
+    );
+    let admin = a.admin_client();
+    admin
+        .create_segment(&CreateSegment {
+            name: "web".into(),
+            cidr: "100.64.1.0/24".into(),
+            default: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(b.admin_client().list_segments().await.unwrap().len(), 1);
+    let t = token(&admin, 2).await;
+    let anon = Client::new(&t.url, t.pin, None).unwrap();
+    let e1 = anon.enroll(&enroll_req(&t, "host-a")).await.unwrap();
+    let n1_on_a = Client::new(&conf_a.url, t.pin, Some(e1.credential.clone())).unwrap();
+    n1_on_a.attach(&attach_req("web", "app")).await.unwrap();
+
+    // host-a long-polls the other coordinator.
+    let n1_on_b = Client::new(&conf_b.url, t.pin, Some(e1.credential)).unwrap();
+    let v = n1_on_b.netmap(0, 0).await.unwrap().unwrap().version;
+    let poll = tokio::spawn(async move { n1_on_b.netmap(v, 25).await });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        !poll.is_finished(),
+        "the long-poll returned with nothing changed"
+    );
+
+    // host-b joins through the first coordinator.
+    let e2 = anon.enroll(&enroll_req(&t, "host-b")).await.unwrap();
+    let n2 = Client::new(&conf_a.url, t.pin, Some(e2.credential)).unwrap();
+    n2.attach(&attach_req("web", "app")).await.unwrap();
+    let changed = std::time::Instant::now();
+    let map = tokio::time::timeout(std::time::Duration::from_secs(5), poll)
+        .await
+        .expect("the long-poll on the other coordinator was not woken within 5 s")
+        .unwrap()
+        .unwrap()
+        .expect("a new netmap");
+    let took = changed.elapsed();
+    assert!(map.version > v);
+    assert!(
+        took < std::time::Duration::from_secs(1),
+        "woken {took:?} after the change"
+    );
+}

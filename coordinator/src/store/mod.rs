@@ -490,6 +490,10 @@ pub trait Store: peers::PeerStore + quarantine::QuarantineStore + Send + Sync + 
     /// One segment with its members (by address) and their live nodes, read consistently.
     async fn segment_rows(&self, segment_id: &str) -> StoreResult<SegmentRows>;
 
+    /// Tells the other coordinators sharing this database that a committed change touched
+    /// these nodes, so they wake their long-polls (nothing to do on SQLite).
+    async fn announce(&self, touched: &Touched);
+
     /// Stores a new unscoped, non-expiring API key (the bootstrap admin key; the API
     /// uses [`access::AccessStore`]).
     async fn create_api_key(

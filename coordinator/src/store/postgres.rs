@@ -30,12 +30,15 @@ type DbRow = sqlx::postgres::PgRow;
 type DbConn = sqlx::PgConnection;
 
 mod dialect;
+pub mod notify;
 sql_modules!();
 
 /// The PostgreSQL store.
 pub struct PgStore {
     pool: PgPool,
     write: Mutex<()>,
+    /// This coordinator's id in change notifications (see [`notify`]).
+    instance: String,
 }
 
 /// Whether `url` names a PostgreSQL database (`postgres://` or `postgresql://`).
@@ -62,7 +65,14 @@ impl PgStore {
         Ok(PgStore {
             pool,
             write: Mutex::new(()),
+            instance: crate::secret::new_id(),
         })
+    }
+
+    /// This coordinator's id in change notifications.
+    #[must_use]
+    pub fn instance(&self) -> &str {
+        &self.instance
     }
 
     /// The pool, for `migrate-db`, which copies whole tables outside the store's API.

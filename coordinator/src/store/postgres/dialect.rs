@@ -1,7 +1,8 @@
 //! What PostgreSQL spells differently from SQLite in the shared queries of `store/sql/`.
 
 use super::tx::Tx;
-use crate::store::StoreResult;
+use super::{notify, PgStore};
+use crate::store::{StoreResult, Touched};
 
 /// The advisory lock every write transaction takes: one writer at a time across all the
 /// coordinators sharing the database (released at commit or rollback).
@@ -23,4 +24,13 @@ pub(super) async fn lock_writers(tx: &mut Tx<'_>) -> StoreResult<()> {
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// Tells the other coordinators sharing the database which nodes a committed change
+/// touched, so they wake their long-polls (a failure is logged: their long-polls still
+/// end at their timeout).
+pub(super) async fn announce(s: &PgStore, touched: &Touched) {
+    if let Err(e) = notify::announce(&s.pool, &s.instance, touched).await {
+        tracing::warn!(error = %e, nodes = touched.len(), "cannot notify the other coordinators of a change");
+    }
 }

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use segwire_proto::api::{DefaultAction, RotationPhase};
 
-use super::{keys, members, netmap, nodes, segments, tokens, Backend};
+use super::{dialect, keys, members, netmap, nodes, segments, tokens, Backend};
 use crate::store::{
     MemberRow, NetmapRows, NewMember, NewNode, NewSegment, NodeRow, NodeVersions, SegmentRow,
     SegmentRows, Store, StoreResult, TokenRow, Touched,
@@ -155,6 +155,10 @@ impl Store for Backend {
 
     async fn segment_rows(&self, segment_id: &str) -> StoreResult<SegmentRows> {
         netmap::segment_rows(self, segment_id).await
+    }
+
+    async fn announce(&self, touched: &Touched) {
+        dialect::announce(self, touched).await;
     }
 
     async fn create_api_key(

@@ -1,7 +1,8 @@
 //! What SQLite spells differently from PostgreSQL in the shared queries of `store/sql/`.
 
 use super::tx::Tx;
-use crate::store::StoreResult;
+use super::SqliteStore;
+use crate::store::{StoreResult, Touched};
 
 /// The aggregate that turns the `value` column of [`json_values`] back into a JSON array
 /// (text); `[]` when no row is left.
@@ -17,3 +18,6 @@ pub(super) fn json_values(expr: &str) -> String {
 pub(super) async fn lock_writers(_tx: &mut Tx<'_>) -> StoreResult<()> {
     Ok(())
 }
+
+/// Nothing to do: one coordinator per SQLite file, and it woke its own long-polls.
+pub(super) async fn announce(_s: &SqliteStore, _touched: &Touched) {}
