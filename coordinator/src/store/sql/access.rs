@@ -125,15 +125,14 @@ impl AccessStore for Backend {
 
     async fn create_key(&self, key: KeyRow) -> StoreResult<()> {
         let (_w, mut tx) = begin_write(self).await?;
-        insert_key(&mut tx, &key).await?;
-        let target = format!("apikey:{}", key.id);
-        record(
-            &mut tx,
-            Change::new("apikey.create", target, None, Some(audit::api_key(&key))),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        let res = async {
+            insert_key(&mut tx, &key).await?;
+            let target = format!("apikey:{}", key.id);
+            let change = Change::new("apikey.create", target, None, Some(audit::api_key(&key)));
+            record(&mut tx, change).await
+        }
+        .await;
+        finish(tx, res).await
     }
 
     async fn key(&self, id: &str) -> StoreResult<Option<KeyRow>> {
@@ -153,38 +152,42 @@ impl AccessStore for Backend {
 
     async fn revoke_key(&self, id: &str, now: i64) -> StoreResult<KeyRow> {
         let (_w, mut tx) = begin_write(self).await?;
-        let (before, after) = revoke_in(&mut tx, id, now).await?;
-        let change = Change::new(
-            "apikey.revoke",
-            format!("apikey:{id}"),
-            Some(audit::api_key(&before)),
-            Some(audit::api_key(&after)),
-        );
-        record(&mut tx, change).await?;
-        tx.commit().await?;
-        Ok(after)
+        let res = async {
+            let (before, after) = revoke_in(&mut tx, id, now).await?;
+            let change = Change::new(
+                "apikey.revoke",
+                format!("apikey:{id}"),
+                Some(audit::api_key(&before)),
+                Some(audit::api_key(&after)),
+            );
+            record(&mut tx, change).await?;
+            Ok(after)
+        }
+        .await;
+        finish(tx, res).await
     }
 
     async fn rotate_key(&self, old_id: &str, new: KeyRow, now: i64) -> StoreResult<()> {
         let (_w, mut tx) = begin_write(self).await?;
-        insert_key(&mut tx, &new).await?;
-        let (before, _) = revoke_in(&mut tx, old_id, now).await?;
-        let change = Change::new(
-            "apikey.rotate",
-            format!("apikey:{old_id}"),
-            Some(audit::api_key(&before)),
-            Some(audit::api_key(&new)),
-        );
-        record(&mut tx, change).await?;
-        tx.commit().await?;
-        Ok(())
+        let res = async {
+            insert_key(&mut tx, &new).await?;
+            let (before, _) = revoke_in(&mut tx, old_id, now).await?;
+            let change = Change::new(
+                "apikey.rotate",
+                format!("apikey:{old_id}"),
+                Some(audit::api_key(&before)),
+                Some(audit::api_key(&new)),
+            );
+            record(&mut tx, change).await
+        }
+        .await;
+        finish(tx, res).await
     }
 
     async fn append_audit(&self, change: Change) -> StoreResult<()> {
         let (_w, mut tx) = begin_write(self).await?;
-        record(&mut tx, change).await?;
-        tx.commit().await?;
-        Ok(())
+        let res = record(&mut tx, change).await;
+        finish(tx, res).await
     }
 
     async fn audit(&self, q: AuditQuery) -> StoreResult<Vec<AuditRow>> {

@@ -241,4 +241,17 @@ async fn audit_log_is_append_only_and_keys_round_trip() {
         s.revoke_key("adm", 2).await,
         Err(StoreError::Conflict(_))
     ));
+    // The refused revocation rolled back at once: every connection can write again (on
+    // PostgreSQL a transaction left open would hold the writer lock).
+    let t = Instant::now();
+    for i in 0..20 {
+        s.create_token(token(&format!("t{i}"), "s", 1))
+            .await
+            .unwrap();
+    }
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "the writes waited {:?}",
+        t.elapsed()
+    );
 }
