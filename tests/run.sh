@@ -28,6 +28,14 @@ for line in sys.stdin:
   soak_pid=$!
 fi
 cargo test --workspace --no-fail-fast "$@" || status=$?
+# The coordinator's end-to-end API suites again with the store on PostgreSQL (each test
+# starts its own cluster in a temp dir, testkit::postgres; ~1.5-2 min). The store's unit
+# tests run on both backends in the pass above. SEGWIRE_PG_SUITES=0 leaves this out.
+if [ "${SEGWIRE_PG_SUITES:-1}" != 0 ] && [ $# = 0 ]; then
+  SEGWIRE_TEST_DB=postgres cargo test -p segwire-coordinator --no-fail-fast \
+    --test api --test abuse --test access --test scopes --test peers --test policy \
+    --test names --test incidents --test flow_reports --test rotation --test dual_stack || status=$?
+fi
 if [ -n "$soak_pid" ]; then
   soak_status=0
   wait "$soak_pid" || soak_status=$?

@@ -25,6 +25,14 @@ impl Hub {
         map.entry(node_id.to_string()).or_default().clone()
     }
 
+    /// Wakes every current long-poll (another coordinator's changes may have been missed).
+    pub fn wake_all(&self) {
+        let map = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
+        for n in map.values() {
+            n.notify_waiters();
+        }
+    }
+
     /// Wakes every current long-poll of these nodes.
     pub fn wake<'a>(&self, node_ids: impl IntoIterator<Item = &'a String>) {
         let map = self.nodes.lock().unwrap_or_else(|p| p.into_inner());

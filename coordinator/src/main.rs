@@ -3,6 +3,7 @@
 mod api;
 mod bootstrap;
 mod convert;
+mod db;
 mod events;
 mod fanout;
 mod files;
@@ -13,6 +14,7 @@ mod limits;
 mod listener;
 mod logging;
 mod matrix;
+mod migrate_db;
 mod netmap;
 mod ops;
 mod pki;
@@ -42,7 +44,9 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the control plane (REST API over TLS).
-    Serve(server::ServeArgs),
+    Serve(Box<server::ServeArgs>),
+    /// Copy a SQLite database into PostgreSQL (stop the coordinator first).
+    MigrateDb(migrate_db::MigrateArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -57,7 +61,8 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => server::serve(args).await,
+            Command::Serve(args) => server::serve(*args).await,
+            Command::MigrateDb(args) => migrate_db::run(args).await,
         }
     });
     match result {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use clap::Args;
 use hyper_util::rt::TokioTimer;
@@ -13,8 +13,7 @@ use hyper_util::rt::TokioTimer;
 use crate::api::{self, AppState};
 use crate::hub::Hub;
 use crate::listener::LimitAcceptor;
-use crate::store::sqlite::SqliteStore;
-use crate::store::Store;
+use crate::store::postgres::notify;
 use crate::{bootstrap, files, pki};
 
 /// Options of `segwire-coordinator serve`.
@@ -30,7 +29,7 @@ pub struct ServeArgs {
         env = "SEGWIRE_DATA_DIR"
     )]
     pub data_dir: PathBuf,
-    /// Database URL; default: SQLite in the data directory.
+    /// Database URL (sqlite://PATH, postgres://USER:PASS@HOST/DB or postgres:///DB?host=/SOCKET/DIR); default: SQLite in the data directory.
     #[arg(long, env = "SEGWIRE_DB")]
     pub db: Option<String>,
     /// Host name or IP nodes use to reach this coordinator (repeatable; the first goes into tokens).
@@ -68,26 +67,10 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         Duration::from_secs(api::node_api::MAX_WAIT_SECS),
     )?);
     files::ensure_private_dir(&args.data_dir)?;
-    let sqlite: Arc<SqliteStore> = match args.db.as_deref() {
-        None => Arc::new(
-            SqliteStore::open(&args.data_dir.join("segwire.db"))
-                .await
-                .context("cannot open the SQLite database in the data directory")?,
-        ),
-        Some(url) if url.starts_with("sqlite:") => Arc::new(
-            SqliteStore::open_url(url)
-                .await
-                .with_context(|| format!("cannot open the database {url}"))?,
-        ),
-        Some(url) if url.starts_with("postgres") => bail!(
-            "PostgreSQL is not supported by this build yet; omit --db to use SQLite in the data directory"
-        ),
-        Some(other) => bail!("--db {other:?}: use a sqlite:// URL or omit --db"),
-    };
-    let store: Arc<dyn Store> = sqlite.clone();
-    let flows: Arc<dyn crate::store::flows::FlowStore> = sqlite.clone();
-    restrict_db_files(sqlite.file());
-    let ops = crate::ops::start(&args.ops, sqlite)?;
+    let opened = crate::db::open(args.db.as_deref(), &args.data_dir).await?;
+    let store = opened.store;
+    let flows = opened.flows;
+    let ops = crate::ops::start(&args.ops, opened.access)?;
 
     let listener = TcpListener::bind(args.listen).with_context(|| {
         format!(
@@ -141,6 +124,17 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         state.clone(),
         args.key_rotation_grace,
     ));
+    if let Some(pg) = opened.postgres {
+        let hub = state.hub.clone();
+        tokio::spawn(notify::listen(
+            pg.pool().clone(),
+            pg.instance().to_string(),
+            move |heard| match heard {
+                notify::Heard::Nodes(ids) => hub.wake(&ids),
+                notify::Heard::Everyone => hub.wake_all(),
+            },
+        ));
+    }
     let app = api::router(state);
     let handle = axum_server::Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));
@@ -166,23 +160,6 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         .context("the HTTPS server failed")?;
     tracing::info!("shutting down");
     Ok(())
-}
-
-/// The database holds key material (segment PSKs): keep its files private, wherever
-/// `--db` put them.
-fn restrict_db_files(db: &std::path::Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let name = db.as_os_str().to_owned();
-    for suffix in ["", "-wal", "-shm"] {
-        let mut p = name.clone();
-        p.push(suffix);
-        let p = std::path::PathBuf::from(p);
-        if p.exists() {
-            if let Err(e) = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)) {
-                tracing::warn!(path = %p.display(), error = %e, "cannot make the database file private");
-            }
-        }
-    }
 }
 
 async fn shutdown_on_signal(handle: axum_server::Handle) {

@@ -8,30 +8,11 @@
 mod common;
 mod support;
 
-use common::attach_req;
+use common::{attach_req, flow_record as record};
 use reqwest::{Method, StatusCode};
 use segwire_proto::access::Role;
 use segwire_proto::api::{FlowRecord, FlowReport};
 use support::{key, send, start_with};
-
-fn record(segment: &str, member: &str, src: &str, dst: &str, port: u16) -> FlowRecord {
-    FlowRecord {
-        segment: segment.into(),
-        member: member.into(),
-        node: String::new(),
-        peer: None,
-        direction: "egress".into(),
-        verdict: "denied".into(),
-        protocol: "tcp".into(),
-        src: src.into(),
-        dst: dst.into(),
-        dst_port: port,
-        rule: None,
-        count: 1,
-        first_seen: 1,
-        last_seen: 1,
-    }
-}
 
 async fn report(env: &common::Env, cred: &str, flows: Vec<FlowRecord>) -> StatusCode {
     let body = serde_json::to_string(&FlowReport { flows, dropped: 0 }).unwrap();

@@ -136,6 +136,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         let status = match &e {
             StoreError::NotFound(_) => StatusCode::NOT_FOUND,
+            StoreError::Invalid(_) => StatusCode::BAD_REQUEST,
             StoreError::Conflict(_) => StatusCode::CONFLICT,
             StoreError::TokenRejected(_)
             | StoreError::TokenUnknown(_)

@@ -63,9 +63,14 @@ pub struct AppState {
 
 impl AppState {
     /// Publishes a committed change: wakes the long-polls of the nodes it touched (each
-    /// then reads only the segments whose version moved). Every write handler ends here.
+    /// then reads only the segments whose version moved), here and, on a shared
+    /// PostgreSQL, on every other coordinator. Every write handler ends here.
     pub fn commit(&self, touched: &crate::store::Touched) {
         self.hub.wake(touched);
+        if !touched.is_empty() {
+            let (store, touched) = (self.store.clone(), touched.clone());
+            tokio::spawn(async move { store.announce(&touched).await });
+        }
     }
 }
 

@@ -4,10 +4,45 @@
 //! to wire types in the API layer. Every mutating method runs in one write transaction
 //! and returns the ids of the nodes whose netmap it changed, so the caller can wake them.
 
+/// The entity modules of `store/sql/`, for a backend module to compile against its own
+/// `Backend`, `Db`, `DbRow`, `DbConn` and `dialect` (SQLite and PostgreSQL share them).
+macro_rules! sql_modules {
+    () => {
+        #[path = "sql/access.rs"]
+        mod access;
+        #[path = "sql/flows.rs"]
+        mod flows;
+        #[path = "sql/keys.rs"]
+        mod keys;
+        #[path = "sql/members.rs"]
+        mod members;
+        #[path = "sql/netmap.rs"]
+        mod netmap;
+        #[path = "sql/nodes.rs"]
+        mod nodes;
+        #[path = "sql/peers.rs"]
+        mod peers;
+        #[path = "sql/quarantine.rs"]
+        mod quarantine;
+        #[path = "sql/rows.rs"]
+        mod rows;
+        #[path = "sql/segments.rs"]
+        mod segments;
+        #[path = "sql/store_impl.rs"]
+        mod store_impl;
+        #[path = "sql/tokens.rs"]
+        mod tokens;
+        #[path = "sql/tx.rs"]
+        mod tx;
+        use self::access::record;
+    };
+}
+
 pub mod access;
 pub mod audit;
 pub mod flows;
 pub mod peers;
+pub mod postgres;
 pub mod quarantine;
 pub mod rules;
 pub mod sqlite;
@@ -37,15 +72,40 @@ pub enum StoreError {
     /// The caller may not do this.
     #[error("{0}")]
     Forbidden(String),
+    /// The request holds a value the database cannot store (a NUL character on
+    /// PostgreSQL, say).
+    #[error("{0}")]
+    Invalid(String),
     /// The database failed.
     #[error("database error: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(sqlx::Error),
     /// A migration failed.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// Stored data could not be decoded.
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    /// Sorts the database errors a request can cause from the failures of the database:
+    /// a serialization failure or deadlock (SQLSTATE 40001, 40P01) is a concurrent change
+    /// to retry, the same `Conflict` (409) either backend reports for a clash; a character
+    /// the database cannot store (22021, 22P05: PostgreSQL refuses NUL) is `Invalid`.
+    fn from(e: sqlx::Error) -> Self {
+        let code = e
+            .as_database_error()
+            .and_then(|d| d.code().map(|c| c.into_owned()));
+        match code.as_deref() {
+            Some("40001" | "40P01") => StoreError::Conflict(
+                "another change to the same data happened at the same time; retry".into(),
+            ),
+            Some("22021" | "22P05") => StoreError::Invalid(
+                "the request holds a NUL character or other text the database cannot store; remove it".into(),
+            ),
+            _ => StoreError::Db(e),
+        }
+    }
 }
 
 /// Result of store calls.
@@ -429,6 +489,10 @@ pub trait Store: peers::PeerStore + quarantine::QuarantineStore + Send + Sync + 
     async fn node_versions(&self, node_id: &str) -> StoreResult<NodeVersions>;
     /// One segment with its members (by address) and their live nodes, read consistently.
     async fn segment_rows(&self, segment_id: &str) -> StoreResult<SegmentRows>;
+
+    /// Tells the other coordinators sharing this database that a committed change touched
+    /// these nodes, so they wake their long-polls (nothing to do on SQLite).
+    async fn announce(&self, touched: &Touched);
 
     /// Stores a new unscoped, non-expiring API key (the bootstrap admin key; the API
     /// uses [`access::AccessStore`]).

@@ -5,19 +5,28 @@ use base64::Engine;
 use reqwest::{Method, StatusCode};
 use segwire_client::Client;
 use segwire_proto::api::{
-    AttachRequest, CreateSegment, CreateToken, EnrollRequest, EnrollResponse,
+    AttachRequest, CreateSegment, CreateToken, EnrollRequest, EnrollResponse, FlowRecord,
 };
 use segwire_proto::JoinToken;
 use segwire_testkit::Coordinator;
 use tempfile::TempDir;
 
-/// A coordinator in a temp dir plus a raw HTTPS client.
+/// A coordinator in a temp dir plus a raw HTTPS client. With `SEGWIRE_TEST_DB=postgres`
+/// its store is a PostgreSQL cluster of its own (`testkit::postgres`) instead of SQLite in
+/// the data dir: tests/run.sh runs the API suites both ways.
 pub struct Env {
     pub dir: TempDir,
     pub coord: Coordinator,
     pub raw: reqwest::Client,
     pub url: String,
     pub key: String,
+    /// The PostgreSQL cluster, when the store is on one (dropped after the coordinator).
+    pub pg: Option<segwire_testkit::postgres::Cluster>,
+}
+
+/// Whether this run puts the coordinator's store on PostgreSQL (`SEGWIRE_TEST_DB`).
+pub fn on_postgres() -> bool {
+    std::env::var("SEGWIRE_TEST_DB").is_ok_and(|v| v == "postgres")
 }
 
 impl Env {
@@ -34,7 +43,21 @@ impl Env {
     pub fn start_with(filter: &str, extra: &[&str]) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let listen = "127.0.0.1:0".to_string();
-        let coord = Coordinator::start_logged(&dir.path().join("data"), &listen, extra, filter);
+        let pg = on_postgres()
+            .then(|| segwire_testkit::postgres::Cluster::start("coordinator API on PostgreSQL"))
+            .flatten();
+        let url = pg.as_ref().map(|c| c.create_database());
+        let mut args: Vec<&str> = extra.to_vec();
+        if let Some(url) = url.as_deref() {
+            args.extend(["--db", url]);
+        }
+        let coord = Coordinator::start_logged(&dir.path().join("data"), &listen, &args, filter);
+        if pg.is_some() {
+            assert!(
+                !coord.data_dir.join("segwire.db").exists(),
+                "SEGWIRE_TEST_DB=postgres, yet the coordinator made a SQLite file"
+            );
+        }
         let conf = coord.conf();
         let raw = reqwest::Client::builder()
             .use_preconfigured_tls(segwire_client::pinning::client_config(conf.ca_pin))
@@ -46,6 +69,7 @@ impl Env {
             url: conf.url.clone(),
             key: conf.api_key.clone(),
             coord,
+            pg,
         }
     }
 
@@ -136,5 +160,25 @@ pub fn attach_req(segment: &str, workload: &str) -> AttachRequest {
         listen_port: 51820,
         endpoints: vec![],
         labels: Default::default(),
+    }
+}
+
+/// A denied egress flow record of one connection.
+pub fn flow_record(segment: &str, member: &str, src: &str, dst: &str, port: u16) -> FlowRecord {
+    FlowRecord {
+        segment: segment.into(),
+        member: member.into(),
+        node: String::new(),
+        peer: None,
+        direction: "egress".into(),
+        verdict: "denied".into(),
+        protocol: "tcp".into(),
+        src: src.into(),
+        dst: dst.into(),
+        dst_port: port,
+        rule: None,
+        count: 1,
+        first_seen: 1,
+        last_seen: 1,
     }
 }

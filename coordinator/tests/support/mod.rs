@@ -6,24 +6,12 @@ use std::net::IpAddr;
 
 use reqwest::{Method, StatusCode};
 use segwire_proto::access::{CreateApiKey, Role};
-use segwire_testkit::Coordinator;
 
 use super::common::Env;
 
-/// A coordinator started with `extra` flags.
+/// A coordinator started with `extra` flags (on PostgreSQL with `SEGWIRE_TEST_DB=postgres`).
 pub fn start_with(extra: &[&str]) -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let listen = "127.0.0.1:0".to_string();
-    let coord = Coordinator::start(&dir.path().join("data"), &listen, extra);
-    let conf = coord.conf();
-    let raw = pinned(&conf, None);
-    Env {
-        dir,
-        raw,
-        url: conf.url.clone(),
-        key: conf.api_key.clone(),
-        coord,
-    }
+    Env::start_with("info", extra)
 }
 
 /// A raw HTTPS client trusting the coordinator's CA, optionally bound to a source address.

@@ -7,6 +7,7 @@ pub mod coordinator;
 pub mod dblock;
 pub mod netlab;
 pub mod podman;
+pub mod postgres;
 pub mod skip;
 
 use std::path::PathBuf;

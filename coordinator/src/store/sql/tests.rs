@@ -1,4 +1,5 @@
-//! Store tests on a temp-dir SQLite file.
+//! Store tests, compiled once per backend: a temp-dir SQLite file, and a PostgreSQL
+//! cluster the test starts itself (`testkit::postgres`; skipped visibly when it cannot).
 #![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
@@ -6,16 +7,19 @@ use std::time::{Duration, Instant};
 use ipnet::Ipv4Net;
 use segwire_proto::api::DefaultAction;
 
-use super::SqliteStore;
+use super::{test_store, Backend, TestDb};
 use crate::secret;
+use segwire_proto::access::Role;
+
+use crate::store::access::{AccessStore, AuditQuery, KeyRow};
+use crate::store::audit;
 use crate::store::{NewMember, NewNode, NewSegment, Store, StoreError, TokenRow};
 
 const NOW: i64 = 1_800_000_000;
 
-async fn store() -> (tempfile::TempDir, SqliteStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let s = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
-    (dir, s)
+/// A fresh, empty store of this backend, or `None` when the test is skipped.
+async fn store(test: &str) -> Option<(TestDb, Backend)> {
+    test_store(test).await
 }
 
 fn token(id: &str, secret_text: &str, uses: i64) -> TokenRow {
@@ -47,7 +51,9 @@ fn node(id: &str, token_secret: &str) -> NewNode {
 
 #[tokio::test]
 async fn a_refused_write_releases_the_database_at_once() {
-    let (_d, s) = store().await;
+    let Some((_d, s)) = store("a_refused_write_releases_the_database_at_once").await else {
+        return;
+    };
     s.create_segment(
         NewSegment {
             name: "web".into(),
@@ -76,7 +82,9 @@ async fn a_refused_write_releases_the_database_at_once() {
 
 #[tokio::test]
 async fn versions_grow_and_addresses_are_quarantined() {
-    let (_d, s) = store().await;
+    let Some((_d, s)) = store("versions_grow_and_addresses_are_quarantined").await else {
+        return;
+    };
     s.create_segment(
         NewSegment {
             name: "web".into(),
@@ -125,7 +133,11 @@ async fn versions_grow_and_addresses_are_quarantined() {
 
 #[tokio::test]
 async fn a_segment_is_prepared_once_per_version_and_again_after_a_change() {
-    let (_d, s) = store().await;
+    let Some((_d, s)) =
+        store("a_segment_is_prepared_once_per_version_and_again_after_a_change").await
+    else {
+        return;
+    };
     let seg = s
         .create_segment(
             NewSegment {
@@ -180,5 +192,66 @@ async fn a_segment_is_prepared_once_per_version_and_again_after_a_change() {
         map.members[0].peers.len(),
         1,
         "a member is not its own peer"
+    );
+}
+
+#[tokio::test]
+async fn audit_log_is_append_only_and_keys_round_trip() {
+    let Some((_d, s)) = store("audit_log_is_append_only_and_keys_round_trip").await else {
+        return;
+    };
+    let ctx = audit::AuditCtx::new("key:a".into(), Some("127.0.0.1".into()));
+    let key = KeyRow {
+        id: "k1".into(),
+        secret_hash: "h".into(),
+        role: Role::Viewer,
+        segments: Some(vec!["web".into()]),
+        description: "d".into(),
+        created_at: 1,
+        expires_at: Some(10),
+        revoked_at: None,
+    };
+    audit::scope(ctx.clone(), s.create_key(key))
+        .await
+        .expect("create");
+    assert_eq!(ctx.appended(), 1);
+    let k = s.key("k1").await.expect("key").expect("some");
+    assert_eq!(
+        (k.role, k.segments.as_deref()),
+        (Role::Viewer, Some(&["web".to_string()][..]))
+    );
+    assert!(k.is_live(5) && !k.is_live(10));
+    let rows = s
+        .audit(AuditQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("audit");
+    assert_eq!(rows.len(), 1);
+    assert!(!rows[0].after.as_deref().unwrap_or("").contains("\"h\""));
+    for sql in ["UPDATE audit_log SET actor = 'x'", "DELETE FROM audit_log"] {
+        assert!(sqlx::query(sql).execute(&s.pool).await.is_err(), "{sql}");
+    }
+    // The last admin key cannot be revoked.
+    s.create_api_key("adm", "h", "admin", "bootstrap", 1)
+        .await
+        .expect("admin");
+    assert!(matches!(
+        s.revoke_key("adm", 2).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // The refused revocation rolled back at once: every connection can write again (on
+    // PostgreSQL a transaction left open would hold the writer lock).
+    let t = Instant::now();
+    for i in 0..20 {
+        s.create_token(token(&format!("t{i}"), "s", 1))
+            .await
+            .unwrap();
+    }
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "the writes waited {:?}",
+        t.elapsed()
     );
 }

@@ -1,14 +1,14 @@
-//! SQLite implementation of [`AccessStore`], and the in-transaction audit append that the
-//! write methods of [`super::SqliteStore`] call just before they commit.
+//! The SQL implementation (both backends) of [`AccessStore`], and the in-transaction audit append that the
+//! write methods of [`super::Backend`] call just before they commit.
 
 use async_trait::async_trait;
 use segwire_proto::access::Role;
-use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use super::rows::{from_json, to_json};
-use super::tx::Tx;
-use super::SqliteStore;
+use super::tx::begin_write;
+use super::tx::{finish, Tx};
+use super::{Backend, DbRow};
 use crate::convert::now;
 use crate::store::access::{AccessStore, AuditQuery, AuditRow, EventRow, KeyRow};
 use crate::store::audit::{self, Change};
@@ -47,7 +47,7 @@ async fn insert(tx: &mut Tx<'_>, actor: &str, source: Option<&str>, c: &Change) 
     Ok(())
 }
 
-fn key_row(r: &SqliteRow) -> StoreResult<KeyRow> {
+fn key_row(r: &DbRow) -> StoreResult<KeyRow> {
     let role: String = r.try_get("role")?;
     let segments: Option<String> = r.try_get("segments")?;
     Ok(KeyRow {
@@ -115,26 +115,24 @@ async fn revoke_in(tx: &mut Tx<'_>, id: &str, now: i64) -> StoreResult<(KeyRow, 
 }
 
 #[async_trait]
-impl AccessStore for SqliteStore {
+impl AccessStore for Backend {
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query_scalar::<_, i64>("SELECT 1")
+        sqlx::query_scalar::<_, i64>("SELECT CAST(1 AS BIGINT)")
             .fetch_one(&self.pool)
             .await?;
         Ok(())
     }
 
     async fn create_key(&self, key: KeyRow) -> StoreResult<()> {
-        let _w = self.write.lock().await;
-        let mut tx = self.pool.begin().await?;
-        insert_key(&mut tx, &key).await?;
-        let target = format!("apikey:{}", key.id);
-        record(
-            &mut tx,
-            Change::new("apikey.create", target, None, Some(audit::api_key(&key))),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        let (_w, mut tx) = begin_write(self).await?;
+        let res = async {
+            insert_key(&mut tx, &key).await?;
+            let target = format!("apikey:{}", key.id);
+            let change = Change::new("apikey.create", target, None, Some(audit::api_key(&key)));
+            record(&mut tx, change).await
+        }
+        .await;
+        finish(tx, res).await
     }
 
     async fn key(&self, id: &str) -> StoreResult<Option<KeyRow>> {
@@ -153,42 +151,43 @@ impl AccessStore for SqliteStore {
     }
 
     async fn revoke_key(&self, id: &str, now: i64) -> StoreResult<KeyRow> {
-        let _w = self.write.lock().await;
-        let mut tx = self.pool.begin().await?;
-        let (before, after) = revoke_in(&mut tx, id, now).await?;
-        let change = Change::new(
-            "apikey.revoke",
-            format!("apikey:{id}"),
-            Some(audit::api_key(&before)),
-            Some(audit::api_key(&after)),
-        );
-        record(&mut tx, change).await?;
-        tx.commit().await?;
-        Ok(after)
+        let (_w, mut tx) = begin_write(self).await?;
+        let res = async {
+            let (before, after) = revoke_in(&mut tx, id, now).await?;
+            let change = Change::new(
+                "apikey.revoke",
+                format!("apikey:{id}"),
+                Some(audit::api_key(&before)),
+                Some(audit::api_key(&after)),
+            );
+            record(&mut tx, change).await?;
+            Ok(after)
+        }
+        .await;
+        finish(tx, res).await
     }
 
     async fn rotate_key(&self, old_id: &str, new: KeyRow, now: i64) -> StoreResult<()> {
-        let _w = self.write.lock().await;
-        let mut tx = self.pool.begin().await?;
-        insert_key(&mut tx, &new).await?;
-        let (before, _) = revoke_in(&mut tx, old_id, now).await?;
-        let change = Change::new(
-            "apikey.rotate",
-            format!("apikey:{old_id}"),
-            Some(audit::api_key(&before)),
-            Some(audit::api_key(&new)),
-        );
-        record(&mut tx, change).await?;
-        tx.commit().await?;
-        Ok(())
+        let (_w, mut tx) = begin_write(self).await?;
+        let res = async {
+            insert_key(&mut tx, &new).await?;
+            let (before, _) = revoke_in(&mut tx, old_id, now).await?;
+            let change = Change::new(
+                "apikey.rotate",
+                format!("apikey:{old_id}"),
+                Some(audit::api_key(&before)),
+                Some(audit::api_key(&new)),
+            );
+            record(&mut tx, change).await
+        }
+        .await;
+        finish(tx, res).await
     }
 
     async fn append_audit(&self, change: Change) -> StoreResult<()> {
-        let _w = self.write.lock().await;
-        let mut tx = self.pool.begin().await?;
-        record(&mut tx, change).await?;
-        tx.commit().await?;
-        Ok(())
+        let (_w, mut tx) = begin_write(self).await?;
+        let res = record(&mut tx, change).await;
+        finish(tx, res).await
     }
 
     async fn audit(&self, q: AuditQuery) -> StoreResult<Vec<AuditRow>> {
@@ -226,8 +225,8 @@ impl AccessStore for SqliteStore {
         data: &str,
         now: i64,
     ) -> StoreResult<EventRow> {
-        let _w = self.write.lock().await;
-        let id: i64 = sqlx::query_scalar(
+        let (_w, mut tx) = begin_write(self).await?;
+        let res = sqlx::query_scalar(
             "INSERT INTO events (id, at, kind, subject, data) \
              VALUES ((SELECT COALESCE(MAX(id), 0) + 1 FROM events), $1, $2, $3, $4) RETURNING id",
         )
@@ -235,8 +234,10 @@ impl AccessStore for SqliteStore {
         .bind(kind)
         .bind(subject)
         .bind(data)
-        .fetch_one(&self.pool)
-        .await?;
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(StoreError::from);
+        let id: i64 = finish(tx, res).await?;
         Ok(EventRow {
             id,
             at: now,
@@ -265,60 +266,5 @@ impl AccessStore for SqliteStore {
                 })
             })
             .collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::Store;
-
-    #[tokio::test]
-    async fn audit_log_is_append_only_and_keys_round_trip() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let s = SqliteStore::open(&dir.path().join("t.db"))
-            .await
-            .expect("open");
-        let ctx = audit::AuditCtx::new("key:a".into(), Some("127.0.0.1".into()));
-        let key = KeyRow {
-            id: "k1".into(),
-            secret_hash: "h".into(),
-            role: Role::Viewer,
-            segments: Some(vec!["web".into()]),
-            description: "d".into(),
-            created_at: 1,
-            expires_at: Some(10),
-            revoked_at: None,
-        };
-        audit::scope(ctx.clone(), s.create_key(key))
-            .await
-            .expect("create");
-        assert_eq!(ctx.appended(), 1);
-        let k = s.key("k1").await.expect("key").expect("some");
-        assert_eq!(
-            (k.role, k.segments.as_deref()),
-            (Role::Viewer, Some(&["web".to_string()][..]))
-        );
-        assert!(k.is_live(5) && !k.is_live(10));
-        let rows = s
-            .audit(AuditQuery {
-                limit: 10,
-                ..Default::default()
-            })
-            .await
-            .expect("audit");
-        assert_eq!(rows.len(), 1);
-        assert!(!rows[0].after.as_deref().unwrap_or("").contains("\"h\""));
-        for sql in ["UPDATE audit_log SET actor = 'x'", "DELETE FROM audit_log"] {
-            assert!(sqlx::query(sql).execute(&s.pool).await.is_err(), "{sql}");
-        }
-        // The last admin key cannot be revoked.
-        s.create_api_key("adm", "h", "admin", "bootstrap", 1)
-            .await
-            .expect("admin");
-        assert!(matches!(
-            s.revoke_key("adm", 2).await,
-            Err(StoreError::Conflict(_))
-        ));
     }
 }

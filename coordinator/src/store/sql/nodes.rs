@@ -1,24 +1,20 @@
-//! Nodes on SQLite: enrolment, lookup, revocation, endpoints and last contact.
+//! Nodes: enrolment, lookup, revocation, endpoints and last contact.
 
 use std::collections::HashSet;
-
-use sqlx::SqliteConnection;
 
 use super::members::{nodes_in_segment, release_address};
 use super::rows::{
     is_unique_violation, member_row, node_row, to_json, token_row, MEMBER_SELECT, NODE_SELECT,
     TOKEN_SELECT,
 };
+use super::tx::begin_write;
 use super::tx::{bump, finish, set_segment_version};
-use super::{record, SqliteStore};
+use super::{record, Backend, DbConn};
 use crate::store::audit::{self, Change};
 use crate::store::{rules, MemberRow, NewNode, NodeRow, StoreError, StoreResult, Touched};
 
 /// A live node by id or name, in a transaction or on a plain connection.
-pub(super) async fn live_node(
-    conn: &mut SqliteConnection,
-    id_or_name: &str,
-) -> StoreResult<NodeRow> {
+pub(super) async fn live_node(conn: &mut DbConn, id_or_name: &str) -> StoreResult<NodeRow> {
     let row = sqlx::query(&format!("{NODE_SELECT} AND (n.id = $1 OR n.name = $1)"))
         .bind(id_or_name)
         .fetch_optional(&mut *conn)
@@ -27,9 +23,8 @@ pub(super) async fn live_node(
     node_row(&row)
 }
 
-pub(super) async fn enroll(s: &SqliteStore, n: NewNode, now: i64) -> StoreResult<NodeRow> {
-    let _w = s.write.lock().await;
-    let mut tx = s.pool.begin().await?;
+pub(super) async fn enroll(s: &Backend, n: NewNode, now: i64) -> StoreResult<NodeRow> {
+    let (_w, mut tx) = begin_write(s).await?;
     let res: StoreResult<_> = async {
         let row = sqlx::query(&format!("{TOKEN_SELECT} WHERE id = $1"))
             .bind(&n.token_id)
@@ -88,18 +83,18 @@ pub(super) async fn enroll(s: &SqliteStore, n: NewNode, now: i64) -> StoreResult
     finish(tx, res).await
 }
 
-pub(super) async fn list_nodes(s: &SqliteStore) -> StoreResult<Vec<NodeRow>> {
+pub(super) async fn list_nodes(s: &Backend) -> StoreResult<Vec<NodeRow>> {
     let rows = sqlx::query(&format!("{NODE_SELECT} ORDER BY n.name"))
         .fetch_all(&s.pool)
         .await?;
     rows.iter().map(node_row).collect()
 }
 
-pub(super) async fn get_node(s: &SqliteStore, id_or_name: &str) -> StoreResult<NodeRow> {
+pub(super) async fn get_node(s: &Backend, id_or_name: &str) -> StoreResult<NodeRow> {
     live_node(&mut *s.pool.acquire().await?, id_or_name).await
 }
 
-pub(super) async fn node_for_auth(s: &SqliteStore, id: &str) -> StoreResult<Option<NodeRow>> {
+pub(super) async fn node_for_auth(s: &Backend, id: &str) -> StoreResult<Option<NodeRow>> {
     let row = sqlx::query(&format!("{NODE_SELECT} AND n.id = $1"))
         .bind(id)
         .fetch_optional(&s.pool)
@@ -108,12 +103,11 @@ pub(super) async fn node_for_auth(s: &SqliteStore, id: &str) -> StoreResult<Opti
 }
 
 pub(super) async fn revoke_node(
-    s: &SqliteStore,
+    s: &Backend,
     id_or_name: &str,
     now: i64,
 ) -> StoreResult<(NodeRow, Touched)> {
-    let _w = s.write.lock().await;
-    let mut tx = s.pool.begin().await?;
+    let (_w, mut tx) = begin_write(s).await?;
     let res: StoreResult<_> = async {
         let node = live_node(&mut tx, id_or_name).await?;
         let members: Vec<MemberRow> = sqlx::query(&format!("{MEMBER_SELECT} WHERE m.node_id = $1"))
@@ -162,14 +156,13 @@ pub(super) async fn revoke_node(
 const TOUCH_EVERY_SECS: i64 = 10;
 
 pub(super) async fn set_endpoints(
-    s: &SqliteStore,
+    s: &Backend,
     node_id: &str,
     endpoints: Vec<String>,
     observed: Option<String>,
     now: i64,
 ) -> StoreResult<Touched> {
-    let _w = s.write.lock().await;
-    let mut tx = s.pool.begin().await?;
+    let (_w, mut tx) = begin_write(s).await?;
     let res: StoreResult<_> = async {
         let node = live_node(&mut tx, node_id).await?;
         let observed = observed.or(node.observed.clone());
@@ -216,7 +209,7 @@ pub(super) async fn set_endpoints(
 }
 
 pub(super) async fn touch_node(
-    s: &SqliteStore,
+    s: &Backend,
     node_id: &str,
     observed: Option<String>,
     now: i64,

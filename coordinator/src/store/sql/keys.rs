@@ -1,10 +1,10 @@
-//! The bootstrap admin key on SQLite (all other key handling is in `access`).
+//! The bootstrap admin key (all other key handling is in `access`).
 
-use super::SqliteStore;
+use super::Backend;
 use crate::store::StoreResult;
 
 pub(super) async fn create_api_key(
-    s: &SqliteStore,
+    s: &Backend,
     id: &str,
     hash: &str,
     role: &str,

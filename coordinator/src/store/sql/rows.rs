@@ -1,5 +1,5 @@
-//! Row decoding for the SQLite store: the SELECTs each entity is read with and the
-//! conversions from SQLite rows to the store's row types.
+//! Row decoding for the SQL stores: the SELECTs each entity is read with and the
+//! conversions from database rows to the store's row types.
 
 use std::net::Ipv4Addr;
 
@@ -7,8 +7,9 @@ use ipnet::Ipv4Net;
 use segwire_proto::api::{DefaultAction, RotationPhase};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
+
+use super::DbRow;
 
 use crate::store::{MemberRow, NodeRow, Rotation, SegmentRow, StoreError, StoreResult, TokenRow};
 
@@ -62,7 +63,7 @@ pub(super) fn default_to_str(d: DefaultAction) -> &'static str {
 }
 
 /// The rotation columns of a segment row: a phase and the key it publishes beside `psk`.
-fn rotation(r: &SqliteRow) -> StoreResult<Option<Rotation>> {
+fn rotation(r: &DbRow) -> StoreResult<Option<Rotation>> {
     let Some(phase) = r.try_get::<Option<String>, _>("rotation_phase")? else {
         return Ok(None);
     };
@@ -82,7 +83,7 @@ fn rotation(r: &SqliteRow) -> StoreResult<Option<Rotation>> {
     }))
 }
 
-pub(super) fn segment_row(r: &SqliteRow) -> StoreResult<SegmentRow> {
+pub(super) fn segment_row(r: &DbRow) -> StoreResult<SegmentRow> {
     let net = Ipv4Addr::from(r.try_get::<i64, _>("net")? as u32);
     let prefix: i64 = r.try_get("prefix")?;
     let default = match r.try_get::<String, _>("default_action")?.as_str() {
@@ -106,7 +107,7 @@ pub(super) fn segment_row(r: &SqliteRow) -> StoreResult<SegmentRow> {
     })
 }
 
-pub(super) fn node_row(r: &SqliteRow) -> StoreResult<NodeRow> {
+pub(super) fn node_row(r: &DbRow) -> StoreResult<NodeRow> {
     Ok(NodeRow {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
@@ -123,7 +124,7 @@ pub(super) fn node_row(r: &SqliteRow) -> StoreResult<NodeRow> {
     })
 }
 
-pub(super) fn member_row(r: &SqliteRow) -> StoreResult<MemberRow> {
+pub(super) fn member_row(r: &DbRow) -> StoreResult<MemberRow> {
     Ok(MemberRow {
         id: r.try_get("id")?,
         node_id: r.try_get("node_id")?,
@@ -143,7 +144,7 @@ pub(super) fn member_row(r: &SqliteRow) -> StoreResult<MemberRow> {
     })
 }
 
-pub(super) fn token_row(r: &SqliteRow) -> StoreResult<TokenRow> {
+pub(super) fn token_row(r: &DbRow) -> StoreResult<TokenRow> {
     Ok(TokenRow {
         id: r.try_get("id")?,
         secret_hash: r.try_get("secret_hash")?,

@@ -1,4 +1,4 @@
-//! Members on SQLite: attach (address allocation and naming by [`rules`]), detach, list.
+//! Members: attach (address allocation and naming by [`rules`]), detach, list.
 
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -6,8 +6,9 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use super::nodes::live_node;
 use super::rows::{is_unique_violation, member_row, to_json, MEMBER_SELECT};
 use super::segments::segment_by_name;
+use super::tx::begin_write;
 use super::tx::{bump, finish, set_node_version, set_segment_version, Tx};
-use super::{record, SqliteStore};
+use super::{record, Backend};
 use crate::secret;
 use crate::store::audit::{self, Change};
 use crate::store::{
@@ -196,12 +197,11 @@ pub(super) async fn allocate_address(
 }
 
 pub(super) async fn attach(
-    s: &SqliteStore,
+    s: &Backend,
     m: NewMember,
     now: i64,
 ) -> StoreResult<(MemberRow, Touched)> {
-    let _w = s.write.lock().await;
-    let mut tx = s.pool.begin().await?;
+    let (_w, mut tx) = begin_write(s).await?;
     let res: StoreResult<_> = async {
         let node = live_node(&mut tx, &m.node_id).await?;
         let seg = segment_by_name(&mut tx, &m.segment).await?;
@@ -336,13 +336,12 @@ pub(super) async fn attach(
 }
 
 pub(super) async fn detach(
-    s: &SqliteStore,
+    s: &Backend,
     node_id: &str,
     member_id: &str,
     now: i64,
 ) -> StoreResult<Touched> {
-    let _w = s.write.lock().await;
-    let mut tx = s.pool.begin().await?;
+    let (_w, mut tx) = begin_write(s).await?;
     let res: StoreResult<_> = async {
         let row = sqlx::query(&format!(
             "{MEMBER_SELECT} WHERE m.id = $1 AND m.node_id = $2"
@@ -375,7 +374,7 @@ pub(super) async fn detach(
     finish(tx, res).await
 }
 
-pub(super) async fn node_members(s: &SqliteStore, node_id: &str) -> StoreResult<Vec<MemberRow>> {
+pub(super) async fn node_members(s: &Backend, node_id: &str) -> StoreResult<Vec<MemberRow>> {
     sqlx::query(&format!(
         "{MEMBER_SELECT} WHERE m.node_id = $1 ORDER BY s.name, m.address"
     ))
@@ -388,7 +387,7 @@ pub(super) async fn node_members(s: &SqliteStore, node_id: &str) -> StoreResult<
 }
 
 pub(super) async fn list_members(
-    s: &SqliteStore,
+    s: &Backend,
     segment: Option<&str>,
 ) -> StoreResult<Vec<MemberRow>> {
     let rows = match segment {

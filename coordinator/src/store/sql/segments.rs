@@ -1,12 +1,12 @@
-//! Segments on SQLite: create, list, delete, preshared-key rotation and policy.
+//! Segments: create, list, delete, preshared-key rotation and policy.
 
 use segwire_proto::api::RotationPhase;
-use sqlx::SqliteConnection;
 
 use super::members::{allocate_address6, nodes_in_segment};
 use super::rows::{default_to_str, segment_row, SEGMENT_SELECT};
+use super::tx::begin_write;
 use super::tx::{bump, finish, set_node_version};
-use super::{record, SqliteStore};
+use super::{dialect, record, Backend, DbConn};
 use crate::secret;
 use crate::store::audit::{self, Change};
 use crate::store::{
@@ -14,10 +14,7 @@ use crate::store::{
 };
 
 /// A segment by name, in a transaction or on a plain connection.
-pub(super) async fn segment_by_name(
-    conn: &mut SqliteConnection,
-    name: &str,
-) -> StoreResult<SegmentRow> {
+pub(super) async fn segment_by_name(conn: &mut DbConn, name: &str) -> StoreResult<SegmentRow> {
     let row = sqlx::query(&format!("{SEGMENT_SELECT} WHERE s.name = $1"))
         .bind(name)
         .fetch_optional(&mut *conn)
@@ -27,7 +24,7 @@ pub(super) async fn segment_by_name(
 }
 
 /// Every segment, by name (the overlap rules compare a new network with all of them).
-async fn all_segments(conn: &mut SqliteConnection) -> StoreResult<Vec<SegmentRow>> {
+async fn all_segments(conn: &mut DbConn) -> StoreResult<Vec<SegmentRow>> {
     let rows = sqlx::query(&format!("{SEGMENT_SELECT} ORDER BY s.name"))
         .fetch_all(&mut *conn)
         .await?;
@@ -35,12 +32,11 @@ async fn all_segments(conn: &mut SqliteConnection) -> StoreResult<Vec<SegmentRow
 }
 
 pub(super) async fn create_segment(
-    s: &SqliteStore,
+    s: &Backend,
     seg: NewSegment,
     now: i64,
 ) -> StoreResult<SegmentRow> {
-    let _w = s.write.lock().await;
-    let mut tx = s.pool.begin().await?;
+    let (_w, mut tx) = begin_write(s).await?;
     let res: StoreResult<_> = async {
         rules::check_new_segment(&all_segments(&mut tx).await?, &seg)?;
         let v = bump(&mut tx).await?;
@@ -69,25 +65,24 @@ pub(super) async fn create_segment(
     finish(tx, res).await
 }
 
-pub(super) async fn list_segments(s: &SqliteStore) -> StoreResult<Vec<SegmentRow>> {
+pub(super) async fn list_segments(s: &Backend) -> StoreResult<Vec<SegmentRow>> {
     let rows = sqlx::query(&format!("{SEGMENT_SELECT} ORDER BY s.name"))
         .fetch_all(&s.pool)
         .await?;
     rows.iter().map(segment_row).collect()
 }
 
-pub(super) async fn get_segment(s: &SqliteStore, name: &str) -> StoreResult<SegmentRow> {
+pub(super) async fn get_segment(s: &Backend, name: &str) -> StoreResult<SegmentRow> {
     segment_by_name(&mut *s.pool.acquire().await?, name).await
 }
 
 pub(super) async fn delete_segment(
-    s: &SqliteStore,
+    s: &Backend,
     name: &str,
     force: bool,
     _now: i64,
 ) -> StoreResult<Touched> {
-    let _w = s.write.lock().await;
-    let mut tx = s.pool.begin().await?;
+    let (_w, mut tx) = begin_write(s).await?;
     let res: StoreResult<_> = async {
         let seg = segment_by_name(&mut tx, name).await?;
         if seg.members > 0 && !force {
@@ -118,9 +113,10 @@ pub(super) async fn delete_segment(
         // key, so a segment re-created under the same name starts with no access at all.
         for table in ["tokens", "nodes", "api_keys"] {
             sqlx::query(&format!(
-                "UPDATE {table} SET segments = \
-                 (SELECT json_group_array(value) FROM json_each({table}.segments) WHERE value <> $1) \
-                 WHERE segments IS NOT NULL AND EXISTS (SELECT 1 FROM json_each({table}.segments) WHERE value = $1)"
+                "UPDATE {table} SET segments = (SELECT {agg} FROM {values} WHERE value <> $1) \
+                 WHERE segments IS NOT NULL AND EXISTS (SELECT 1 FROM {values} WHERE value = $1)",
+                agg = dialect::JSON_ARRAY_AGG,
+                values = dialect::json_values(&format!("{table}.segments")),
             ))
             .bind(&seg.name)
             .execute(&mut *tx)
@@ -143,13 +139,12 @@ pub(super) async fn delete_segment(
 }
 
 pub(super) async fn rotate_psk(
-    s: &SqliteStore,
+    s: &Backend,
     name: &str,
     psk: String,
     now: i64,
 ) -> StoreResult<(SegmentRow, Touched)> {
-    let _w = s.write.lock().await;
-    let mut tx = s.pool.begin().await?;
+    let (_w, mut tx) = begin_write(s).await?;
     let res: StoreResult<_> = async {
         let seg = segment_by_name(&mut tx, name).await?;
         let v = bump(&mut tx).await?;
@@ -182,14 +177,13 @@ pub(super) async fn rotate_psk(
 }
 
 pub(super) async fn advance_rotation(
-    s: &SqliteStore,
+    s: &Backend,
     segment_id: &str,
     phase: RotationPhase,
     version: i64,
     now: i64,
 ) -> StoreResult<Option<(SegmentRow, Touched)>> {
-    let _w = s.write.lock().await;
-    let mut tx = s.pool.begin().await?;
+    let (_w, mut tx) = begin_write(s).await?;
     let res: StoreResult<_> = async {
         let v = bump(&mut tx).await?;
         let sql = match phase {
@@ -246,7 +240,7 @@ pub(super) async fn advance_rotation(
     }
 }
 
-pub(super) async fn rotating_segments(s: &SqliteStore) -> StoreResult<Vec<SegmentRow>> {
+pub(super) async fn rotating_segments(s: &Backend) -> StoreResult<Vec<SegmentRow>> {
     let mut conn = s.pool.acquire().await?;
     let rows = sqlx::query(&format!(
         "{SEGMENT_SELECT} WHERE s.rotation_phase IS NOT NULL ORDER BY s.name"
@@ -257,13 +251,12 @@ pub(super) async fn rotating_segments(s: &SqliteStore) -> StoreResult<Vec<Segmen
 }
 
 pub(super) async fn add_prefix6(
-    s: &SqliteStore,
+    s: &Backend,
     name: &str,
     net6: ipnet::Ipv6Net,
     _now: i64,
 ) -> StoreResult<(SegmentRow, Touched)> {
-    let _w = s.write.lock().await;
-    let mut tx = s.pool.begin().await?;
+    let (_w, mut tx) = begin_write(s).await?;
     let res: StoreResult<_> = async {
         let seg = segment_by_name(&mut tx, name).await?;
         if let Some(have) = seg.net6 {
@@ -312,14 +305,13 @@ pub(super) async fn add_prefix6(
 }
 
 pub(super) async fn set_policy(
-    s: &SqliteStore,
+    s: &Backend,
     name: &str,
     body: String,
     default: DefaultAction,
     now: i64,
 ) -> StoreResult<(SegmentRow, Touched)> {
-    let _w = s.write.lock().await;
-    let mut tx = s.pool.begin().await?;
+    let (_w, mut tx) = begin_write(s).await?;
     let res: StoreResult<_> = async {
         let seg = segment_by_name(&mut tx, name).await?;
         let v = bump(&mut tx).await?;

@@ -1,15 +1,32 @@
-//! The write-transaction helpers of the SQLite store: commit-or-rollback, the global
+//! The write-transaction helpers of the SQL stores: commit-or-rollback, the global
 //! change counter and the version stamps it writes.
 
-use sqlx::{Sqlite, Transaction};
+use sqlx::Transaction;
+use tokio::sync::MutexGuard;
 
+use super::{dialect, Backend, Db};
 use crate::store::StoreResult;
 
 /// A write transaction.
-pub(super) type Tx<'a> = Transaction<'a, Sqlite>;
+pub(super) type Tx<'a> = Transaction<'a, Db>;
+
+/// Starts a write transaction: one writer at a time in this process (the mutex), and on
+/// PostgreSQL one writer at a time across every coordinator sharing the database (the
+/// dialect's writer lock), so that every write sees the latest state.
+pub(super) async fn begin_write(s: &Backend) -> StoreResult<(MutexGuard<'_, ()>, Tx<'static>)> {
+    let guard = s.write.lock().await;
+    let mut tx = s.pool.begin().await?;
+    if let Err(e) = dialect::lock_writers(&mut tx).await {
+        if let Err(rb) = tx.rollback().await {
+            tracing::warn!(error = %rb, "rollback failed");
+        }
+        return Err(e);
+    }
+    Ok((guard, tx))
+}
 
 /// Commits on success and rolls back on failure, at once: a dropped transaction would
-/// keep SQLite's write lock until its connection is next used.
+/// hold the write lock (SQLite) or its row locks (PostgreSQL) until its connection is next used.
 pub(super) async fn finish<T>(tx: Tx<'_>, res: StoreResult<T>) -> StoreResult<T> {
     match res {
         Ok(v) => {

@@ -1,4 +1,4 @@
-//! SQLite implementation of [`PeerStore`]: external members as rows of `members` owned
+//! The SQL implementation (both backends) of [`PeerStore`]: external members as rows of `members` owned
 //! by the synthetic node [`EXTERNAL_NODE_ID`].
 
 use std::collections::HashSet;
@@ -8,8 +8,9 @@ use async_trait::async_trait;
 use super::members::{allocate_address, allocate_address6, nodes_in_segment, release_address};
 use super::rows::{is_unique_violation, member_row, node_row, to_json, MEMBER_SELECT, NODE_SELECT};
 use super::segments::segment_by_name;
+use super::tx::begin_write;
 use super::tx::{bump, finish, set_segment_version, Tx};
-use super::{record, SqliteStore};
+use super::{record, Backend};
 use crate::secret;
 use crate::store::audit::{self, Change};
 use crate::store::peers::{external_workload, NewPeer, PeerStore, PeerView, EXTERNAL_NODE_ID};
@@ -65,10 +66,9 @@ fn key_conflict(e: sqlx::Error) -> StoreError {
 }
 
 #[async_trait]
-impl PeerStore for SqliteStore {
+impl PeerStore for Backend {
     async fn add_peer(&self, p: NewPeer, now: i64) -> StoreResult<(MemberRow, Touched)> {
-        let _w = self.write.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let (_w, mut tx) = begin_write(self).await?;
         let res: StoreResult<_> = async {
             let seg = segment_by_name(&mut tx, &p.segment).await?;
             let names: HashSet<String> =
@@ -190,8 +190,7 @@ impl PeerStore for SqliteStore {
         name: &str,
         now: i64,
     ) -> StoreResult<(MemberRow, Touched)> {
-        let _w = self.write.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let (_w, mut tx) = begin_write(self).await?;
         let res: StoreResult<_> = async {
             let m = find_peer(&mut tx, segment, name).await?;
             let touched = agents_in_segment(&mut tx, &m.segment_id).await?;

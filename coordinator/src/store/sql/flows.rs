@@ -1,15 +1,16 @@
-//! SQLite implementation of [`FlowStore`].
+//! The SQL implementation (both backends) of [`FlowStore`].
 
 use async_trait::async_trait;
 use segwire_proto::api::FlowRecord;
 use sqlx::Row;
 
-use super::SqliteStore;
+use super::tx::begin_write;
+use super::{dialect, Backend};
 use crate::store::flows::{FlowKeep, FlowQuery, FlowStore};
 use crate::store::StoreResult;
 
 #[async_trait]
-impl FlowStore for SqliteStore {
+impl FlowStore for Backend {
     async fn add_flows(
         &self,
         node_id: &str,
@@ -17,8 +18,7 @@ impl FlowStore for SqliteStore {
         now: i64,
         keep: &FlowKeep,
     ) -> StoreResult<()> {
-        let _w = self.write.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let (_w, mut tx) = begin_write(self).await?;
         let res: StoreResult<()> = async {
             for f in flows {
                 sqlx::query(
@@ -68,18 +68,24 @@ impl FlowStore for SqliteStore {
     }
 
     async fn list_flows(&self, q: &FlowQuery) -> StoreResult<Vec<FlowRecord>> {
-        let rows = sqlx::query(
+        let sql = format!(
             "SELECT f.*, COALESCE(n.name, '') AS node_name FROM flows f LEFT JOIN nodes n ON n.id = f.node_id \
              WHERE ($1 = 0 OR f.verdict = 'denied') AND f.last_seen >= $2 \
-             AND ($4 IS NULL OR f.segment IN (SELECT value FROM json_each($4))) \
+             AND ($4 IS NULL OR f.segment IN (SELECT value FROM {})) \
              ORDER BY f.last_seen DESC, f.id DESC LIMIT $3",
-        )
-        .bind(q.denied as i64)
-        .bind(q.since.unwrap_or(0))
-        .bind(q.limit)
-        .bind(q.segments.as_ref().map(|s| serde_json::to_string(s).unwrap_or_default()))
-        .fetch_all(&self.pool)
-        .await?;
+            dialect::json_values("$4")
+        );
+        let rows = sqlx::query(&sql)
+            .bind(q.denied as i64)
+            .bind(q.since.unwrap_or(0))
+            .bind(q.limit)
+            .bind(
+                q.segments
+                    .as_ref()
+                    .map(|s| serde_json::to_string(s).unwrap_or_default()),
+            )
+            .fetch_all(&self.pool)
+            .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let segment: String = r.try_get("segment")?;

@@ -1,14 +1,14 @@
-//! Join tokens on SQLite: create, list, revoke (enrolment consumes them in `nodes`).
+//! Join tokens: create, list, revoke (enrolment consumes them in `nodes`).
 
 use super::rows::{to_json, token_row, TOKEN_SELECT};
+use super::tx::begin_write;
 use super::tx::finish;
-use super::{record, SqliteStore};
+use super::{record, Backend};
 use crate::store::audit::{self, Change};
 use crate::store::{StoreError, StoreResult, TokenRow};
 
-pub(super) async fn create_token(s: &SqliteStore, t: TokenRow) -> StoreResult<()> {
-    let _w = s.write.lock().await;
-    let mut tx = s.pool.begin().await?;
+pub(super) async fn create_token(s: &Backend, t: TokenRow) -> StoreResult<()> {
+    let (_w, mut tx) = begin_write(s).await?;
     let res: StoreResult<_> = async {
         sqlx::query(
             "INSERT INTO tokens (id, secret_hash, segments, labels, uses, uses_left, created_at, expires_at) \
@@ -32,16 +32,15 @@ pub(super) async fn create_token(s: &SqliteStore, t: TokenRow) -> StoreResult<()
     finish(tx, res).await
 }
 
-pub(super) async fn list_tokens(s: &SqliteStore) -> StoreResult<Vec<TokenRow>> {
+pub(super) async fn list_tokens(s: &Backend) -> StoreResult<Vec<TokenRow>> {
     let rows = sqlx::query(&format!("{TOKEN_SELECT} ORDER BY created_at DESC, id"))
         .fetch_all(&s.pool)
         .await?;
     rows.iter().map(token_row).collect()
 }
 
-pub(super) async fn revoke_token(s: &SqliteStore, id: &str, now: i64) -> StoreResult<()> {
-    let _w = s.write.lock().await;
-    let mut tx = s.pool.begin().await?;
+pub(super) async fn revoke_token(s: &Backend, id: &str, now: i64) -> StoreResult<()> {
+    let (_w, mut tx) = begin_write(s).await?;
     let res: StoreResult<_> = async {
         let token_by_id = format!("{TOKEN_SELECT} WHERE id = $1");
         let before = match sqlx::query(&token_by_id)

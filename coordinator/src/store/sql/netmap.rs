@@ -1,20 +1,19 @@
-//! What a node's netmap is read from, on SQLite.
+//! What a node's netmap is read from.
 
 use super::nodes::live_node;
 use super::rows::{member_row, node_row, segment_row, MEMBER_SELECT, NODE_SELECT, SEGMENT_SELECT};
-use super::tx::finish;
-use super::SqliteStore;
+use super::tx::{finish, Tx};
+use super::{Backend, DbRow};
 use crate::store::{
     MemberRow, NetmapRows, NodeRow, NodeVersions, SegmentRow, SegmentRows, StoreError, StoreResult,
 };
-use sqlx::sqlite::SqliteRow;
 
 /// Runs `sql` with its one `$1` bound to `id` and converts every row with `convert`.
 async fn fetch_all<T>(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut Tx<'_>,
     sql: &str,
     id: &str,
-    convert: fn(&SqliteRow) -> StoreResult<T>,
+    convert: fn(&DbRow) -> StoreResult<T>,
 ) -> StoreResult<Vec<T>> {
     sqlx::query(sql)
         .bind(id)
@@ -25,7 +24,7 @@ async fn fetch_all<T>(
         .collect()
 }
 
-pub(super) async fn netmap_rows(s: &SqliteStore, node_id: &str) -> StoreResult<NetmapRows> {
+pub(super) async fn netmap_rows(s: &Backend, node_id: &str) -> StoreResult<NetmapRows> {
     let mut tx = s.pool.begin().await?;
     let res: StoreResult<_> = async {
         let node = live_node(&mut tx, node_id).await?;
@@ -75,7 +74,7 @@ pub(super) async fn netmap_rows(s: &SqliteStore, node_id: &str) -> StoreResult<N
     finish(tx, res).await
 }
 
-pub(super) async fn node_versions(s: &SqliteStore, node_id: &str) -> StoreResult<NodeVersions> {
+pub(super) async fn node_versions(s: &Backend, node_id: &str) -> StoreResult<NodeVersions> {
     let mut conn = s.pool.acquire().await?;
     let node: Option<i64> = sqlx::query_scalar("SELECT version FROM nodes WHERE id = $1")
         .bind(node_id)
@@ -94,7 +93,7 @@ pub(super) async fn node_versions(s: &SqliteStore, node_id: &str) -> StoreResult
     })
 }
 
-pub(super) async fn segment_rows(s: &SqliteStore, segment_id: &str) -> StoreResult<SegmentRows> {
+pub(super) async fn segment_rows(s: &Backend, segment_id: &str) -> StoreResult<SegmentRows> {
     let mut tx = s.pool.begin().await?;
     let res: StoreResult<_> = async {
         let segment = sqlx::query(&format!("{SEGMENT_SELECT} WHERE s.id = $1"))

@@ -1,12 +1,13 @@
-//! SQLite implementation of [`QuarantineStore`]: two columns of `members`.
+//! The SQL implementation (both backends) of [`QuarantineStore`]: two columns of `members`.
 
 use async_trait::async_trait;
 use serde_json::json;
 
 use super::peers::agents_in_segment;
 use super::rows::{member_row, MEMBER_SELECT};
+use super::tx::begin_write;
 use super::tx::{bump, finish, set_segment_version, Tx};
-use super::{record, SqliteStore};
+use super::{record, Backend};
 use crate::store::audit::{self, Change};
 use crate::store::quarantine::{QuarantineStore, ACTOR_DETECTION, ACTOR_EXPIRY};
 use crate::store::{MemberRow, StoreError, StoreResult, Touched};
@@ -55,15 +56,14 @@ async fn set(
 }
 
 #[async_trait]
-impl QuarantineStore for SqliteStore {
+impl QuarantineStore for Backend {
     async fn quarantine(
         &self,
         member_id: &str,
         until: i64,
         reason: &str,
     ) -> StoreResult<Option<(MemberRow, Touched)>> {
-        let _w = self.write.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let (_w, mut tx) = begin_write(self).await?;
         let res: StoreResult<_> = async {
             let m = member_by_id(&mut tx, member_id).await?;
             if m.quarantined_until.is_some() {
@@ -85,8 +85,7 @@ impl QuarantineStore for SqliteStore {
     }
 
     async fn release(&self, segment: &str, member: &str) -> StoreResult<(MemberRow, Touched)> {
-        let _w = self.write.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let (_w, mut tx) = begin_write(self).await?;
         let res: StoreResult<_> = async {
             let row = sqlx::query(&format!("{MEMBER_SELECT} WHERE s.name = $1 AND m.name = $2"))
                 .bind(segment)
@@ -111,8 +110,7 @@ impl QuarantineStore for SqliteStore {
     }
 
     async fn expire_quarantines(&self, now: i64) -> StoreResult<Vec<(MemberRow, Touched)>> {
-        let _w = self.write.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let (_w, mut tx) = begin_write(self).await?;
         let res: StoreResult<_> = async {
             let rows = sqlx::query(&format!(
                 "{MEMBER_SELECT} WHERE m.quarantined_until IS NOT NULL AND m.quarantined_until <= $1"
