@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod api;
+pub mod delta;
 pub mod keys;
 pub mod names;
 pub mod netmap;
