@@ -57,14 +57,14 @@ pub fn reachable_peers(policy: &Policy, member: &Member, members: &[Member]) -> 
 
 /// Members indexed by name and by label, to resolve selectors without scanning every rule
 /// against every member.
-struct MemberIndex<'a> {
+pub(crate) struct MemberIndex<'a> {
     members: &'a [Member],
     by_name: HashMap<&'a str, Vec<usize>>,
     by_label: HashMap<(&'a str, &'a str), Vec<usize>>,
 }
 
 impl<'a> MemberIndex<'a> {
-    fn new(members: &'a [Member]) -> Self {
+    pub(crate) fn new(members: &'a [Member]) -> Self {
         let mut by_name: HashMap<&str, Vec<usize>> = HashMap::new();
         let mut by_label: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
         for (i, m) in members.iter().enumerate() {
@@ -84,7 +84,7 @@ impl<'a> MemberIndex<'a> {
     }
 
     /// Indices of the members `sel` selects.
-    fn candidates(&self, sel: &Selector) -> Vec<usize> {
+    pub(crate) fn candidates(&self, sel: &Selector) -> Vec<usize> {
         let pick = |ids: Option<&Vec<usize>>| ids.cloned().unwrap_or_default();
         match sel {
             Selector::Any => (0..self.members.len()).collect(),

@@ -58,6 +58,7 @@ mod model;
 pub mod packet;
 mod parse;
 mod quarantine;
+mod reach;
 
 pub use classify::{CompiledPolicy, Decision, Direction, Flow, RuleId};
 pub use compile::reachable_peers;
@@ -69,6 +70,7 @@ pub use firewall::{DenyReason, Firewall, ReplaceSummary, Verdict};
 pub use model::{Action, Member, Policy, PortRange, PortSpec, Rule, Selector};
 pub use packet::{Packet, PacketError};
 pub use quarantine::{Quarantine, Trigger, MAX_QUARANTINE, MIN_QUARANTINE};
+pub use reach::{Reach, Reachability};
 
 #[cfg(test)]
 mod testutil;
