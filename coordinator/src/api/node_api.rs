@@ -10,6 +10,7 @@ use axum::Json;
 use segwire_proto::api::{
     AttachRequest, EndpointReport, EnrollRequest, EnrollResponse, ErrorBody, Member,
 };
+use segwire_proto::delta::DELTA_CONTENT_TYPE;
 use segwire_proto::keys::decode_key;
 use segwire_proto::names::{validate_member_name, validate_node_name};
 use segwire_proto::netmap::NetMap;
@@ -23,6 +24,7 @@ use super::validate;
 use super::AppState;
 use crate::convert::{self, now};
 use crate::events::EventKind;
+use crate::fanout::Answer;
 use crate::secret::{self, NODE_CRED_PREFIX};
 use crate::store::{NewMember, NewNode};
 
@@ -118,24 +120,39 @@ pub struct NetmapQuery {
     #[serde(default)]
     since: u64,
     wait: Option<u64>,
+    /// 1: the agent applies deltas (see `segwire_proto::delta`).
+    #[serde(default)]
+    delta: u8,
+    /// 1: a full map even when a delta could be made.
+    #[serde(default)]
+    full: u8,
 }
 
 /// The calling node's netmap: at once if its version differs from `since`, else after a change or `wait` seconds (204).
+/// With `delta=1`, a `NetMapDelta` from `since` (content type `application/vnd.segwire.netmap-delta+json`) when the coordinator still has that version, else a full map.
 #[utoipa::path(get, path = "/v1/node/netmap",
     params(("since" = Option<u64>, Query, description = "version the node has", minimum = 0, maximum = 9223372036854775807_i64),
-           ("wait" = Option<u64>, Query, description = "seconds to wait, default 30, at most 60", minimum = 0, maximum = 60)),
-    responses((status = 200, body = NetMap), (status = 204, description = "nothing newer within the wait")))]
+           ("wait" = Option<u64>, Query, description = "seconds to wait, default 30, at most 60", minimum = 0, maximum = 60),
+           ("delta" = Option<u8>, Query, description = "1: answer with a delta from `since` when possible", minimum = 0, maximum = 1),
+           ("full" = Option<u8>, Query, description = "1: a full map even with `delta=1`", minimum = 0, maximum = 1)),
+    responses((status = 200, body = NetMap, description = "a full map (application/json), or with delta=1 a NetMapDelta (application/vnd.segwire.netmap-delta+json)"),
+              (status = 204, description = "nothing newer within the wait")))]
 pub async fn netmap(
     auth: NodeAuth,
     State(st): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiQuery(q): ApiQuery<NetmapQuery>,
 ) -> ApiResult<Response> {
-    if q.since > i64::MAX as u64 || q.wait.is_some_and(|w| w > MAX_WAIT_SECS) {
+    if q.since > i64::MAX as u64
+        || q.wait.is_some_and(|w| w > MAX_WAIT_SECS)
+        || q.delta > 1
+        || q.full > 1
+    {
         return Err(ApiError::bad_request(format!(
-            "since must be a netmap version and wait at most {MAX_WAIT_SECS} seconds"
+            "since must be a netmap version, wait at most {MAX_WAIT_SECS} seconds, delta and full 0 or 1"
         )));
     }
+    let delta_from = (q.delta == 1 && q.full == 0).then_some(q.since);
     let node = auth.node;
     let Some(_slot) = st.limits.poll_slot(&node.id) else {
         tracing::warn!(node = %node.name, node_id = %node.id, max = st.limits.max_polls_per_node, "too many open netmap polls; refusing one");
@@ -170,9 +187,17 @@ pub async fn netmap(
         // Any difference counts: a coordinator restored from an older backup has lower
         // versions than its nodes hold, and they must still get its map.
         if versions.version() as u64 != q.since {
-            let (_, body) = st.hub.netmaps.netmap(&*st.store, &node, &versions).await?;
+            let answer = st
+                .hub
+                .netmaps
+                .answer(&*st.store, &node, &versions, delta_from)
+                .await?;
             crate::api::node_presence::pushed(started);
-            return Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response());
+            let (kind, body) = match answer {
+                Answer::Full(body) => ("application/json", body),
+                Answer::Delta(body) => (DELTA_CONTENT_TYPE, body),
+            };
+            return Ok(([(header::CONTENT_TYPE, kind)], body).into_response());
         }
         if tokio::time::timeout_at(deadline, notified).await.is_err() {
             return Ok(StatusCode::NO_CONTENT.into_response());

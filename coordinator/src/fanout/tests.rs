@@ -187,3 +187,5 @@ fn a_quarantined_member_has_no_peers_and_no_peer_has_it() {
         );
     }
 }
+
+mod chain;

@@ -3,10 +3,11 @@
 //! A node's netmap is then assembled by copying slices of it, so a change costs one
 //! build per segment plus a copy per answer, not a rebuild from rows per answer.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::ops::Range;
 
-use segwire_policy::{Action, Policy};
+use segwire_policy::{Reach, Reachability};
+use segwire_proto::delta::{member_digest, peer_hash};
 use segwire_proto::netmap::{MemberMap, NetMap, Peer};
 
 use crate::convert::member_endpoints;
@@ -16,9 +17,9 @@ use crate::store::{MemberRow, NodeRow, SegmentRows};
 /// A segment prepared for netmaps.
 pub struct SegmentView {
     rows: SegmentRows,
-    policy: Policy,
     policy_json: serde_json::Value,
-    policy_members: Vec<segwire_policy::Member>,
+    /// The policy resolved against the members, once for this version.
+    reach: Reachability,
     /// Every member as a serialized [`Peer`], joined by commas.
     peers: String,
     /// The byte range of each member's peer in `peers`.
@@ -27,6 +28,14 @@ pub struct SegmentView {
     by_node: HashMap<String, Vec<usize>>,
     /// Whether some member is quarantined (then every peer list is filtered).
     any_quarantined: bool,
+    /// Member indexes by member id.
+    by_id: HashMap<String, usize>,
+    /// Each member's [`peer_hash`].
+    hashes: Vec<u128>,
+    /// The wrapping sum of the hashes of the members not quarantined.
+    live_sum: u128,
+    /// Segment diffs from older versions to this one, by the older version.
+    pub(super) diffs: super::delta::DiffCache,
 }
 
 impl SegmentView {
@@ -58,23 +67,45 @@ impl SegmentView {
         }
         let policy = policy::effective(&rows.segment);
         let policy_json = policy::for_agents(&policy);
-        let policy_members = rows.members.iter().map(policy::member).collect();
+        let policy_members: Vec<_> = rows.members.iter().map(policy::member).collect();
+        let reach = Reachability::new(&policy, &policy_members);
         let any_quarantined = rows.members.iter().any(|m| m.quarantined_until.is_some());
+        let hashes: Vec<u128> = spans.iter().map(|r| peer_hash(&peers[r.clone()])).collect();
+        let live_sum = rows
+            .members
+            .iter()
+            .zip(&hashes)
+            .filter(|(m, _)| m.quarantined_until.is_none())
+            .fold(0u128, |s, (_, h)| s.wrapping_add(*h));
+        let by_id = rows
+            .members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.id.clone(), i))
+            .collect();
         SegmentView {
             any_quarantined,
             rows,
-            policy,
             policy_json,
-            policy_members,
+            reach,
             peers,
             spans,
             by_node,
+            by_id,
+            hashes,
+            live_sum,
+            diffs: Default::default(),
         }
     }
 
     /// The segment version this view was read at.
     pub fn version(&self) -> i64 {
         self.rows.segment.version
+    }
+
+    /// The segment's id.
+    pub fn segment_id(&self) -> &str {
+        &self.rows.segment.id
     }
 
     /// Indexes of the members `node_id` owns in this segment.
@@ -87,12 +118,31 @@ impl SegmentView {
         &self.rows.members[i]
     }
 
-    /// Appends member `i`'s map (its own fields and the peers the policy lets it reach)
-    /// as JSON to `out`.
-    pub fn write_member_map(&self, i: usize, out: &mut String) {
+    /// The index of the member with id `id`.
+    pub fn index_of(&self, id: &str) -> Option<usize> {
+        self.by_id.get(id).copied()
+    }
+
+    /// Member `i`'s serialized peer entry.
+    pub fn peer_json(&self, i: usize) -> &str {
+        &self.peers[self.spans[i].clone()]
+    }
+
+    /// The number of members.
+    pub fn member_count(&self) -> usize {
+        self.rows.members.len()
+    }
+
+    /// Approximate bytes this view holds (for the history's budget).
+    pub fn weight(&self) -> usize {
+        self.peers.len() * 3
+    }
+
+    /// Member `i`'s map without peers.
+    pub fn head(&self, i: usize) -> MemberMap {
         let own = &self.rows.members[i];
         let seg = &self.rows.segment;
-        let head = MemberMap {
+        MemberMap {
             id: own.id.clone(),
             name: own.name.clone(),
             workload: own.workload.clone(),
@@ -112,45 +162,62 @@ impl SegmentView {
             labels: own.labels.clone(),
             quarantined_until: own.quarantined_until.map(crate::convert::rfc3339),
             peers: Vec::new(),
-        };
-        push_open(out, &head, "\"peers\":[]}");
-        // A quarantined member has no peers, and no peer has it.
-        if own.quarantined_until.is_some() {
-            out.push_str("]}");
-            return;
         }
-        let reachable = self.reachable(i);
-        match reachable {
-            None if !self.any_quarantined => self.push_all_but(i, out),
-            _ => {
-                let mut first = true;
-                for (j, m) in self.rows.members.iter().enumerate() {
-                    let allowed = reachable.as_ref().is_none_or(|n| n.contains(&m.name));
-                    if j != i && allowed && m.quarantined_until.is_none() {
-                        if !first {
-                            out.push(',');
-                        }
-                        first = false;
-                        out.push_str(&self.peers[self.spans[j].clone()]);
-                    }
-                }
-            }
+    }
+
+    /// Whether member `i`'s peers are every other member (no policy limit, nobody
+    /// quarantined): then its list needs no per-member work.
+    pub fn is_plain(&self, i: usize) -> bool {
+        !self.any_quarantined && self.reach.reach(i) == Reach::All
+    }
+
+    /// Indexes of member `i`'s peers, in address order.
+    pub fn peer_indexes(&self, i: usize) -> Vec<usize> {
+        // A quarantined member has no peers, and no peer has it.
+        if self.rows.members[i].quarantined_until.is_some() {
+            return Vec::new();
+        }
+        let live = |j: &usize| *j != i && self.rows.members[*j].quarantined_until.is_none();
+        match self.reach.reach(i) {
+            Reach::All => (0..self.member_count()).filter(live).collect(),
+            Reach::Some(ix) => ix.into_iter().filter(live).collect(),
+        }
+    }
+
+    /// Member `i`'s [`member_digest`], as an agent computes it from its map.
+    pub fn digest(&self, i: usize, head_json: &str) -> [u8; 32] {
+        let sum = if self.rows.members[i].quarantined_until.is_some() {
+            0
+        } else if self.is_plain(i) {
+            self.live_sum.wrapping_sub(self.hashes[i])
+        } else {
+            self.peer_indexes(i)
+                .into_iter()
+                .fold(0u128, |s, j| s.wrapping_add(self.hashes[j]))
+        };
+        member_digest(head_json, sum)
+    }
+
+    /// Appends member `i`'s map (its own fields and the peers the policy lets it reach)
+    /// as JSON to `out`.
+    pub fn write_member_map(&self, i: usize, out: &mut String) {
+        push_open(out, &self.head(i), "\"peers\":[]}");
+        if self.is_plain(i) {
+            self.push_all_but(i, out);
+        } else {
+            self.push_peers(&self.peer_indexes(i), out);
         }
         out.push_str("]}");
     }
 
-    /// `None` when member `i` may reach every other member (the common case, answered
-    /// without looking at the others), else the names it may reach.
-    fn reachable(&self, i: usize) -> Option<BTreeSet<String>> {
-        if self.policy.default == Action::Allow {
-            return None;
+    /// Appends the peer entries of `indexes`, comma-separated, to `out`.
+    pub fn push_peers(&self, indexes: &[usize], out: &mut String) {
+        for (k, j) in indexes.iter().enumerate() {
+            if k > 0 {
+                out.push(',');
+            }
+            out.push_str(self.peer_json(*j));
         }
-        let names = segwire_policy::reachable_peers(
-            &self.policy,
-            &self.policy_members[i],
-            &self.policy_members,
-        );
-        (names.len() + 1 < self.rows.members.len()).then_some(names)
     }
 
     fn push_all_but(&self, i: usize, out: &mut String) {
@@ -167,7 +234,7 @@ impl SegmentView {
 
 /// Serializes `value` and appends it to `out` without its final `tail` (an empty list and
 /// the closing brace), so the caller can write the list's items and close it.
-fn push_open<T: serde::Serialize>(out: &mut String, value: &T, tail: &str) {
+pub(super) fn push_open<T: serde::Serialize>(out: &mut String, value: &T, tail: &str) {
     let s = serde_json::to_string(value).unwrap_or_default();
     out.push_str(s.strip_suffix(tail).unwrap_or(&s));
     // The list's opening bracket is the one character of `tail` kept.

@@ -148,7 +148,8 @@ impl MemberDelta {
             fields.insert(k.clone(), v.clone());
         }
         fields.insert("peers".into(), Value::Array(Vec::new()));
-        let mut member: MemberMap = serde_json::from_value(Value::Object(fields)).map_err(invalid)?;
+        let mut member: MemberMap =
+            serde_json::from_value(Value::Object(fields)).map_err(invalid)?;
         if !self.peers_removed.is_empty() || !self.peers_set.is_empty() {
             let gone: std::collections::HashSet<&str> = self
                 .peers_removed
