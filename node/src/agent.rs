@@ -9,6 +9,7 @@ mod attach;
 mod lifecycle;
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -77,7 +78,7 @@ pub async fn run(
         tracing::warn!(error = %e, "ignoring the saved netmap");
         None
     });
-    let (version_tx, version_rx) = watch::channel(netmap.as_ref().map_or(0, |m| m.version));
+    let (version_tx, version_rx) = watch::channel(netmap.clone().map(Arc::new));
     let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     tracing::info!(
@@ -179,7 +180,8 @@ struct Agent {
     running: HashMap<String, MemberHandle>,
     /// Sockets bound at attach time, handed to the member when it starts.
     prebound: HashMap<u16, std::net::UdpSocket>,
-    version_tx: watch::Sender<u64>,
+    /// The applied netmap, for the poller (its `since` and the base of deltas).
+    version_tx: watch::Sender<Option<Arc<NetMap>>>,
     revoked: bool,
     reachable: bool,
     last_error: Option<String>,
@@ -311,7 +313,7 @@ impl Agent {
         if changed {
             self.save_state();
         }
-        let _ = self.version_tx.send(map.version);
+        let _ = self.version_tx.send(Some(Arc::new(map.clone())));
         self.netmap = Some(map);
         self.reconcile("netmap").await;
         self.reap_orphans();

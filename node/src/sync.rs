@@ -2,9 +2,10 @@
 //! reports. They only fetch and forward; the agent loop decides and applies.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use segwire_client::{Client, ClientError};
+use segwire_client::{Client, ClientError, NetmapUpdate};
 use segwire_proto::api::EndpointReport;
 use segwire_proto::netmap::NetMap;
 use tokio::sync::{mpsc, watch};
@@ -32,27 +33,31 @@ pub enum SyncEvent {
     Revoked,
 }
 
-/// Long-polls the netmap forever (`since` = the version the agent applied), with backoff
-/// on errors; stops after a confirmed revocation. Every other failure (a bare 401, a
-/// 503, a proxy's error page, no answer) is retried and keeps the last netmap.
+/// Long-polls the netmap forever (from the map the agent applied, asking for deltas),
+/// with backoff on errors; stops after a confirmed revocation. Every other failure (a
+/// bare 401, a 503, a proxy's error page, no answer) is retried and keeps the last
+/// netmap. A delta is applied to the applied map and checked against its digest; one
+/// that does not fit is dropped and a full map asked for at once.
 pub async fn poll_netmaps(
     client: Client,
-    applied: watch::Receiver<u64>,
+    applied: watch::Receiver<Option<Arc<NetMap>>>,
     tx: mpsc::Sender<SyncEvent>,
 ) {
     let mut backoff = Backoff::default();
     // After a failure the next poll does not wait, so the agent knows at once that the
     // coordinator is back (and `status` says so) rather than after a long-poll.
     let mut failing = false;
+    let mut full = false;
     loop {
-        let since = *applied.borrow();
-        let wait = if failing { 0 } else { POLL_WAIT_SECS };
-        let mut answer = client.netmap(since, wait).await;
+        let held = applied.borrow().clone();
+        let since = held.as_ref().map_or(0, |m| m.version);
+        let wait = if failing || full { 0 } else { POLL_WAIT_SECS };
+        let mut answer = client.netmap_update(since, wait, full).await;
         if matches!(answer, Err(ClientError::Revoked)) {
             // One answer is not enough: ask again before tearing anything down.
             tracing::warn!("the coordinator says this node was revoked; asking again to confirm");
             tokio::time::sleep(CONFIRM_DELAY).await;
-            answer = client.netmap(since, 0).await;
+            answer = client.netmap_update(since, 0, full).await;
             if matches!(answer, Err(ClientError::Revoked)) {
                 let _ = tx.send(SyncEvent::Revoked).await;
                 return;
@@ -60,10 +65,19 @@ pub async fn poll_netmaps(
         }
         failing = answer.is_err();
         let event = match answer {
-            Ok(Some(map)) => {
+            Ok(Some(update)) => {
                 backoff.reset();
                 let _ = tx.send(SyncEvent::Reachable).await;
-                SyncEvent::NetMap(Box::new(map))
+                match resolve(held.as_deref(), update) {
+                    Some(map) => {
+                        full = false;
+                        SyncEvent::NetMap(map)
+                    }
+                    None => {
+                        full = true;
+                        continue;
+                    }
+                }
             }
             Ok(None) => {
                 backoff.reset();
@@ -79,6 +93,37 @@ pub async fn poll_netmaps(
         };
         if tx.send(event).await.is_err() {
             return;
+        }
+    }
+}
+
+/// The whole map an answer brings: itself, or the delta applied to `held`; `None`
+/// (logged) when the delta does not apply.
+fn resolve(held: Option<&NetMap>, update: NetmapUpdate) -> Option<Box<NetMap>> {
+    let delta = match update {
+        NetmapUpdate::Full(map) => return Some(map),
+        NetmapUpdate::Delta(d) => d,
+    };
+    let Some(base) = held else {
+        tracing::warn!(
+            base = delta.base,
+            "the coordinator sent a delta but no netmap is held; asking for a full map"
+        );
+        return None;
+    };
+    match delta.apply(base) {
+        Ok(map) => {
+            tracing::debug!(
+                base = delta.base,
+                version = delta.version,
+                members = delta.members.len(),
+                "netmap delta applied"
+            );
+            Some(Box::new(map))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, base = delta.base, version = delta.version, "netmap delta did not apply; asking for a full map");
+            None
         }
     }
 }

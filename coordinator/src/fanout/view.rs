@@ -104,6 +104,7 @@ impl SegmentView {
     }
 
     /// The segment's id.
+    #[cfg(test)]
     pub fn segment_id(&self) -> &str {
         &self.rows.segment.id
     }

@@ -14,6 +14,7 @@ pub mod pinning;
 mod requests;
 
 pub use error::ClientError;
+pub use requests::NetmapUpdate;
 
 use std::time::Duration;
 
@@ -70,6 +71,21 @@ impl Client {
         path: &str,
         body: Option<&B>,
     ) -> Result<Option<T>, ClientError> {
+        match self.fetch(method, path, body).await? {
+            None => Ok(None),
+            Some((_, bytes)) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| ClientError::Decode(e.to_string())),
+        }
+    }
+
+    /// Sends one request; a successful answer's content type and body, `None` for 204.
+    async fn fetch<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<Option<(String, Vec<u8>)>, ClientError> {
         let url = format!("{}{}", self.base, path);
         let mut req = self.http.request(method, &url);
         if let Some(auth) = &self.auth {
@@ -86,6 +102,12 @@ impl Client {
         if status == StatusCode::NO_CONTENT {
             return Ok(None);
         }
+        let kind = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
         let bytes = resp
             .bytes()
             .await
@@ -93,9 +115,7 @@ impl Client {
         if !status.is_success() {
             return Err(ClientError::from_status(status, &bytes));
         }
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| ClientError::Decode(e.to_string()))
+        Ok(Some((kind, bytes.into())))
     }
 
     /// Like [`Client::call`] but a 204 is an error: for routes that always answer with a body.

@@ -6,11 +6,21 @@ use segwire_proto::api::{
     EnrollResponse, FlowRecord, FlowReport, Member, Node, PolicyCheck, PolicyCheckResult,
     PolicyDoc, Segment, TokenCreated, TokenInfo, UpdateSegment,
 };
+use segwire_proto::delta::{NetMapDelta, DELTA_CONTENT_TYPE};
 use segwire_proto::netmap::NetMap;
 
 use crate::{Client, ClientError};
 
 const NO_BODY: Option<&()> = None;
+
+/// What a delta-capable netmap poll brought.
+#[derive(Debug)]
+pub enum NetmapUpdate {
+    /// A whole map.
+    Full(Box<NetMap>),
+    /// The changes since the version asked with.
+    Delta(Box<NetMapDelta>),
+}
 
 /// Percent-encodes one path segment or query value.
 pub(crate) fn enc(s: &str) -> String {
@@ -148,6 +158,33 @@ impl Client {
     pub async fn netmap(&self, since: u64, wait_secs: u64) -> Result<Option<NetMap>, ClientError> {
         let path = format!("/v1/node/netmap?since={since}&wait={wait_secs}");
         self.call(Method::GET, &path, NO_BODY).await
+    }
+
+    /// `GET /v1/node/netmap?delta=1`: like [`Client::netmap`], but the answer may be a
+    /// delta from `since`; `full` asks for a whole map (after a delta that did not apply).
+    pub async fn netmap_update(
+        &self,
+        since: u64,
+        wait_secs: u64,
+        full: bool,
+    ) -> Result<Option<NetmapUpdate>, ClientError> {
+        let path = format!(
+            "/v1/node/netmap?since={since}&wait={wait_secs}&delta=1&full={}",
+            u8::from(full)
+        );
+        let Some((kind, bytes)) = self.fetch(Method::GET, &path, NO_BODY).await? else {
+            return Ok(None);
+        };
+        let decode = |e: serde_json::Error| ClientError::Decode(e.to_string());
+        if kind.starts_with(DELTA_CONTENT_TYPE) {
+            serde_json::from_slice(&bytes)
+                .map(|d| Some(NetmapUpdate::Delta(Box::new(d))))
+                .map_err(decode)
+        } else {
+            serde_json::from_slice(&bytes)
+                .map(|m| Some(NetmapUpdate::Full(Box::new(m))))
+                .map_err(decode)
+        }
     }
 
     /// `POST /v1/node/members`: attach a workload; returns the member with its overlay address.

@@ -105,13 +105,18 @@ impl Agent {
         })
     }
 
-    /// Long-polls forever, recording each map in `log`.
-    pub async fn poll(self, log: Arc<AgentLog>) {
+    /// Long-polls forever, recording each map (or, with `deltas`, each delta: the
+    /// simulated agent does not apply them) in `log`.
+    pub async fn poll(self, log: Arc<AgentLog>, deltas: bool) {
+        let ask = if deltas { "&delta=1" } else { "" };
         let mut since = 0u64;
         // The agent's own reconnect policy, so a coordinator restart shows its real storm.
         let mut backoff = Backoff::default();
         loop {
-            let url = format!("{}/v1/node/netmap?since={since}&wait={WAIT_SECS}", self.url);
+            let url = format!(
+                "{}/v1/node/netmap?since={since}&wait={WAIT_SECS}{ask}",
+                self.url
+            );
             let res = self
                 .http
                 .get(&url)
@@ -150,7 +155,7 @@ impl Agent {
     }
 }
 
-/// The netmap's version, read from the start of the body (the coordinator writes it
+/// The netmap's (or delta's) version, read from the start of the body (the coordinator writes it
 /// first) without parsing the rest; the whole document is parsed only otherwise.
 fn version_of(body: &[u8]) -> Option<u64> {
     if let Some(rest) = body.strip_prefix(b"{\"version\":") {

@@ -5,7 +5,12 @@
 //! every agent of that segment, the bytes sent, and the coordinator's CPU and RSS.
 //!
 //! `cargo build --release -p segwire-coordinator -p segwire-bench-fanout`, then
-//! `ulimit -n 65536; target/release/fanout --agents 1000 [--segments 100]`.
+//! `target/release/fanout --agents 1000 [--segments 100]`. The benchmark raises its
+//! open-file limit to the hard limit (the coordinator inherits it): 10,000 agents need
+//! more than 20,000 descriptors between the two processes.
+//!
+//! The agents ask for deltas (`delta=1`) like `segwire-node`; `--full-maps` makes them
+//! behave like agents that do not, so both byte counts can be compared.
 
 mod agent;
 mod procstat;
@@ -55,6 +60,9 @@ struct Args {
     /// reconnect storm of every agent included (0: skip).
     #[arg(long, default_value_t = 0)]
     storm_outage: u64,
+    /// Agents ask for full maps only (as agents before deltas did).
+    #[arg(long)]
+    full_maps: bool,
 }
 
 /// A coordinator process this benchmark started; killed on drop.
@@ -171,6 +179,7 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
+    raise_fd_limit();
     if args.segments == 0 || (args.segments > 1 && args.agents / args.segments > 250) {
         bail!("use --segments 1, or at most 250 agents per segment");
     }
@@ -213,7 +222,7 @@ async fn main() -> Result<()> {
     );
     let logs: Vec<Arc<AgentLog>> = (0..args.agents).map(|_| Arc::default()).collect();
     for (a, log) in agents.into_iter().zip(&logs) {
-        tokio::spawn(a.poll(log.clone()));
+        tokio::spawn(a.poll(log.clone(), !args.full_maps));
     }
     wait_all(&logs, |l| l.version() > 0, args.timeout).await?;
     settle(args.agents).await;
@@ -248,24 +257,26 @@ async fn main() -> Result<()> {
         results.push(m);
     }
     println!(
-        "agents={} segments={} affected={} idle_rss_mib={idle_rss:.0} final_rss_mib={final_rss:.0}",
+        "agents={} segments={} affected={} deltas={} idle_rss_mib={idle_rss:.0} final_rss_mib={final_rss:.0}",
         args.agents,
         args.segments,
         affected.len(),
+        !args.full_maps,
     );
-    println!("| change | p50 s | p99 s | max s | missing | body MB | coordinator CPU s |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("| change | p50 s | p99 s | max s | missing | body MB | body bytes per agent | coordinator CPU s |");
+    println!("|---|---|---|---|---|---|---|---|");
     for m in &results {
         let mut l = m.latencies.clone();
         l.sort();
         println!(
-            "| {} | {:.3} | {:.3} | {:.3} | {} | {:.1} | {:.2} |",
+            "| {} | {:.3} | {:.3} | {:.3} | {} | {:.1} | {} | {:.2} |",
             m.name,
             pct(&l, 0.5),
             pct(&l, 0.99),
             pct(&l, 1.0),
             m.missing,
             m.bytes as f64 / 1e6,
+            m.bytes / affected.len().max(1),
             m.cpu
         );
     }
@@ -275,6 +286,25 @@ async fn main() -> Result<()> {
         .sum();
     println!("failed polls: {errors}");
     Ok(())
+}
+
+/// Raises this process's open-file limit to its hard limit (one connection per agent,
+/// and the coordinator, which inherits it, holds as many).
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0;
+    if ok && lim.rlim_cur < lim.rlim_max {
+        let before = lim.rlim_cur;
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } == 0 {
+            eprintln!("open-file limit raised from {before} to {}", lim.rlim_max);
+        }
+    }
 }
 
 /// Lets every agent send its next long-poll before the next change.
