@@ -263,7 +263,7 @@ impl Agent {
 
     async fn on_sync(&mut self, event: SyncEvent) {
         match event {
-            SyncEvent::NetMap(map) => self.apply_netmap(*map).await,
+            SyncEvent::NetMap { map, delta } => self.apply_netmap(*map, delta).await,
             SyncEvent::Reachable => {
                 if !self.reachable {
                     tracing::info!("coordinator reachable");
@@ -287,7 +287,7 @@ impl Agent {
     }
 
     /// Takes a netmap: saves it, forgets members the coordinator removed, reconciles.
-    async fn apply_netmap(&mut self, map: NetMap) {
+    async fn apply_netmap(&mut self, map: NetMap, delta: bool) {
         if self.revoked {
             return;
         }
@@ -301,6 +301,7 @@ impl Agent {
         tracing::info!(
             version = map.version,
             members = map.members.len(),
+            delta,
             "new netmap"
         );
         if let Err(e) = self.dir.save_netmap(&map) {

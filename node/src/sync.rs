@@ -24,7 +24,12 @@ const CONFIRM_DELAY: Duration = Duration::from_millis(200);
 #[derive(Debug)]
 pub enum SyncEvent {
     /// A newer netmap.
-    NetMap(Box<NetMap>),
+    NetMap {
+        /// The whole map.
+        map: Box<NetMap>,
+        /// Whether it was made from a delta.
+        delta: bool,
+    },
     /// A request succeeded.
     Reachable,
     /// A request failed; retrying (the last netmap stays applied).
@@ -68,10 +73,11 @@ pub async fn poll_netmaps(
             Ok(Some(update)) => {
                 backoff.reset();
                 let _ = tx.send(SyncEvent::Reachable).await;
+                let delta = matches!(update, NetmapUpdate::Delta(_));
                 match resolve(held.as_deref(), update) {
                     Some(map) => {
                         full = false;
-                        SyncEvent::NetMap(map)
+                        SyncEvent::NetMap { map, delta }
                     }
                     None => {
                         full = true;

@@ -139,6 +139,14 @@ fn containers_on_two_hosts_talk_over_the_segment() {
         eprintln!("TCP 50 MiB {from} -> {to_ns}: {took:.2?} ({mbit:.0} Mbit/s), checksum ok");
     }
 
+    // Host A had its map when cB joined: that change reached it as a delta.
+    let log = w.procs[s.agent_a].log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("new netmap") && l.contains("delta=true")),
+        "host A applied no delta:\n{log}"
+    );
+
     let st = status_json(&w, "ha");
     let member = &st["members"][0];
     assert_eq!(member["up"], true, "{st}");
