@@ -10,7 +10,7 @@ use axum::Json;
 use segwire_proto::api::{
     AttachRequest, EndpointReport, EnrollRequest, EnrollResponse, ErrorBody, Member,
 };
-use segwire_proto::delta::DELTA_CONTENT_TYPE;
+use segwire_proto::delta::{NetMapDelta, DELTA_CONTENT_TYPE};
 use segwire_proto::keys::decode_key;
 use segwire_proto::names::{validate_member_name, validate_node_name};
 use segwire_proto::netmap::NetMap;
@@ -135,7 +135,9 @@ pub struct NetmapQuery {
            ("wait" = Option<u64>, Query, description = "seconds to wait, default 30, at most 60", minimum = 0, maximum = 60),
            ("delta" = Option<u8>, Query, description = "1: answer with a delta from `since` when possible", minimum = 0, maximum = 1),
            ("full" = Option<u8>, Query, description = "1: a full map even with `delta=1`", minimum = 0, maximum = 1)),
-    responses((status = 200, body = NetMap, description = "a full map (application/json), or with delta=1 a NetMapDelta (application/vnd.segwire.netmap-delta+json)"),
+    responses((status = 200, description = "a full map, or with delta=1 a delta from `since`", content(
+                  (NetMap = "application/json"),
+                  (NetMapDelta = "application/vnd.segwire.netmap-delta+json"))),
               (status = 204, description = "nothing newer within the wait")))]
 pub async fn netmap(
     auth: NodeAuth,

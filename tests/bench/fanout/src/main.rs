@@ -60,6 +60,9 @@ struct Args {
     /// reconnect storm of every agent included (0: skip).
     #[arg(long, default_value_t = 0)]
     storm_outage: u64,
+    /// Agents that start polling at once (the next wave waits for their first maps).
+    #[arg(long, default_value_t = 1000)]
+    start_wave: usize,
     /// Agents ask for full maps only (as agents before deltas did).
     #[arg(long)]
     full_maps: bool,
@@ -180,6 +183,9 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
 async fn main() -> Result<()> {
     let args = Args::parse();
     raise_fd_limit();
+    if args.start_wave == 0 {
+        bail!("--start-wave must be at least 1");
+    }
     if args.segments == 0 || (args.segments > 1 && args.agents / args.segments > 250) {
         bail!("use --segments 1, or at most 250 agents per segment");
     }
@@ -221,10 +227,22 @@ async fn main() -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     let logs: Vec<Arc<AgentLog>> = (0..args.agents).map(|_| Arc::default()).collect();
+    // Agents start polling in waves, each after the previous one has its first map: in
+    // one segment of 10,000 every first map is a full one of ~2.5 MB, and all at once
+    // they would sit in memory together.
+    let mut started_polls = 0;
     for (a, log) in agents.into_iter().zip(&logs) {
         tokio::spawn(a.poll(log.clone(), !args.full_maps));
+        started_polls += 1;
+        if started_polls % args.start_wave == 0 {
+            wait_all(&logs[..started_polls], |l| l.version() > 0, args.timeout).await?;
+        }
     }
     wait_all(&logs, |l| l.version() > 0, args.timeout).await?;
+    eprintln!(
+        "first maps delivered {:.1} s after the start",
+        started.elapsed().as_secs_f64()
+    );
     settle(args.agents).await;
     let idle_rss = procstat::rss_mib(pid)?;
     eprintln!("all agents have their first map; coordinator RSS {idle_rss:.0} MiB");
