@@ -32,6 +32,8 @@ fn member(peers: &[u8]) -> MemberMap {
         listen_port: 51820,
         psk: "PSK".into(),
         psk_version: 1,
+        psk_next: None,
+        psk_previous: None,
         default: DefaultAction::Allow,
         policy: json!({"default": "allow", "rules": []}),
         policy_version: 0,
