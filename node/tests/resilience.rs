@@ -61,6 +61,24 @@ fn setup_with(letter: char, coordinator_args: &[&str]) -> Option<Setup> {
     })
 }
 
+/// UDP echoes from cA to `dst` every `every` until the flag is set; the thread returns
+/// what it saw.
+fn start_pinger(
+    s: &Setup,
+    dst: SocketAddr,
+    every: Duration,
+) -> (
+    Arc<AtomicBool>,
+    std::thread::JoinHandle<support::traffic::Outage>,
+) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let pinger = std::thread::spawn({
+        let (ns, stop) = (s.world.ns("ca"), stop.clone());
+        move || echo_outage(&ns, dst, every, || stop.load(Ordering::Relaxed))
+    });
+    (stop, pinger)
+}
+
 fn reachable(world: &World, host: &str) -> bool {
     world.status(host)["coordinator_reachable"] == true
 }
@@ -142,15 +160,7 @@ fn after_an_agent_restart_a_container_that_only_answers_is_reached_within_a_seco
     let mut worst = Duration::ZERO;
     for round in 0..3 {
         // cA pings every 50 ms; cB only answers. Host B's agent restarts meanwhile.
-        let stop = Arc::new(AtomicBool::new(false));
-        let pinger = std::thread::spawn({
-            let (ns, stop) = (s.world.ns("ca"), stop.clone());
-            move || {
-                echo_outage(&ns, dst, Duration::from_millis(50), || {
-                    stop.load(Ordering::Relaxed)
-                })
-            }
-        });
+        let (stop, pinger) = start_pinger(&s, dst, Duration::from_millis(50));
         sleep(Duration::from_millis(500));
         let agent = &mut s.world.procs[s.agent_b];
         agent.signal("-TERM");
@@ -247,16 +257,8 @@ fn a_key_rotation_with_a_late_node_restarted_from_the_old_key_stops_no_traffic()
     // cA pings every 100 ms; cB only answers. Host B cannot reach the coordinator when
     // the key rotates, restarts from saved state (the old key) and learns the new key
     // 30 s late.
-    let stop = Arc::new(AtomicBool::new(false));
     let dst = SocketAddr::from((s.addr_b, ECHO_PORT));
-    let pinger = std::thread::spawn({
-        let (ns, stop) = (s.world.ns("ca"), stop.clone());
-        move || {
-            echo_outage(&ns, dst, Duration::from_millis(100), || {
-                stop.load(Ordering::Relaxed)
-            })
-        }
-    });
+    let (stop, pinger) = start_pinger(&s, dst, Duration::from_millis(100));
     cut_off_coordinator(&s.world, true);
     s.world.cli(&s.conf, &["segment", "rotate-key", "web"]);
     let learned = time_until(Duration::from_secs(5), || psk_version(&s.world, "ha") > old);
@@ -311,16 +313,8 @@ fn a_node_restarted_after_the_switch_reaches_a_node_that_never_learnt_the_next_k
     };
     let _echo = Echo::start(&s.world.ns("cb"), ECHO_PORT);
     echo_works(&s);
-    let stop = Arc::new(AtomicBool::new(false));
     let dst = SocketAddr::from((s.addr_b, ECHO_PORT));
-    let pinger = std::thread::spawn({
-        let (ns, stop) = (s.world.ns("ca"), stop.clone());
-        move || {
-            echo_outage(&ns, dst, Duration::from_millis(100), || {
-                stop.load(Ordering::Relaxed)
-            })
-        }
-    });
+    let (stop, pinger) = start_pinger(&s, dst, Duration::from_millis(100));
     cut_off_coordinator(&s.world, true);
     s.world.cli(&s.conf, &["segment", "rotate-key", "web"]);
     assert_eq!(rotation_phase(&s).as_deref(), Some("accepting"));

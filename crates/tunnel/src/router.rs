@@ -173,6 +173,27 @@ struct Indices {
 }
 
 impl Indices {
+    /// A new tunnel to `peer` with `psk`, its index registered as `which` of `slot`.
+    fn tunnel(
+        &mut self,
+        now: Duration,
+        identity: &Identity,
+        slot: usize,
+        which: Which,
+        psk: &PresharedKey,
+        peer: &Peer,
+    ) -> WgTunnel {
+        let index = self.alloc(slot, which);
+        WgTunnel::new(
+            now,
+            identity,
+            &peer.key,
+            psk,
+            index,
+            peer.persistent_keepalive,
+        )
+    }
+
     fn alloc(&mut self, slot: usize, which: Which) -> u32 {
         // Terminates: at most 2 * MAX_PEERS < 2^24 indices are ever in use.
         loop {
@@ -400,15 +421,9 @@ impl Router {
         self.second_key = Some(std::mem::replace(&mut self.psk, psk));
         for (slot, entry) in self.peers.iter_mut().enumerate() {
             let Some(peer) = entry.as_mut() else { continue };
-            let index = self.indices.alloc(slot, Which::Current);
-            let fresh = WgTunnel::new(
-                now,
-                &self.identity,
-                &peer.key,
-                &self.psk,
-                index,
-                peer.persistent_keepalive,
-            );
+            let fresh =
+                self.indices
+                    .tunnel(now, &self.identity, slot, Which::Current, &self.psk, peer);
             let old = std::mem::replace(&mut peer.tunnel, fresh);
             if let Some(r) = peer.retiring.take() {
                 self.indices.map.remove(&r.index());

@@ -14,7 +14,6 @@ use std::time::Duration;
 use super::Router;
 use crate::batch::{DatagramBatch, HANDSHAKE_MAX};
 use crate::peer::Which;
-use crate::wg::WgTunnel;
 use crate::PresharedKey;
 
 impl Router {
@@ -88,15 +87,10 @@ impl Router {
         if peer.retiring.is_some() {
             return;
         }
-        let index = self.indices.alloc(slot, Which::Retiring);
-        peer.retiring = Some(WgTunnel::new(
-            now,
-            &self.identity,
-            &peer.key,
-            &key,
-            index,
-            peer.persistent_keepalive,
-        ));
+        let second = self
+            .indices
+            .tunnel(now, &self.identity, slot, Which::Retiring, &key, peer);
+        peer.retiring = Some(second);
         peer.retire_at = None;
     }
 
@@ -138,14 +132,13 @@ impl Router {
                     peer.retiring = Some(old);
                 }
                 None => {
-                    let index = self.indices.alloc(slot, Which::Current);
-                    let fresh = WgTunnel::new(
+                    let fresh = self.indices.tunnel(
                         now,
                         &self.identity,
-                        &peer.key,
+                        slot,
+                        Which::Current,
                         &self.psk,
-                        index,
-                        peer.persistent_keepalive,
+                        peer,
                     );
                     let old = std::mem::replace(&mut peer.tunnel, fresh);
                     self.indices

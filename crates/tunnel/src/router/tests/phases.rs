@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::testutil::{psk, Net};
 use crate::DatagramBatch;
 
-use super::rotation::longest_gap;
+use super::rotation::{captured_initiation, endpoint_of, longest_gap};
 use super::{assert_flows, A, B};
 
 const C: u8 = 3;
@@ -131,19 +131,9 @@ fn a_peer_added_during_a_rotation_gets_a_second_tunnel() {
 fn a_captured_initiation_replayed_in_either_phase_moves_no_endpoint() {
     let mut net = Net::new(2);
     assert_flows(&mut net, A, B, 1);
-    let captured = net
-        .log
-        .iter()
-        .find(|s| s.from == A && s.bytes[0] == 1)
-        .map(|s| s.bytes.clone())
-        .expect("A's initiation");
+    let captured = captured_initiation(&net, A);
     let attacker = crate::testutil::underlay(9);
-    let endpoint_of_a = |net: &mut Net| {
-        let now = net.now;
-        net.router(B)
-            .peer_status(&crate::testutil::public(A), now)
-            .and_then(|p| p.endpoint)
-    };
+    let endpoint_of_a = |net: &mut Net| endpoint_of(net, B, A);
     // B's second (next-key) tunnel is fresh, B's first refuses the replay.
     keys(&mut net, B, 1, Some(2));
     net.inject(B, attacker, &captured);

@@ -13,6 +13,23 @@ const STEP: Duration = Duration::from_millis(100);
 
 /// Sends one packet each way per step for `steps`; returns the longest stretch either
 /// direction delivered nothing.
+/// The first handshake initiation node `from` sent, as an attacker on the path saw it.
+pub(super) fn captured_initiation(net: &Net, from: u8) -> Vec<u8> {
+    net.log
+        .iter()
+        .find(|s| s.from == from && s.bytes[0] == 1)
+        .map(|s| s.bytes.clone())
+        .expect("an initiation")
+}
+
+/// Where node `at` sends to node `peer` now.
+pub(super) fn endpoint_of(net: &mut Net, at: u8, peer: u8) -> Option<std::net::SocketAddr> {
+    let now = net.now;
+    net.router(at)
+        .peer_status(&public(peer), now)
+        .and_then(|p| p.endpoint)
+}
+
 pub(super) fn longest_gap(net: &mut Net, steps: u32, seq0: u32) -> Duration {
     let (mut gap_ab, mut gap_ba, mut worst) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     for i in 0..steps {
@@ -66,19 +83,9 @@ fn a_node_restarted_with_the_old_key_after_the_others_rotated_is_reached_at_once
 fn a_captured_initiation_replayed_after_a_rotation_or_restart_moves_no_endpoint() {
     let mut net = Net::new(2);
     assert_flows(&mut net, A, B, 1);
-    let captured = net
-        .log
-        .iter()
-        .find(|s| s.from == A && s.bytes[0] == 1)
-        .map(|s| s.bytes.clone())
-        .expect("A's initiation");
+    let captured = captured_initiation(&net, A);
     let attacker = underlay(9);
-    let endpoint_of_a = |net: &mut Net| {
-        let now = net.now;
-        net.router(B)
-            .peer_status(&public(A), now)
-            .and_then(|p| p.endpoint)
-    };
+    let endpoint_of_a = |net: &mut Net| endpoint_of(net, B, A);
     // B's fresh new-key tunnel has never seen it; B's old-key tunnel refuses it as a replay.
     rotate(&mut net, B, 2);
     net.inject(B, attacker, &captured);
