@@ -9,8 +9,6 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use segwire_proto::api::RotationPhase;
-
 use crate::api::AppState;
 use crate::presence::Seen;
 use crate::store::audit::{self, AuditCtx};
@@ -117,9 +115,6 @@ async fn drive_once(st: &AppState, grace: Duration) -> StoreResult<()> {
             ),
         }
         metrics::counter!("segwire_key_rotation_phases_total", "phase" => phase).increment(1);
-        if rotation.phase == RotationPhase::Switched {
-            tracing::info!(segment = %row.name, psk_version = row.psk_version, "previous segment key retired");
-        }
     }
     Ok(())
 }
@@ -127,6 +122,7 @@ async fn drive_once(st: &AppState, grace: Duration) -> StoreResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use segwire_proto::api::RotationPhase;
 
     fn rotation(version: i64, since: i64) -> Rotation {
         Rotation {

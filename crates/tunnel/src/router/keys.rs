@@ -62,11 +62,12 @@ impl Router {
             }
             None => {}
         }
-        if changed {
+        if changed && self.pinned {
             tracing::info!(
-                second_key = self.pinned,
-                "segment keys set; answering with the second key too while a rotation runs"
+                "segment keys set; the second key is answered too while the rotation runs"
             );
+        } else if changed {
+            tracing::info!("segment keys set; the second key retires");
         }
         changed
     }
