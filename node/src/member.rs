@@ -88,6 +88,33 @@ pub struct MemberStats {
     pub flows_dropped: u64,
     /// Packets allowed per rule of the policy in force: `(rule name, count)`.
     pub rules: Vec<(String, u64)>,
+    /// The offloads in force and how many packets each read and send carried.
+    pub io: IoStats,
+}
+
+/// The offloads a member's devices run with and the shell's I/O counters: packets per
+/// wake-up and per system call tell an operator whether batching and offloads pay.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IoStats {
+    /// The TUN device splits TSO super-packets and coalesces writes (GRO); false: the
+    /// plain device, one packet per read and write.
+    pub tun_offload: bool,
+    /// Datagrams one UDP send may carry (1: no GSO).
+    pub udp_gso_segments: usize,
+    /// Datagrams one UDP receive buffer may carry (1: no GRO).
+    pub udp_gro_segments: usize,
+    /// Batches read from the TUN device (one wake-up each).
+    pub tun_reads: u64,
+    /// Packets those batches held (after splitting super-packets).
+    pub tun_read_packets: u64,
+    /// `recvmmsg` calls that returned datagrams.
+    pub udp_recv_calls: u64,
+    /// Datagrams they returned (after splitting GRO buffers).
+    pub udp_recv_datagrams: u64,
+    /// UDP send system calls (one GSO run each).
+    pub udp_send_calls: u64,
+    /// Datagrams the kernel took from them.
+    pub udp_sent_datagrams: u64,
 }
 
 /// A detection of one member's data path: (member id, detection).
@@ -238,6 +265,7 @@ struct DataPath {
     tun_in: PacketBatch,
     tun_write_errors: u64,
     udp_send_errors: u64,
+    io: IoStats,
     /// This member's id and where its detections go.
     found: (String, mpsc::Sender<Found>),
 }
@@ -250,6 +278,14 @@ impl DataPath {
         epoch: Instant,
         found: (String, mpsc::Sender<Found>),
     ) -> Self {
+        let offload = udp.offload();
+        let io = IoStats {
+            tun_offload: tun.offload(),
+            udp_gso_segments: offload.gso_segments,
+            udp_gro_segments: offload.gro_segments,
+            ..IoStats::default()
+        };
+        tracing::debug!(?io, "device offloads");
         Self {
             core,
             tun,
@@ -259,6 +295,7 @@ impl DataPath {
             tun_in: PacketBatch::new(BATCH, SLOT),
             tun_write_errors: 0,
             udp_send_errors: 0,
+            io,
         }
     }
 
@@ -282,7 +319,9 @@ impl DataPath {
                     None => break,
                 },
                 read = self.tun.recv_batch(&mut self.tun_in) => match read {
-                    Ok(_) => {
+                    Ok(n) => {
+                        self.io.tun_reads += 1;
+                        self.io.tun_read_packets += n as u64;
                         let now = self.now();
                         self.core.handle_tun(now, &self.tun_in);
                         self.report_detections();
@@ -338,6 +377,7 @@ impl DataPath {
                     flows: self.core.top_flows(20),
                     flows_dropped: self.core.flows_dropped(),
                     rules: self.core.rule_counters(),
+                    io: self.io,
                 });
             }
         }
@@ -352,6 +392,8 @@ impl DataPath {
             let now = self.now();
             let full = match self.udp.try_recv_batch() {
                 Ok(batch) => {
+                    self.io.udp_recv_calls += 1;
+                    self.io.udp_recv_datagrams += batch.datagrams().count() as u64;
                     self.core.handle_udp(now, batch.datagrams());
                     batch.is_full()
                 }
@@ -404,6 +446,8 @@ impl DataPath {
         }
         let report = self.udp.send_batch(self.core.datagrams()).await;
         self.udp_send_errors += report.failed as u64;
+        self.io.udp_send_calls += report.calls as u64;
+        self.io.udp_sent_datagrams += report.sent as u64;
         self.core.clear_datagrams();
     }
 }

@@ -360,6 +360,20 @@ impl Round<'_> {
             &labels,
             r.drops.get(DropReason::DecryptFailed),
         );
+        let io = &stats.io;
+        gauge(TUN_OFFLOAD, &labels, bool_value(io.tun_offload));
+        gauge(UDP_GSO_SEGMENTS, &labels, io.udp_gso_segments as f64);
+        gauge(UDP_GRO_SEGMENTS, &labels, io.udp_gro_segments as f64);
+        for (name, value) in [
+            (TUN_READS, io.tun_reads),
+            (TUN_READ_PACKETS, io.tun_read_packets),
+            (UDP_RECV_CALLS, io.udp_recv_calls),
+            (UDP_RECV_DATAGRAMS, io.udp_recv_datagrams),
+            (UDP_SEND_CALLS, io.udp_send_calls),
+            (UDP_SENT_DATAGRAMS, io.udp_sent_datagrams),
+        ] {
+            self.counter(name, &labels, value);
+        }
         let fw = &stats.firewall;
         self.counter(POLICY_ALLOWED, &labels, fw.allowed);
         self.counter(POLICY_DENIED, &labels, fw.denied);
@@ -463,6 +477,15 @@ const PEER_TX_PACKETS: &str = "segwire_node_peer_tx_packets_total";
 const PEER_HANDSHAKES: &str = "segwire_node_peer_handshakes_total";
 const PEER_LAST_HANDSHAKE: &str = "segwire_node_peer_last_handshake_seconds";
 const PEER_DROPS: &str = "segwire_node_peer_drops_total";
+const TUN_OFFLOAD: &str = "segwire_node_member_tun_offload";
+const UDP_GSO_SEGMENTS: &str = "segwire_node_member_udp_gso_segments";
+const UDP_GRO_SEGMENTS: &str = "segwire_node_member_udp_gro_segments";
+const TUN_READS: &str = "segwire_node_member_tun_reads_total";
+const TUN_READ_PACKETS: &str = "segwire_node_member_tun_read_packets_total";
+const UDP_RECV_CALLS: &str = "segwire_node_member_udp_recv_calls_total";
+const UDP_RECV_DATAGRAMS: &str = "segwire_node_member_udp_recv_datagrams_total";
+const UDP_SEND_CALLS: &str = "segwire_node_member_udp_send_calls_total";
+const UDP_SENT_DATAGRAMS: &str = "segwire_node_member_udp_sent_datagrams_total";
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge};
@@ -517,6 +540,33 @@ fn describe() {
         PEER_DROPS,
         "Packets from or to the peer dropped, by reason."
     );
+    describe_gauge!(
+        TUN_OFFLOAD,
+        "1 when the TUN device splits TSO super-packets and coalesces writes (GRO)."
+    );
+    describe_gauge!(
+        UDP_GSO_SEGMENTS,
+        "Datagrams one UDP send may carry (1: no GSO)."
+    );
+    describe_gauge!(
+        UDP_GRO_SEGMENTS,
+        "Datagrams one UDP receive buffer may carry (1: no GRO)."
+    );
+    describe_counter!(
+        TUN_READS,
+        "Batches read from the TUN device (one wake-up each)."
+    );
+    describe_counter!(
+        TUN_READ_PACKETS,
+        "Packets read from the TUN device (super-packets split)."
+    );
+    describe_counter!(UDP_RECV_CALLS, "recvmmsg calls that returned datagrams.");
+    describe_counter!(
+        UDP_RECV_DATAGRAMS,
+        "Datagrams received (GRO buffers split)."
+    );
+    describe_counter!(UDP_SEND_CALLS, "UDP send system calls (one GSO run each).");
+    describe_counter!(UDP_SENT_DATAGRAMS, "Datagrams the UDP socket took.");
 }
 
 #[cfg(test)]

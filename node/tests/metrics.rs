@@ -240,6 +240,36 @@ fn agent_metrics_move_with_traffic_and_probes_answer() {
     ] {
         assert!(value(&first, name, &member).is_some(), "{name}:\n{text}");
     }
+    // The offloads in force (this kernel has all of them) and the I/O counters: every
+    // echo was read from the TUN device and sent and received over UDP.
+    for (name, want) in [
+        ("segwire_node_member_tun_offload", 1.0),
+        ("segwire_node_member_udp_gso_segments", 2.0),
+        ("segwire_node_member_udp_gro_segments", 2.0),
+    ] {
+        let v = value(&first, name, &member).unwrap_or(0.0);
+        assert!(v >= want, "{name} = {v}, want at least {want}:\n{text}");
+    }
+    for (calls, items) in [
+        (
+            "segwire_node_member_tun_reads_total",
+            "segwire_node_member_tun_read_packets_total",
+        ),
+        (
+            "segwire_node_member_udp_recv_calls_total",
+            "segwire_node_member_udp_recv_datagrams_total",
+        ),
+        (
+            "segwire_node_member_udp_send_calls_total",
+            "segwire_node_member_udp_sent_datagrams_total",
+        ),
+    ] {
+        let (c, i) = (
+            value(&first, calls, &member).unwrap_or(0.0),
+            value(&first, items, &member).unwrap_or(0.0),
+        );
+        assert!(c >= 20.0 && i >= c, "{calls} = {c}, {items} = {i}:\n{text}");
+    }
     let reason = [member[0], member[1], ("reason", "decrypt_failed")];
     assert!(
         value(&first, "segwire_node_member_drops_total", &reason).is_some(),

@@ -29,6 +29,11 @@ const TUN_CLONE_DEVICE: &str = "/dev/net/tun";
 const SPLIT_SLOTS: usize = 128;
 /// Size of one split packet buffer (larger than the MTU; one MTU-sized packet each).
 const SPLIT_SLOT: usize = 4096;
+/// Capacity of one write buffer: room for a whole coalesced super-packet (the IP limit of
+/// 64 KiB) and tun-rs's two header offsets. tun-rs coalesces into the first packet's
+/// buffer only while it has the capacity, so MTU-sized buffers would cap GRO at two
+/// segments per write. Pages are touched only as far as packets fill them.
+const WRITE_SLOT: usize = 2 * VIRTIO_NET_HDR_LEN + 65_535;
 
 /// A layer-3 TUN interface, non-blocking and driven by the tokio runtime it was created on:
 /// every packet in and out is one bare IP packet, whatever the device does underneath (see
@@ -250,9 +255,8 @@ impl Offload {
 
     async fn send_batch(&mut self, batch: &PacketBatch) -> io::Result<usize> {
         if self.write.len() < batch.len() {
-            self.write.resize_with(batch.len(), || {
-                Vec::with_capacity(VIRTIO_NET_HDR_LEN + SPLIT_SLOT)
-            });
+            self.write
+                .resize_with(batch.len(), || Vec::with_capacity(WRITE_SLOT));
         }
         // What is not an IP packet is dropped here: the kernel would refuse it anyway, and
         // the coalescing pass must see only IP packets.
@@ -394,5 +398,7 @@ fn open_tun(name: &str, netns: &str) -> Result<File, NetdevError> {
     Ok(file)
 }
 
+#[cfg(test)]
+mod offload_tests;
 #[cfg(test)]
 mod tests;

@@ -149,6 +149,7 @@ fn stats(ago: Option<Duration>) -> MemberStats {
         flows: Vec::new(),
         flows_dropped: 0,
         rules: Vec::new(),
+        io: Default::default(),
     }
 }
 

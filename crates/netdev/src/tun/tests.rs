@@ -9,21 +9,21 @@ use super::*;
 use crate::testutil::{ip, privileged, TestNetns};
 use crate::{create_interface, link_exists, list_links, remove_link, InterfaceConfig, NetnsError};
 
-const LOCAL: Ipv4Addr = Ipv4Addr::new(100, 64, 7, 1);
-const PEER: Ipv4Addr = Ipv4Addr::new(100, 64, 7, 2);
+pub(super) const LOCAL: Ipv4Addr = Ipv4Addr::new(100, 64, 7, 1);
+pub(super) const PEER: Ipv4Addr = Ipv4Addr::new(100, 64, 7, 2);
 const ICMP: u8 = 1;
 const UDP: u8 = 17;
 const ECHO_REPLY: u8 = 0;
 const ECHO_REQUEST: u8 = 8;
 const ECHO_ID: u16 = 0x5357;
-const TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const TIMEOUT: Duration = Duration::from_secs(5);
 
 fn segment() -> ipnet::Ipv4Net {
     "100.64.7.0/24".parse().expect("cidr")
 }
 
 /// The RFC 1071 internet checksum.
-fn checksum(bytes: &[u8]) -> u16 {
+pub(super) fn checksum(bytes: &[u8]) -> u16 {
     let mut sum: u32 = bytes
         .chunks(2)
         .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
@@ -34,25 +34,25 @@ fn checksum(bytes: &[u8]) -> u16 {
     !(sum as u16)
 }
 
-struct Ipv4View<'a>(&'a [u8]);
+pub(super) struct Ipv4View<'a>(&'a [u8]);
 
 impl Ipv4View<'_> {
-    fn parse(packet: &[u8]) -> Option<Ipv4View<'_>> {
+    pub(super) fn parse(packet: &[u8]) -> Option<Ipv4View<'_>> {
         (packet.len() >= 20 && packet[0] >> 4 == 4).then_some(Ipv4View(packet))
     }
-    fn header_len(&self) -> usize {
+    pub(super) fn header_len(&self) -> usize {
         usize::from(self.0[0] & 0x0f) * 4
     }
-    fn protocol(&self) -> u8 {
+    pub(super) fn protocol(&self) -> u8 {
         self.0[9]
     }
-    fn src(&self) -> Ipv4Addr {
+    pub(super) fn src(&self) -> Ipv4Addr {
         Ipv4Addr::new(self.0[12], self.0[13], self.0[14], self.0[15])
     }
-    fn dst(&self) -> Ipv4Addr {
+    pub(super) fn dst(&self) -> Ipv4Addr {
         Ipv4Addr::new(self.0[16], self.0[17], self.0[18], self.0[19])
     }
-    fn payload(&self) -> &[u8] {
+    pub(super) fn payload(&self) -> &[u8] {
         &self.0[self.header_len()..]
     }
 }
