@@ -5,7 +5,7 @@
 //! table is bounded: when it is full, records that are shipped and idle make room, and
 //! otherwise new flows are only counted as dropped, so a flood cannot exhaust memory.
 
-use std::collections::HashMap;
+use ahash::HashMap;
 use std::net::IpAddr;
 
 use segwire_policy::packet::Transport;
@@ -74,7 +74,7 @@ impl FlowLog {
     #[must_use]
     pub fn new() -> Self {
         FlowLog {
-            flows: HashMap::with_capacity(MAX_FLOWS),
+            flows: HashMap::with_capacity_and_hasher(MAX_FLOWS, Default::default()),
             dropped: 0,
             last_scan: 0,
         }

@@ -6,7 +6,7 @@
 //! peer evicts the longest-idle entry of the peer holding the most. So one peer opening
 //! connections as fast as it can never evicts another peer's connections below its share.
 
-use std::collections::HashMap;
+use ahash::HashMap;
 use std::time::Duration;
 
 use crate::classify::{Direction, RuleId};
@@ -155,9 +155,12 @@ impl Conntrack {
         let max = config.max_entries.clamp(1, (NIL - 1) as usize);
         Conntrack {
             // Twice the entries keeps the hash table rehashing in place, never growing.
-            index: HashMap::with_capacity(max.saturating_mul(2)),
+            index: HashMap::with_capacity_and_hasher(max.saturating_mul(2), Default::default()),
             // Likewise twice the peers (at most one per entry), up to PEERS_RESERVED.
-            peers: HashMap::with_capacity(max.min(PEERS_RESERVED).saturating_mul(2)),
+            peers: HashMap::with_capacity_and_hasher(
+                max.min(PEERS_RESERVED).saturating_mul(2),
+                Default::default(),
+            ),
             slots: Vec::with_capacity(max),
             free: Vec::with_capacity(max),
             head: NIL,

@@ -4,6 +4,8 @@
 use std::path::Path;
 
 const ALLOWED_DEPENDENCIES: &[&str] = &[
+    // A hasher: seeded once from the OS RNG, no clock, no I/O.
+    "ahash",
     "humantime",
     "ipnet",
     "serde",

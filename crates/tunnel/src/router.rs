@@ -1,6 +1,8 @@
 //! The per-member router: peer table, cryptokey routing and the batch calls.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use ahash::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
@@ -238,10 +240,10 @@ impl Router {
             address: config.address,
             peers: Vec::new(),
             free: Vec::new(),
-            by_key: HashMap::new(),
+            by_key: HashMap::default(),
             indices: Indices {
                 next: rand::random(),
-                map: HashMap::new(),
+                map: HashMap::default(),
             },
             routes: RouteTable::default(),
             totals: Totals::default(),

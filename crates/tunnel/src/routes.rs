@@ -6,7 +6,7 @@
 //! (a /32 is a /128 there, a /24 a /120); IPv6 networks never cover that block (see
 //! [`RouteTable::insert`]), so one family's routes never answer for the other.
 
-use std::collections::HashMap;
+use ahash::HashMap;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -53,11 +53,11 @@ impl RouteTable {
         let pos = match self.tables.iter().position(|(p, _)| *p <= prefix) {
             Some(i) if self.tables[i].0 == prefix => i,
             Some(i) => {
-                self.tables.insert(i, (prefix, HashMap::new()));
+                self.tables.insert(i, (prefix, HashMap::default()));
                 i
             }
             None => {
-                self.tables.push((prefix, HashMap::new()));
+                self.tables.push((prefix, HashMap::default()));
                 self.tables.len() - 1
             }
         };
