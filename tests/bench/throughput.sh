@@ -5,12 +5,15 @@
 # and the CPU seconds per GB moved by both tunnel processes (utime+stime from /proc during
 # the TCP runs); then segwire's ratios to boringtun-cli and to Debian's wireguard-go.
 # Paths:
-#   - segwire container -> container, no policy, then with 10,000 policy rules
+#   - segwire container -> container, no policy (IPv4, then IPv6 inside the same
+#     dual-stack segment), then with 10,000 policy rules
 #     (release build, real coordinator and agents)
 #   - boringtun-cli 0.7.1 host -> host (--threads 1), the baseline
 #   - Debian's wireguard-go host -> host
 #   - plain veth host -> host (reference)
 # Usage: sudo tests/bench/throughput.sh [seconds-per-run]   (default 10)
+#        PROFILE=1 also records the whole machine with perf during segwire's 1-stream run and
+#        prints where the cycles went (by process and by symbol).
 # Share of the machine matters: say whether other work ran at the same time.
 set -euo pipefail
 SECS=${1:-10}
@@ -67,7 +70,12 @@ measure() { # key label src-ns dst-ns dst-addr tunnel-pids...
   local key=$1 label=$2 src=$3 dst=$4 addr=$5; shift 5
   local c0 c1 j1 j4 ju
   c0=$(cpu_ticks "$@")
+  local perf_pid=""
+  if [ -n "${PROFILE:-}" ] && [ "$key" = sw ]; then # the whole machine during segwire's TCP 1 stream
+    perf record -a -q -o "$WORK/perf.data" -- sleep "$SECS" 2>/dev/null & perf_pid=$!
+  fi
   j1=$(iperf "$src" "$dst" "$addr")
+  [ -z "$perf_pid" ] || wait "$perf_pid" || true
   j4=$(iperf "$src" "$dst" "$addr" -P 4)
   c1=$(cpu_ticks "$@")
   ju=$(iperf "$src" "$dst" "$addr" -u -b "$UDP_RATE" -l 1300)
@@ -95,7 +103,7 @@ PIDS+=($!)
 for _ in $(seq 100); do [ -f "$WORK/coord/admin.conf" ] && break; sleep 0.1; done
 sw() { ip netns exec $P-ctl "$BIN/segwire" --config "$WORK/coord/admin.conf" "$@"; }
 for _ in $(seq 50); do sw segment list >/dev/null 2>&1 && break; sleep 0.1; done
-sw segment create bench --cidr 100.64.50.0/24 >/dev/null
+sw segment create bench --cidr 100.64.50.0/24 --cidr fd50:5e67::/64 >/dev/null
 tok=$(sw token create --segment bench --uses 2)
 for h in a b; do
   ip netns exec $P-$h "$BIN/segwire-node" --state-dir "$WORK/$h" join "$tok" --name "$h" >/dev/null
@@ -106,6 +114,13 @@ for h in a b; do for _ in $(seq 100); do [ -S "$WORK/$h/agent.sock" ] && break; 
 ip netns exec $P-a "$BIN/segwire-node" --state-dir "$WORK/a" attach --segment bench --netns $P-ca >/dev/null
 addr_b=$(ip netns exec $P-b "$BIN/segwire-node" --state-dir "$WORK/b" attach --segment bench --netns $P-cb -o json | jq -r .address)
 for _ in $(seq 50); do ip netns exec $P-ca ping -c1 -W0.2 -q "$addr_b" >/dev/null 2>&1 && break; done
+# The segment is dual-stack: container B's IPv6 address, for the IPv6 row.
+addr_b6=""
+for _ in $(seq 50); do
+  addr_b6=$(ip -n $P-cb -6 -o addr show scope global | awk '{print $4}' | cut -d/ -f1 | head -1)
+  [ -n "$addr_b6" ] && ip netns exec $P-ca ping -c1 -W0.2 -q "$addr_b6" >/dev/null 2>&1 && break
+  sleep 0.1
+done
 
 # --- boringtun-cli baseline, host a -> host b ---
 ka=$(wg genkey); kb=$(wg genkey)
@@ -136,6 +151,7 @@ echo "$SECS s per run, $(nproc) cores, UDP offered at $UDP_RATE; load before: $(
 printf '%-34s %7s %7s %9s %6s %7s %11s %7s\n' "path" "TCP 1" "TCP 4" "retr 1/4" "UDP" "loss" "ping avg" "CPU s/GB"
 printf '%-34s %7s %7s %9s %6s %7s %11s %7s\n' "" "Gbit/s" "Gbit/s" "" "deliv." "" "" "(both)"
 measure sw "segwire, no policy" $P-ca $P-cb "$addr_b" "${AGENTS[@]}"
+measure sw6 "segwire, no policy, IPv6 inside" $P-ca $P-cb "$addr_b6" "${AGENTS[@]}"
 
 # The same path with a 10,000-rule policy (9,999 rules that match nothing plus the one
 # iperf3 and ping need): the classifier must cost little.
@@ -156,4 +172,11 @@ echo
 printf '%-34s %9s %9s\n' "segwire (no policy) vs" "TCP 1" "TCP 4"
 printf '%-34s %9s %9s\n' "boringtun-cli --threads 1" "$(ratio "${TCP1[sw]}" "${TCP1[bt]}")" "$(ratio "${TCP4[sw]}" "${TCP4[bt]}")"
 printf '%-34s %9s %9s\n' "wireguard-go (Debian)" "$(ratio "${TCP1[sw]}" "${TCP1[wg]}")" "$(ratio "${TCP4[sw]}" "${TCP4[wg]}")"
+printf '%-34s %9s %9s\n' "IPv6 / IPv4 inside" "$(ratio "${TCP1[sw6]}" "${TCP1[sw]}")" "$(ratio "${TCP4[sw6]}" "${TCP4[sw]}")"
 printf '%-34s %9s %9s\n' "10,000 rules / no policy" "$(ratio "${TCP1[sw10k]}" "${TCP1[sw]}")" "$(ratio "${TCP4[sw10k]}" "${TCP4[sw]}")"
+if [ -n "${PROFILE:-}" ] && [ -s "$WORK/perf.data" ]; then
+  echo
+  echo "where the cycles went during segwire's TCP 1-stream run (perf, whole machine):"
+  perf report -i "$WORK/perf.data" --stdio --sort comm --percent-limit 2 2>/dev/null | grep '%' | head -12
+  perf report -i "$WORK/perf.data" --stdio --sort comm,sym --percent-limit 0.8 2>/dev/null | grep '%' | head -30
+fi
