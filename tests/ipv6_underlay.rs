@@ -1,7 +1,8 @@
 //! An IPv6-only underlay, in network namespaces: hosts whose only addresses are IPv6
 //! (2001:2::/64), a coordinator listening on `[::]:7443` and advertising `[2001:2::1]`,
 //! agents that join with the bracketed token and report IPv6 endpoints, and containers of
-//! a dual-stack segment that reach each other over IPv4 and IPv6 through it. No IPv6
+//! a dual-stack segment that reach each other over IPv4 and IPv6 through it (one agent
+//! names its endpoint with `join --endpoint IPV6`). No IPv6
 //! reaches across segments, and the underlay carries nothing but WireGuard UDP and the
 //! control plane's TLS (and IPv6's own link control: neighbour discovery, multicast
 //! listener reports). One scenario, run in order, because each step builds on the last.
@@ -12,7 +13,6 @@ mod support;
 use std::time::Duration;
 
 use segwire_proto::token::JoinToken;
-use segwire_testkit::netlab::privileged;
 use segwire_testkit::Lab;
 use support::capture::{self, Capture, Underlay::V6};
 use support::ctl::{start_coordinator, Ctl};
@@ -52,7 +52,14 @@ fn member6(ctl: &Ctl, lab: &Lab, v4: &str) -> (String, Vec<String>) {
 
 #[test]
 fn ipv6_only_underlay_end_to_end() {
-    if !privileged("ipv6_only_underlay_end_to_end") {
+    use segwire_testkit::skip::{require, Need};
+    let needs = [
+        Need::Root,
+        Need::Program("ip"),
+        Need::Program("ping"),
+        Need::Program("tcpdump"),
+    ];
+    if !require("ipv6_only_underlay_end_to_end", &needs) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -112,7 +119,11 @@ fn ipv6_only_underlay_end_to_end() {
     let mut a3 = Agent::new(&h3, d);
     a1.join(&lab, &t_web, "h1");
     a2.join(&lab, &t_web, "h2");
-    a3.join(&lab, &t_db, "h3");
+    // h3 names its endpoint (an IPv6 literal) instead of discovering it.
+    a3.run_ok(
+        &lab,
+        &["join", &t_db, "--name", "h3", "--endpoint", "2001:2::13"],
+    );
     for a in [&mut a1, &mut a2, &mut a3] {
         a.start(&mut lab);
     }
@@ -121,8 +132,12 @@ fn ipv6_only_underlay_end_to_end() {
     let ip3 = a3.attach(&lab, "db", &c3, "app=db");
     let (ip1_6, ep1) = member6(&ctl, &lab, &ip1);
     let (ip2_6, ep2) = member6(&ctl, &lab, &ip2);
-    let (ip3_6, _) = member6(&ctl, &lab, &ip3);
-    for (ep, host) in [(&ep1, "2001:2::11"), (&ep2, "2001:2::12")] {
+    let (ip3_6, ep3) = member6(&ctl, &lab, &ip3);
+    for (ep, host) in [
+        (&ep1, "2001:2::11"),
+        (&ep2, "2001:2::12"),
+        (&ep3, "2001:2::13"),
+    ] {
         assert!(
             !ep.is_empty() && ep.iter().all(|e| e.starts_with(&format!("[{host}]:"))),
             "endpoints {ep:?} are not {host}'s"
