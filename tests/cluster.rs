@@ -5,58 +5,20 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use segwire_testkit::netlab::privileged;
 use segwire_testkit::{bin, Lab};
+use support::capture::{self, Capture, Underlay::V4};
+use support::ctl::{start_coordinator, Ctl};
 use support::{
     drops, echoes, figure, log_gap, log_time, member_at, peer_owning, ping, ping_from, tcp_connect,
     tcp_echo_server, tcp_transfer, udp_from, udp_marker, wait_until, Agent,
 };
 
-struct Ctl {
-    ns: String,
-    conf: std::path::PathBuf,
-}
-
-impl Ctl {
-    fn sw(&self, lab: &Lab, args: &[&str]) -> String {
-        let out = lab
-            .cmd(&self.ns, bin("segwire").to_str().unwrap())
-            .arg("--config")
-            .arg(&self.conf)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "segwire {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-}
-
-fn start_coordinator(
-    lab: &mut Lab,
-    ns: &str,
-    data: &std::path::Path,
-    log: &std::path::Path,
-) -> u32 {
-    let mut c = lab.cmd(ns, bin("segwire-coordinator").to_str().unwrap());
-    c.args([
-        "serve",
-        "--listen",
-        "198.18.0.1:7443",
-        "--advertise",
-        "198.18.0.1",
-        "--data-dir",
-    ])
-    .arg(data)
-    .env("RUST_LOG", "info");
-    lab.spawn(c, log)
-}
+/// Where the coordinator listens and what it advertises.
+const LISTEN: &str = "198.18.0.1:7443";
+const ADVERTISE: &str = "198.18.0.1";
 
 /// Runs `args` inside `ns` and panics when it fails.
 fn sh_in(lab: &Lab, ns: &str, args: &[&str]) {
@@ -91,28 +53,20 @@ fn cluster_end_to_end() {
 
     let coord_data = d.join("coord");
     let coord_log = d.join("coordinator.log");
-    let mut coord = start_coordinator(&mut lab, &ctl_ns, &coord_data, &coord_log);
+    let mut coord = start_coordinator(
+        &mut lab,
+        &ctl_ns,
+        &coord_data,
+        &coord_log,
+        LISTEN,
+        ADVERTISE,
+    );
     let conf = coord_data.join("admin.conf");
     let ctl = Ctl {
         ns: ctl_ns.clone(),
         conf: conf.clone(),
     };
-    let ready = wait_until(Duration::from_secs(30), || {
-        conf.exists()
-            && lab
-                .cmd(&ctl_ns, bin("segwire").to_str().unwrap())
-                .arg("--config")
-                .arg(&conf)
-                .args(["segment", "list"])
-                .output()
-                .map(|o| o.status.success())
-                .unwrap_or(false)
-    });
-    assert!(
-        ready.is_some(),
-        "coordinator did not start:\n{}",
-        std::fs::read_to_string(&coord_log).unwrap_or_default()
-    );
+    ctl.wait_ready(&lab, &coord_log);
     ctl.sw(
         &lab,
         &["segment", "create", "web", "--cidr", "100.64.1.0/24"],
@@ -268,34 +222,7 @@ fn cluster_end_to_end() {
     );
 
     // 3. The underlay carries only WireGuard UDP and the control plane's TLS.
-    let pcap = d.join("bridge.pcap");
-    let mut dump = lab
-        .cmd(&lab.ns("br"), "tcpdump")
-        .args(["-i", "br0", "-U", "-n", "-s", "0", "-w"])
-        .arg(&pcap)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Send only once tcpdump says it listens (a fixed head start loses the capture on a
-    // loaded machine).
-    let stderr = dump.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if line.contains("listening on") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    assert!(
-        rx.recv_timeout(Duration::from_secs(20)).is_ok(),
-        "tcpdump did not start listening"
-    );
+    let mut dump = Capture::start(&lab, &lab.ns("br"), "br0", &d.join("bridge.pcap"));
     let marker = format!("SEGWIRE-MARKER-{:016x}", rand::random::<u64>());
     assert!(
         udp_marker(&web1, &web2, &ip_web2, marker.as_bytes()),
@@ -306,67 +233,26 @@ fn cluster_end_to_end() {
         "marker datagram lost"
     );
     // Stop once the capture holds both markers' WireGuard datagrams (read while it runs).
-    let ports: Vec<u64> = [&a1, &a2, &a3]
-        .iter()
-        .flat_map(|a| {
-            a.status(&lab)["members"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|m| m["listen_port"].as_u64().unwrap())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    let any_port = |dir: &str| {
-        let alts: Vec<String> = ports.iter().map(|p| format!("{dir} port {p}")).collect();
-        format!("({})", alts.join(" or "))
-    };
-    // WireGuard: UDP between two members' ports whose payload starts with a message type
-    // 1-4 and three zero bytes.
-    let wireguard = format!(
-        "(udp and {} and {} and udp[8] >= 1 and udp[8] <= 4 and udp[9:2] = 0 and udp[11] = 0)",
-        any_port("src"),
-        any_port("dst")
-    );
-    let tls = "(tcp and host 198.18.0.1 and port 7443)";
-    let read = |filter: &str| -> Vec<String> {
-        let out = Command::new("tcpdump")
-            .args(["-r"])
-            .arg(&pcap)
-            .args(["-n", filter])
-            .stderr(Stdio::null())
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_string)
-            .collect()
-    };
+    let wireguard = capture::wireguard(&capture::listen_ports(&lab, &[&a1, &a2, &a3]), V4);
+    let tls = capture::tls("198.18.0.1", 7443);
     let between = |x: &str, y: &str| format!("{wireguard} and host {x} and host {y}");
     let (h1_h2, h2_h3) = (
         between("198.18.0.11", "198.18.0.12"),
         between("198.18.0.12", "198.18.0.13"),
     );
     let written = wait_until(Duration::from_secs(10), || {
-        !read(&h1_h2).is_empty() && !read(&h2_h3).is_empty()
+        !dump.read(&h1_h2).is_empty() && !dump.read(&h2_h3).is_empty()
     });
     assert!(
         written.is_some(),
         "the capture holds no WireGuard datagram between the markers' hosts"
     );
-    std::thread::sleep(Duration::from_millis(200));
-    let _ = Command::new("kill")
-        .args(["-INT", &dump.id().to_string()])
-        .status();
-    let _ = dump.wait();
-    let captured = std::fs::read(&pcap).unwrap();
+    let captured = dump.stop();
+    let other = dump.read(&capture::other_than(&wireguard, &tls, V4));
     assert!(
-        !captured
-            .windows(marker.len())
-            .any(|w| w == marker.as_bytes()),
+        !capture::holds(&captured, &marker),
         "the marker crossed the underlay in clear text"
     );
-    let other = read(&format!("ip and not ({wireguard} or {tls})"));
     assert!(
         other.is_empty(),
         "underlay traffic that is neither WireGuard between members nor the coordinator's TLS:\n{}",
@@ -469,7 +355,14 @@ fn cluster_end_to_end() {
         "agent restart (coordinator down) to traffic (ms)",
         format!("{}", back.unwrap().as_millis()),
     );
-    coord = start_coordinator(&mut lab, &ctl_ns, &coord_data, &coord_log);
+    coord = start_coordinator(
+        &mut lab,
+        &ctl_ns,
+        &coord_data,
+        &coord_log,
+        LISTEN,
+        ADVERTISE,
+    );
     let again = wait_until(Duration::from_secs(30), || {
         lab.cmd(&ctl_ns, bin("segwire").to_str().unwrap())
             .arg("--config")

@@ -88,7 +88,11 @@ pub fn member_endpoints(m: &MemberRow, node: Option<&NodeRow>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     if let Some(n) = node {
         for ip in n.endpoints.iter().chain(n.observed.iter()) {
-            let ep = format!("{ip}:{}", m.listen_port);
+            // Stored addresses were checked as IPs; an IPv6 one needs brackets.
+            let ep = match ip.parse::<std::net::IpAddr>() {
+                Ok(ip) => std::net::SocketAddr::new(ip, m.listen_port).to_string(),
+                Err(_) => continue,
+            };
             if !out.contains(&ep) {
                 out.push(ep);
             }

@@ -122,3 +122,28 @@ fn pem_to_der(pem: &str) -> Result<Vec<u8>> {
         .decode(body.trim())
         .context("ca.crt in the data directory is damaged")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_names_become_ip_sans_not_dns_names() {
+        let dir = tempfile::tempdir().expect("dir");
+        let names: Vec<String> = ["2001:2::1", "198.18.0.1", "coord.example", "::1"]
+            .map(String::from)
+            .to_vec();
+        let pki = load_or_create(dir.path(), &names).expect("pki");
+        let issued = CertificateParams::from_ca_cert_der(&pki.chain[0]).expect("parse");
+        let ip = |s: &str| SanType::IpAddress(s.parse().expect("ip"));
+        assert_eq!(
+            issued.subject_alt_names,
+            vec![
+                ip("2001:2::1"),
+                ip("198.18.0.1"),
+                SanType::DnsName("coord.example".try_into().expect("dns")),
+                ip("::1"),
+            ]
+        );
+    }
+}

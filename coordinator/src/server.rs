@@ -32,8 +32,9 @@ pub struct ServeArgs {
     /// Database URL (sqlite://PATH, postgres://USER:PASS@HOST/DB or postgres:///DB?host=/SOCKET/DIR); default: SQLite in the data directory.
     #[arg(long, env = "SEGWIRE_DB")]
     pub db: Option<String>,
-    /// Host name or IP nodes use to reach this coordinator (repeatable; the first goes into tokens).
-    #[arg(long)]
+    /// Host name or IP nodes use to reach this coordinator (repeatable; the first goes into
+    /// tokens). An IPv6 literal may be bracketed (`[2001:db8::1]`) or not; URLs bracket it.
+    #[arg(long, value_parser = advertise_name)]
     pub advertise: Vec<String>,
     /// How long a released overlay address is held back before reuse (e.g. 10m, 1h).
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
@@ -53,6 +54,22 @@ pub struct ServeArgs {
     pub limits: crate::limits::LimitArgs,
 }
 
+/// An `--advertise` value without the brackets an IPv6 literal may come in, so the
+/// certificate gets an IP SAN for it and the URL brackets it once.
+fn advertise_name(s: &str) -> Result<String, String> {
+    match s.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        Some(inner) => match inner.parse::<std::net::Ipv6Addr>() {
+            Ok(v6) => Ok(v6.to_string()),
+            Err(_) => Err(format!(
+                "{s:?} has brackets but no IPv6 address inside; give a host name, an IPv4 or an IPv6 address"
+            )),
+        },
+        None if s.is_empty() => Err("an empty --advertise name; give a host name or an IP address".into()),
+        None => Ok(s.to_string()),
+    }
+}
+
+/// `h` as the host part of a URL: an IPv6 literal in brackets.
 fn host_for_url(h: &str) -> String {
     match h.parse::<IpAddr>() {
         Ok(IpAddr::V6(v6)) => format!("[{v6}]"),
@@ -177,4 +194,24 @@ async fn shutdown_on_signal(handle: axum_server::Handle) {
     }
     tracing::info!("signal received, finishing open requests");
     handle.graceful_shutdown(Some(Duration::from_secs(5)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{advertise_name, host_for_url};
+
+    #[test]
+    fn an_ipv6_advertise_name_loses_its_brackets_and_the_url_puts_them_back() {
+        assert_eq!(advertise_name("[2001:2::1]").as_deref(), Ok("2001:2::1"));
+        assert_eq!(advertise_name("2001:2::1").as_deref(), Ok("2001:2::1"));
+        assert_eq!(
+            advertise_name("coord.example").as_deref(),
+            Ok("coord.example")
+        );
+        assert!(advertise_name("[coord.example]").is_err());
+        assert!(advertise_name("").is_err());
+        assert_eq!(host_for_url("2001:2::1"), "[2001:2::1]");
+        assert_eq!(host_for_url("198.18.0.1"), "198.18.0.1");
+        assert_eq!(host_for_url("coord.example"), "coord.example");
+    }
 }

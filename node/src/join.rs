@@ -60,10 +60,7 @@ pub async fn join(dir: &StateDir, opts: JoinOptions) -> anyhow::Result<Joined> {
     validate_node_name(&name).context("pick another name with --name")?;
     let endpoints: Vec<IpAddr> = match opts.endpoint {
         Some(ip) => vec![ip],
-        None => segwire_netdev::host_ipv4_addrs()
-            .await
-            .map(|v| v.into_iter().map(IpAddr::V4).collect())
-            .unwrap_or_default(),
+        None => segwire_netdev::host_addrs().await.unwrap_or_default(),
     };
     dir.ensure()?;
     let identity = PrivateKey::generate();

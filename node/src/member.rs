@@ -8,14 +8,13 @@
 //! or the batch is full), and the core's timers run when its `poll_timeout` says.
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use segwire_datapath::{
     DetectConfig, Detection, Member, MemberConfig as DatapathConfig, NamedFlow,
 };
 use segwire_netdev::{
-    bind_udp, create_interface, BatchSocket, InterfaceConfig, NetdevError, Netns, TunDevice,
+    bind_udp_any, create_interface, BatchSocket, InterfaceConfig, NetdevError, Netns, TunDevice,
     DEFAULT_SOCKET_BUFFER,
 };
 use segwire_policy::{CompiledPolicy, ConntrackConfig, Counters};
@@ -129,13 +128,13 @@ pub struct MemberHandle {
     netns: Netns,
 }
 
-/// Binds the member's UDP socket in the host namespace (all addresses, `port`).
+/// Binds the member's UDP socket in the host namespace (all addresses of both families,
+/// `port`), so its peers may sit on an IPv4 or an IPv6 underlay.
 ///
 /// # Errors
 /// [`MemberError::Bind`].
 pub fn bind_port(port: u16) -> Result<std::net::UdpSocket, MemberError> {
-    let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port));
-    bind_udp(addr, DEFAULT_SOCKET_BUFFER).map_err(|source| MemberError::Bind { port, source })
+    bind_udp_any(port, DEFAULT_SOCKET_BUFFER).map_err(|source| MemberError::Bind { port, source })
 }
 
 /// Starts the member: binds its port (unless `socket` is already bound), creates and

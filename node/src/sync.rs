@@ -143,7 +143,7 @@ pub async fn report_endpoints(client: Client, fixed: Option<IpAddr>) {
     loop {
         let current: Vec<String> = match fixed {
             Some(ip) => vec![ip.to_string()],
-            None => match segwire_netdev::host_ipv4_addrs().await {
+            None => match segwire_netdev::host_addrs().await {
                 Ok(ips) => ips.iter().map(ToString::to_string).collect(),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot list the host's addresses");

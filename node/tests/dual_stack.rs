@@ -17,25 +17,6 @@ use support::World;
 
 const CIDRS: &str = "100.64.30.0/24,fd00:30::/64";
 
-/// IPv6 on inside namespace `short` (it is off in some kernels' new namespaces); the
-/// agent does not change a workload's sysctls.
-fn enable_ipv6(w: &World, short: &str) {
-    for key in ["all", "default"] {
-        let set = format!("echo 0 > /proc/sys/net/ipv6/conf/{key}/disable_ipv6");
-        support::sh("ip", &["netns", "exec", &w.ns(short), "sh", "-c", &set]);
-    }
-}
-
-/// The member's IPv6 address as the coordinator lists it, by its IPv4 address.
-fn address6(w: &World, conf: &std::path::Path, v4: std::net::Ipv4Addr) -> Ipv6Addr {
-    w.coordinator_members(conf)
-        .iter()
-        .find(|m| m["address"] == v4.to_string())
-        .and_then(|m| m["address6"].as_str())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("member {v4} has no IPv6 address"))
-}
-
 fn ping6(w: &World, from: &str, to: Ipv6Addr) -> bool {
     Command::new("ip")
         .args([
@@ -60,11 +41,11 @@ fn dual_stack_containers_talk_over_ipv6_on_an_ipv4_underlay() {
         return;
     }
     let support::TwoAgents { world: w, conf, .. } = World::two_agents_in('6', "web", CIDRS);
-    enable_ipv6(&w, "ca");
-    enable_ipv6(&w, "cb");
+    w.enable_ipv6("ca");
+    w.enable_ipv6("cb");
     let a4 = w.attach_netns("ha", "ca");
     let b4 = w.attach_netns("hb", "cb");
-    let (a6, b6) = (address6(&w, &conf, a4), address6(&w, &conf, b4));
+    let (a6, b6) = (w.address6(&conf, a4), w.address6(&conf, b4));
 
     // One interface, both addresses, one route per prefix, nothing link-local.
     for (c, own) in [("ca", a6), ("cb", b6)] {

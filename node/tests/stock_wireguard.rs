@@ -7,7 +7,7 @@
 
 mod support;
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::thread::sleep;
@@ -63,7 +63,7 @@ fn value<'a>(config: &'a str, key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {key} in\n{config}"))
 }
 
-fn ping(world: &World, from: &str, to: Ipv4Addr, count: &str) -> bool {
+fn ping(world: &World, from: &str, to: impl Into<IpAddr>, count: &str) -> bool {
     run(
         "ip",
         &[
@@ -77,14 +77,15 @@ fn ping(world: &World, from: &str, to: Ipv4Addr, count: &str) -> bool {
             "0.2",
             "-W",
             "1",
-            &to.to_string(),
+            &to.into().to_string(),
         ],
     )
     .status
     .success()
 }
 
-fn ping_within(world: &World, from: &str, to: Ipv4Addr, wait: Duration) -> bool {
+fn ping_within(world: &World, from: &str, to: impl Into<IpAddr>, wait: Duration) -> bool {
+    let to = to.into();
     let deadline = Instant::now() + wait;
     while Instant::now() < deadline {
         if ping(world, from, to, "1") {
@@ -142,6 +143,12 @@ fn status_json(world: &World, host: &str) -> serde_json::Value {
 
 /// A coordinator, an agent on host A and container A attached to `web` with `app=web`.
 fn setup(letter: char) -> Option<(World, PathBuf, Ipv4Addr)> {
+    setup_in(letter, SEGMENT_CIDR)
+}
+
+/// [`setup`] with `web` on `cidrs` (IPv6 on in host B and container A when they hold an
+/// IPv6 prefix).
+fn setup_in(letter: char, cidrs: &str) -> Option<(World, PathBuf, Ipv4Addr)> {
     use segwire_testkit::skip::{require, Need};
     let needs = [
         Need::Root,
@@ -155,7 +162,11 @@ fn setup(letter: char) -> Option<(World, PathBuf, Ipv4Addr)> {
     }
     let mut world = World::build(letter);
     let conf = world.start_coordinator();
-    world.cli(&conf, &["segment", "create", "web", "--cidr", SEGMENT_CIDR]);
+    if cidrs.contains(':') {
+        world.enable_ipv6("ca");
+        world.enable_ipv6("hb");
+    }
+    world.cli(&conf, &["segment", "create", "web", "--cidr", cidrs]);
     let token = world
         .cli(&conf, &["token", "create", "--segment", "web"])
         .trim()
@@ -200,6 +211,17 @@ fn setup(letter: char) -> Option<(World, PathBuf, Ipv4Addr)> {
 /// Starts wireguard-go as `ifname` in host B, configured from `setconf`, with `address`
 /// and a route for the segment.
 fn start_device(world: &mut World, ifname: &str, setconf: &Path, address: &str) {
+    start_device_with(world, ifname, setconf, &[address], &[SEGMENT_CIDR]);
+}
+
+/// [`start_device`] with several addresses (wg-quick's `Address`, split) and routes.
+fn start_device_with(
+    world: &mut World,
+    ifname: &str,
+    setconf: &Path,
+    addresses: &[&str],
+    routes: &[&str],
+) {
     let wg_sock = PathBuf::from(UAPI_DIR).join(format!("{ifname}.sock"));
     let proc = world.spawn(
         "wireguard-go",
@@ -215,12 +237,13 @@ fn start_device(world: &mut World, ifname: &str, setconf: &Path, address: &str) 
     );
     let ns_hb = world.ns("hb");
     sh("wg", &["setconf", ifname, setconf.to_str().expect("utf-8")]);
-    sh("ip", &["-n", &ns_hb, "addr", "add", address, "dev", ifname]);
+    for address in addresses {
+        sh("ip", &["-n", &ns_hb, "addr", "add", address, "dev", ifname]);
+    }
     sh("ip", &["-n", &ns_hb, "link", "set", ifname, "up"]);
-    sh(
-        "ip",
-        &["-n", &ns_hb, "route", "add", SEGMENT_CIDR, "dev", ifname],
-    );
+    for route in routes {
+        sh("ip", &["-n", &ns_hb, "route", "add", route, "dev", ifname]);
+    }
 }
 
 #[test]
@@ -520,5 +543,57 @@ fn device_without_endpoint_is_reached_once_it_connects() {
             .as_str()
             .is_some_and(|e| e.starts_with(HOST_B_IP)),
         "{peer}"
+    );
+}
+
+#[test]
+fn stock_wireguard_device_reaches_ipv6_in_a_dual_stack_segment() {
+    const CIDRS: [&str; 2] = ["100.64.8.0/24", "fd00:8::/64"];
+    let Some((mut world, conf, addr_ca)) = setup_in('6', &CIDRS.join(",")) else {
+        return;
+    };
+    let ca6 = world.address6(&conf, addr_ca);
+    let endpoint = format!("{HOST_B_IP}:{DEVICE_PORT}");
+    let config = world.cli(
+        &conf,
+        &[
+            "peer",
+            "add",
+            "--segment",
+            "web",
+            "--name",
+            "phone",
+            "--generate",
+            "--endpoint",
+            &endpoint,
+        ],
+    );
+    // Both addresses for the device, both of each peer's in AllowedIPs.
+    let addresses: Vec<&str> = value(&config, "Address").split(", ").collect();
+    assert!(
+        addresses.len() == 2 && addresses[0].ends_with("/32") && addresses[1].ends_with("/128"),
+        "{config}"
+    );
+    let device6: Ipv6Addr = addresses[1].trim_end_matches("/128").parse().expect("v6");
+    let allowed = value(&config, "AllowedIPs");
+    assert_eq!(allowed, format!("{addr_ca}/32, {ca6}/128"), "{config}");
+
+    let setconf = world.path("dual.conf");
+    let private_key = value(&config, "PrivateKey").to_owned();
+    std::fs::write(&setconf, setconf_text(&config, &private_key)).expect("write");
+    let ifname = format!("{}w6", world.prefix);
+    start_device_with(&mut world, &ifname, &setconf, &addresses, &CIDRS);
+    assert!(
+        ping_within(&world, "hb", ca6, Duration::from_secs(20)),
+        "wireguard-go cannot reach the container's IPv6 address\n{}",
+        world.logs()
+    );
+    assert!(
+        ping(&world, "ca", device6, "3"),
+        "the container cannot reach the device over IPv6"
+    );
+    assert!(
+        ping(&world, "hb", addr_ca, "3"),
+        "IPv4 stopped working next to IPv6"
     );
 }

@@ -2,7 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used, missing_docs)]
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -10,6 +10,26 @@ use std::time::{Duration, Instant};
 use segwire_netdev::Netns;
 use segwire_testkit::{bin, Lab};
 use sha2::{Digest, Sha256};
+
+pub mod capture;
+pub mod ctl;
+
+/// `addr` (an IPv4 or IPv6 literal) and `port`.
+pub fn sock(addr: &str, port: u16) -> SocketAddr {
+    SocketAddr::new(
+        addr.parse()
+            .unwrap_or_else(|e| panic!("{addr:?} is not an IP: {e}")),
+        port,
+    )
+}
+
+/// The unspecified address of `ip`'s family.
+fn unspecified_like(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    }
+}
 
 /// Runs `f` on a thread inside namespace `ns`; sockets it opens stay there.
 pub fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -40,7 +60,7 @@ pub fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> Option<Durat
 /// Sends `bytes` of pseudo-random data over TCP from `from_ns` to `to_ns` at `to_addr`;
 /// the receiver hashes what it got and sends the digest back; returns whether they match.
 pub fn tcp_transfer(from_ns: &str, to_ns: &str, to_addr: &str, bytes: usize) -> bool {
-    let addr: SocketAddr = format!("{to_addr}:5201").parse().unwrap();
+    let addr = sock(to_addr, 5201);
     let listener = in_ns(to_ns, move || TcpListener::bind(addr).unwrap());
     let server = std::thread::spawn(move || {
         let (mut s, _) = listener.accept().unwrap();
@@ -88,10 +108,11 @@ pub fn tcp_transfer(from_ns: &str, to_ns: &str, to_addr: &str, bytes: usize) -> 
 /// Sends one UDP datagram carrying `payload` from `from_ns` to `to_addr:port` in `to_ns`
 /// and returns whether it arrived.
 pub fn udp_marker(from_ns: &str, to_ns: &str, to_addr: &str, payload: &[u8]) -> bool {
-    let addr: SocketAddr = format!("{to_addr}:5301").parse().unwrap();
+    let addr = sock(to_addr, 5301);
     let rx = in_ns(to_ns, move || UdpSocket::bind(addr).unwrap());
     rx.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    let tx = in_ns(from_ns, || UdpSocket::bind("0.0.0.0:0").unwrap());
+    let any = SocketAddr::new(unspecified_like(addr.ip()), 0);
+    let tx = in_ns(from_ns, move || UdpSocket::bind(any).unwrap());
     tx.send_to(payload, addr).unwrap();
     let mut buf = [0u8; 2048];
     matches!(rx.recv_from(&mut buf), Ok((n, _)) if &buf[..n] == payload)
@@ -230,7 +251,7 @@ pub fn figure(name: &str, value: String) {
 
 /// Starts a TCP echo server on `addr:port` inside `ns` (a detached thread per connection).
 pub fn tcp_echo_server(ns: &str, addr: &str, port: u16) {
-    let sa: SocketAddr = format!("{addr}:{port}").parse().unwrap();
+    let sa = sock(addr, port);
     let listener = in_ns(ns, move || TcpListener::bind(sa).unwrap());
     std::thread::spawn(move || {
         for conn in listener.incoming() {
@@ -249,7 +270,7 @@ pub fn tcp_echo_server(ns: &str, addr: &str, port: u16) {
 
 /// Opens a TCP connection from `ns` (None when it cannot within `timeout`).
 pub fn tcp_connect(ns: &str, addr: &str, port: u16, timeout: Duration) -> Option<TcpStream> {
-    let sa: SocketAddr = format!("{addr}:{port}").parse().unwrap();
+    let sa = sock(addr, port);
     in_ns(ns, move || TcpStream::connect_timeout(&sa, timeout).ok())
 }
 
@@ -274,8 +295,8 @@ pub fn udp_from(
     payload: &[u8],
     wait: Duration,
 ) -> bool {
-    let addr: SocketAddr = format!("{to_addr}:5301").parse().unwrap();
-    let from: SocketAddr = format!("{src}:0").parse().unwrap();
+    let addr = sock(to_addr, 5301);
+    let from = sock(src, 0);
     let rx = in_ns(to_ns, move || UdpSocket::bind(addr).unwrap());
     rx.set_read_timeout(Some(wait)).unwrap();
     let tx = in_ns(from_ns, move || UdpSocket::bind(from).unwrap());
@@ -303,7 +324,10 @@ pub fn member_at<'a>(status: &'a serde_json::Value, addr: &str) -> &'a serde_jso
 
 /// The peer of `member` that owns overlay address `addr`, if any.
 pub fn peer_owning<'a>(member: &'a serde_json::Value, addr: &str) -> Option<&'a serde_json::Value> {
-    let host = format!("{addr}/32");
+    let host = match addr.parse::<IpAddr>() {
+        Ok(IpAddr::V6(_)) => format!("{addr}/128"),
+        _ => format!("{addr}/32"),
+    };
     member["peers"].as_array()?.iter().find(|p| {
         p["allowed_ips"]
             .as_array()

@@ -212,4 +212,17 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::web::router())
         .fallback(not_found)
         .with_state(state)
+        .layer(axum::middleware::map_request(canonical_source))
+}
+
+/// On a dual-stack listener (`--listen [::]:7443`) an IPv4 client arrives as
+/// `::ffff:a.b.c.d`; every handler, the audit log and the observed endpoints see
+/// `a.b.c.d`, as on an IPv4 listener.
+async fn canonical_source(mut req: axum::extract::Request) -> axum::extract::Request {
+    use axum::extract::ConnectInfo;
+    use std::net::SocketAddr;
+    if let Some(ConnectInfo(addr)) = req.extensions_mut().get_mut::<ConnectInfo<SocketAddr>>() {
+        *addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
+    }
+    req
 }

@@ -9,7 +9,7 @@
 //! - [`configure`], [`create_interface`], [`remove_link`]: the interface's MTU, /32
 //!   address, link state and the one route for the segment's CIDR, over rtnetlink inside
 //!   the namespace; [`link_exists`], [`list_links`], [`list_ipv4_addrs`],
-//!   [`host_ipv4_addrs`] to look.
+//!   [`host_addrs`] to look.
 //! - [`interface_name`]: `sw-<segment>`, shortened with a stable hash to fit 15 bytes.
 //! - [`bind_udp`]: underlay UDP sockets with large buffers; [`BatchSocket`]: one of them
 //!   read with `recvmmsg(2)` + UDP GRO and written with UDP GSO, probed at runtime.
@@ -39,10 +39,10 @@ pub use naming::{
 };
 pub use netns::{Netns, NetnsError, NETNS_RUN_DIR};
 pub use pidfd::ProcessWatch;
-pub use query::{
-    host_ipv4_addrs, link_exists, list_ipv4_addrs, list_links, InterfaceAddr, LinkInfo,
-};
+pub use query::{host_addrs, link_exists, list_ipv4_addrs, list_links, InterfaceAddr, LinkInfo};
 pub use segwire_tunnel::PacketBatch;
 pub use tun::TunDevice;
-pub use udp::{bind_udp, bind_udp_tokio, socket_buffers, SocketBuffers, DEFAULT_SOCKET_BUFFER};
+pub use udp::{
+    bind_udp, bind_udp_any, bind_udp_tokio, socket_buffers, SocketBuffers, DEFAULT_SOCKET_BUFFER,
+};
 pub use udp_batch::{BatchSocket, RecvBatch, SendReport, UdpOffload};

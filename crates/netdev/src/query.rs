@@ -1,6 +1,6 @@
-//! Read-only rtnetlink queries: links and IPv4 addresses of a namespace.
+//! Read-only rtnetlink queries: links and addresses of a namespace.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use futures_util::TryStreamExt;
 use ipnet::Ipv4Net;
@@ -91,6 +91,23 @@ pub async fn list_links(netns: &Netns) -> Result<Vec<LinkInfo>, NetdevError> {
 /// # Errors
 /// The namespace errors, or [`NetdevError::Netlink`].
 pub async fn list_ipv4_addrs(netns: &Netns) -> Result<Vec<InterfaceAddr>, NetdevError> {
+    Ok(list_addrs(netns)
+        .await?
+        .into_iter()
+        .filter_map(|(index, ip, prefix_len)| match ip {
+            IpAddr::V4(ip) => Some(InterfaceAddr {
+                index,
+                addr: Ipv4Net::new(ip, prefix_len).ok()?,
+            }),
+            IpAddr::V6(_) => None,
+        })
+        .collect())
+}
+
+/// Every address of `netns`, both families: (interface index, address, prefix length).
+/// The local address of an IPv4 point-to-point link is `IFA_LOCAL`; IPv6 addresses come
+/// in `IFA_ADDRESS` only.
+async fn list_addrs(netns: &Netns) -> Result<Vec<(u32, IpAddr, u8)>, NetdevError> {
     let label = netns.to_string();
     netns
         .run_future(move || async move {
@@ -105,27 +122,33 @@ pub async fn list_ipv4_addrs(netns: &Netns) -> Result<Vec<InterfaceAddr>, Netdev
             Ok(messages
                 .into_iter()
                 .filter_map(|message| {
-                    let ip = message.attributes.iter().find_map(|a| match a {
-                        AddressAttribute::Local(IpAddr::V4(ip)) => Some(*ip),
+                    let local = message.attributes.iter().find_map(|a| match a {
+                        AddressAttribute::Local(ip) => Some(*ip),
                         _ => None,
-                    })?;
-                    let addr = Ipv4Net::new(ip, message.header.prefix_len).ok()?;
-                    Some(InterfaceAddr {
-                        index: message.header.index,
-                        addr,
-                    })
+                    });
+                    let address = message.attributes.iter().find_map(|a| match a {
+                        AddressAttribute::Address(ip) => Some(*ip),
+                        _ => None,
+                    });
+                    let ip = local.or(address)?;
+                    Some((message.header.index, ip, message.header.prefix_len))
                 })
                 .collect())
         })
         .await?
 }
 
-/// The host's IPv4 addresses worth reporting as underlay endpoints: every address of the
-/// agent's own namespace except loopback (127/8), link-local (169.254/16) and unspecified.
+/// The host's addresses worth reporting as underlay endpoints, from the agent's own
+/// namespace: its IPv4 addresses, or, on a host that has none, its IPv6 ones. Never
+/// loopback, link-local (169.254/16, fe80::/10), unspecified, IPv4-mapped or multicast,
+/// nor an address of an overlay or container-bridge interface.
+///
+/// A dual-stack host reports IPv4 only, so every peer of an IPv4 underlay reaches it as
+/// before; a host with only IPv6 addresses reports those (an IPv6-only underlay).
 ///
 /// # Errors
 /// [`NetdevError::Netlink`] when the kernel cannot be asked.
-pub async fn host_ipv4_addrs() -> Result<Vec<Ipv4Addr>, NetdevError> {
+pub async fn host_addrs() -> Result<Vec<IpAddr>, NetdevError> {
     let links = list_links(&Netns::Current).await?;
     let local_only = |index: u32| {
         links
@@ -133,16 +156,33 @@ pub async fn host_ipv4_addrs() -> Result<Vec<Ipv4Addr>, NetdevError> {
             .find(|l| l.index == index)
             .is_some_and(|l| is_local_only_link(&l.name))
     };
-    let mut addrs: Vec<Ipv4Addr> = list_ipv4_addrs(&Netns::Current)
+    let mut addrs: Vec<IpAddr> = list_addrs(&Netns::Current)
         .await?
         .into_iter()
-        .filter(|a| !local_only(a.index))
-        .map(|a| a.addr.addr())
-        .filter(|ip| !ip.is_loopback() && !ip.is_link_local() && !ip.is_unspecified())
+        .filter(|(index, ip, _)| !local_only(*index) && is_endpoint_worthy(*ip))
+        .map(|(_, ip, _)| ip)
         .collect();
+    if addrs.iter().any(IpAddr::is_ipv4) {
+        addrs.retain(IpAddr::is_ipv4);
+    }
     addrs.sort_unstable();
     addrs.dedup();
     Ok(addrs)
+}
+
+/// Whether another host could reach `ip`: not loopback, link-local, unspecified,
+/// multicast or IPv4-mapped.
+fn is_endpoint_worthy(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => !v4.is_loopback() && !v4.is_link_local() && !v4.is_unspecified(),
+        IpAddr::V6(v6) => {
+            !v6.is_loopback()
+                && !v6.is_unicast_link_local()
+                && !v6.is_unspecified()
+                && !v6.is_multicast()
+                && v6.to_ipv4_mapped().is_none()
+        }
+    }
 }
 
 /// Interfaces whose addresses other hosts cannot reach: segwire's own overlay interfaces
@@ -171,6 +211,25 @@ mod link_filter_tests {
         }
         for name in ["eth0", "ens3", "bond0", "wlan0"] {
             assert!(!super::is_local_only_link(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn only_addresses_other_hosts_reach_are_endpoints() {
+        for ip in ["198.18.0.2", "2001:2::2", "fd00:1::5"] {
+            assert!(super::is_endpoint_worthy(ip.parse().expect("ip")), "{ip}");
+        }
+        for ip in [
+            "127.0.0.1",
+            "169.254.7.7",
+            "0.0.0.0",
+            "::1",
+            "::",
+            "fe80::1",
+            "ff02::1",
+            "::ffff:198.18.0.2",
+        ] {
+            assert!(!super::is_endpoint_worthy(ip.parse().expect("ip")), "{ip}");
         }
     }
 }

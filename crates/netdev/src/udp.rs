@@ -2,7 +2,7 @@
 
 use std::io;
 use std::mem;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd};
 
 /// The socket buffer size the agent asks for: 4 MiB each way.
@@ -26,7 +26,46 @@ pub struct SocketBuffers {
 /// # Errors
 /// The bind or `setsockopt(2)` error.
 pub fn bind_udp(addr: SocketAddr, buffer_bytes: usize) -> io::Result<UdpSocket> {
-    let socket = UdpSocket::bind(addr)?;
+    tune(UdpSocket::bind(addr)?, buffer_bytes)
+}
+
+/// Binds a non-blocking UDP socket on every address of both families, `port`: one
+/// IPv6 socket with `IPV6_V6ONLY` off, so it speaks to IPv4 peers (as `::ffff:a.b.c.d`,
+/// which [`crate::BatchSocket`] hides) and IPv6 peers alike, whatever
+/// `net.ipv6.bindv6only` says. On a host without IPv6 (the module absent or disabled) it
+/// is an IPv4 socket on `0.0.0.0`. Buffers as in [`bind_udp`].
+///
+/// # Errors
+/// The bind or `setsockopt(2)` error.
+pub fn bind_udp_any(port: u16, buffer_bytes: usize) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let dual = || -> io::Result<UdpSocket> {
+        let socket = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?;
+        socket.set_only_v6(false)?;
+        socket.bind(&SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)).into())?;
+        Ok(socket.into())
+    };
+    match dual() {
+        Ok(socket) => tune(socket, buffer_bytes),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL)
+            ) =>
+        {
+            tracing::debug!(error = %e, "no IPv6 on this host; binding IPv4 only");
+            bind_udp(
+                SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)),
+                buffer_bytes,
+            )
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Makes a bound socket non-blocking and gives it `buffer_bytes` each way.
+fn tune(socket: UdpSocket, buffer_bytes: usize) -> io::Result<UdpSocket> {
+    let addr = socket.local_addr()?;
     socket.set_nonblocking(true)?;
     set_buffer(&socket, libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, buffer_bytes)?;
     set_buffer(&socket, libc::SO_SNDBUFFORCE, libc::SO_SNDBUF, buffer_bytes)?;

@@ -6,7 +6,7 @@
 //! included, still receives one WireGuard datagram per inner packet.
 
 use std::io::{self, IoSliceMut};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
 use segwire_tunnel::DatagramBatch;
@@ -71,8 +71,24 @@ impl RecvBatch {
                 } else {
                     m.stride
                 };
-                data.chunks(stride).map(move |d| (m.addr, d))
+                data.chunks(stride).map(move |d| (canonical(m.addr), d))
             })
+    }
+}
+
+/// An IPv4 peer as the IPv4 address it is: a dual-stack socket reports it as
+/// `::ffff:a.b.c.d`, and peers, endpoints and roaming all speak of `a.b.c.d`.
+fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
+}
+
+/// `dst` in the socket's family: an IPv4 peer is `::ffff:a.b.c.d` to an IPv6 socket.
+fn in_family(dst: SocketAddr, ipv6_socket: bool) -> SocketAddr {
+    match dst {
+        SocketAddr::V4(v4) if ipv6_socket => {
+            SocketAddr::new(IpAddr::V6(v4.ip().to_ipv6_mapped()), v4.port())
+        }
+        other => other,
     }
 }
 
@@ -93,6 +109,9 @@ pub struct BatchSocket {
     socket: UdpSocket,
     state: UdpSocketState,
     recv: RecvBatch,
+    /// An IPv6 socket (dual-stack, from [`crate::bind_udp_any`]): IPv4 destinations
+    /// go out IPv4-mapped.
+    ipv6: bool,
 }
 
 impl BatchSocket {
@@ -108,11 +127,13 @@ impl BatchSocket {
         } else {
             RecvBatch::new(RECV_SLOTS, PLAIN_SLOT)
         };
+        let ipv6 = socket.local_addr()?.is_ipv6();
         let socket = UdpSocket::from_std(socket)?;
         let this = Self {
             socket,
             state,
             recv,
+            ipv6,
         };
         let offload = this.offload();
         tracing::debug!(
@@ -177,7 +198,7 @@ impl BatchSocket {
         let max_segments = self.state.max_gso_segments();
         for run in batch.runs(max_segments, GSO_MAX_BYTES) {
             let transmit = Transmit {
-                destination: run.dst,
+                destination: in_family(run.dst, self.ipv6),
                 ecn: None,
                 contents: run.bytes,
                 segment_size: (run.segments > 1).then_some(run.segment_size),

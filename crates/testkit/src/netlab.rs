@@ -3,7 +3,8 @@
 //! A [`Lab`] owns every namespace it makes; all names start with a prefix unique to the
 //! run (`sw<pid><tag>`), and dropping the lab deletes exactly those namespaces (which
 //! removes their links) and kills the processes it started, even when a test fails.
-//! Hosts sit on one bridge (in its own namespace) on the underlay 198.18.0.0/24.
+//! Hosts sit on one bridge (in its own namespace) on the underlay 198.18.0.0/24, or, made
+//! with [`Lab::host6`], on the IPv6 underlay 2001:2::/64 only.
 
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -63,16 +64,23 @@ impl Lab {
         format!("{}-{name}", self.prefix)
     }
 
-    fn add_ns(&mut self, name: &str) -> String {
+    fn add_ns(&mut self, name: &str, ipv6: bool) -> String {
         let full = self.ns(name);
         ip(&["netns", "add", &full]);
         self.namespaces.push(full.clone());
         ip(&["-n", &full, "link", "set", "lo", "up"]);
-        // IPv4 only: no IPv6 autoconfiguration chatter on the underlay or in containers.
+        // IPv4 only unless asked: no IPv6 autoconfiguration chatter on the underlay or in
+        // containers. With IPv6 on, still no router advertisements taken or sent for.
+        let mut keys = vec![format!("disable_ipv6={}", u8::from(!ipv6))];
+        if ipv6 {
+            keys.extend(["accept_ra=0".into(), "router_solicitations=0".into()]);
+        }
         for key in ["all", "default"] {
-            sh(Command::new("ip")
-                .args(["netns", "exec", &full, "sysctl", "-qw"])
-                .arg(format!("net.ipv6.conf.{key}.disable_ipv6=1")));
+            for k in &keys {
+                sh(Command::new("ip")
+                    .args(["netns", "exec", &full, "sysctl", "-qw"])
+                    .arg(format!("net.ipv6.conf.{key}.{k}")));
+            }
         }
         full
     }
@@ -81,7 +89,7 @@ impl Lab {
         if let Some(b) = &self.bridge {
             return b.clone();
         }
-        let ns = self.add_ns("br");
+        let ns = self.add_ns("br", false);
         ip(&["-n", &ns, "link", "add", "br0", "type", "bridge"]);
         ip(&["-n", &ns, "link", "set", "br0", "up"]);
         self.bridge = Some(ns.clone());
@@ -90,30 +98,47 @@ impl Lab {
 
     /// A host namespace on the underlay bridge with `addr` (e.g. 198.18.0.2) on `eth0`.
     pub fn host(&mut self, name: &str, addr: &str) -> String {
+        self.host_with(name, &format!("{addr}/24"), false)
+    }
+
+    /// A host namespace on the underlay bridge whose only address is the IPv6 `addr`
+    /// (e.g. 2001:2::2, in the /64) on `eth0`, besides the kernel's own fe80:: one: an
+    /// IPv6-only underlay. Its address skips duplicate address detection, so it works at
+    /// once.
+    pub fn host6(&mut self, name: &str, addr: &str) -> String {
+        self.host_with(name, &format!("{addr}/64"), true)
+    }
+
+    fn host_with(&mut self, name: &str, addr: &str, ipv6: bool) -> String {
         let br = self.bridge();
-        let ns = self.add_ns(name);
+        let ns = self.add_ns(name, ipv6);
         self.hosts += 1;
         let port = format!("p{}", self.hosts);
         ip(&[
             "-n", &br, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns,
         ]);
         ip(&["-n", &br, "link", "set", &port, "master", "br0", "up"]);
-        ip(&[
-            "-n",
-            &ns,
-            "addr",
-            "add",
-            &format!("{addr}/24"),
-            "dev",
-            "eth0",
-        ]);
+        let mut add = vec!["-n", &ns, "addr", "add", addr, "dev", "eth0"];
+        if ipv6 {
+            // eth0 was made in the bridge's namespace (IPv6 off there): turn it on here.
+            sh(Command::new("ip")
+                .args(["netns", "exec", &ns, "sysctl", "-qw"])
+                .arg("net.ipv6.conf.eth0.disable_ipv6=0"));
+            add.push("nodad");
+        }
+        ip(&add);
         ip(&["-n", &ns, "link", "set", "eth0", "up"]);
         ns
     }
 
     /// A container namespace with nothing but loopback (the agent gives it its interfaces).
     pub fn container(&mut self, name: &str) -> String {
-        self.add_ns(name)
+        self.add_ns(name, false)
+    }
+
+    /// A container namespace with IPv6 enabled (for dual-stack and IPv6-only segments).
+    pub fn container6(&mut self, name: &str) -> String {
+        self.add_ns(name, true)
     }
 
     /// A command that runs inside namespace `ns`.

@@ -194,6 +194,25 @@ impl World {
         self.tmp.path().join(name)
     }
 
+    /// The IPv6 address of the member at `v4`, as the coordinator lists it.
+    pub fn address6(&self, conf: &Path, v4: std::net::Ipv4Addr) -> std::net::Ipv6Addr {
+        self.coordinator_members(conf)
+            .iter()
+            .find(|m| m["address"] == v4.to_string())
+            .and_then(|m| m["address6"].as_str())
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("member {v4} has no IPv6 address"))
+    }
+
+    /// IPv6 on inside namespace `short` (it is off in some kernels' new namespaces); the
+    /// agent does not change a workload's sysctls.
+    pub fn enable_ipv6(&self, short: &str) {
+        for key in ["all", "default"] {
+            let set = format!("echo 0 > /proc/sys/net/ipv6/conf/{key}/disable_ipv6");
+            sh("ip", &["netns", "exec", &self.ns(short), "sh", "-c", &set]);
+        }
+    }
+
     /// Starts `program args` inside namespace `short`, logging to a file.
     pub fn spawn(&self, name: &str, short: &str, program: &Path, args: &[&str]) -> Proc {
         let log = self.path(&format!("{name}.log"));

@@ -1,6 +1,6 @@
 use super::*;
 use crate::testutil::{ip, privileged, TestNetns};
-use crate::{host_ipv4_addrs, link_exists, list_ipv4_addrs, list_links};
+use crate::{host_addrs, link_exists, list_ipv4_addrs, list_links};
 
 fn segment() -> Ipv4Net {
     "100.64.9.0/24".parse().expect("cidr")
@@ -76,43 +76,73 @@ async fn missing_links() {
     assert!(err.to_string().contains("sw-none"), "{err}");
 }
 
-#[tokio::test]
-async fn host_addresses_skip_loopback() {
-    if !privileged("host_addresses_skip_loopback") {
-        return;
-    }
-    // A namespace holding one address of each kind: only the routable one is reported.
-    let ns = TestNetns::new("hostaddr");
+/// Builds a namespace with `addrs` (veth pairs, so no dummy module is needed; the other
+/// end is named veth*, itself never an endpoint) and returns what `host_addrs` reports
+/// inside it.
+fn host_addrs_with(tag: &str, addrs: &[(&str, &str)]) -> Vec<std::net::IpAddr> {
+    let ns = TestNetns::new(tag);
     let n = ns.name.as_str();
     ip(&["-n", n, "link", "set", "lo", "up"]);
-    // veth pairs (the other end is named veth*, itself never an endpoint): no dummy module
-    // needed.
-    for (i, (link, addr)) in [
-        ("eth0", "198.18.5.1/24"),
-        ("eth0", "169.254.7.7/16"),
-        ("sw-web", "100.64.9.1/24"),
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    for (i, (link, addr)) in addrs.iter().enumerate() {
         if !ip(&["-n", n, "-o", "link", "show"]).contains(&format!(" {link}@")) {
             let peer = format!("veth{i}");
             ip(&[
                 "-n", n, "link", "add", link, "type", "veth", "peer", "name", &peer,
             ]);
         }
-        ip(&["-n", n, "addr", "add", addr, "dev", link]);
+        ip(&["-n", n, "addr", "add", addr, "dev", link, "nodad"]);
         ip(&["-n", n, "link", "set", link, "up"]);
     }
-    let addrs = Netns::Named(ns.name.clone())
+    Netns::Named(ns.name.clone())
         .run_blocking(|| {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("runtime")
-                .block_on(host_ipv4_addrs())
+                .block_on(host_addrs())
         })
         .expect("enter namespace")
-        .expect("host addresses");
-    assert_eq!(addrs, [Ipv4Addr::new(198, 18, 5, 1)]);
+        .expect("host addresses")
+}
+
+#[tokio::test]
+async fn host_addresses_skip_loopback() {
+    if !privileged("host_addresses_skip_loopback") {
+        return;
+    }
+    // One address of each kind: only the routable IPv4 one is reported (a dual-stack
+    // host reports IPv4 only).
+    let addrs = host_addrs_with(
+        "hostaddr",
+        &[
+            ("eth0", "198.18.5.1/24"),
+            ("eth0", "169.254.7.7/16"),
+            ("eth0", "2001:2:5::1/64"),
+            ("sw-web", "100.64.9.1/24"),
+        ],
+    );
+    assert_eq!(
+        addrs,
+        ["198.18.5.1".parse::<std::net::IpAddr>().expect("ip")]
+    );
+}
+
+#[tokio::test]
+async fn a_host_with_only_ipv6_reports_its_global_ipv6_addresses() {
+    if !privileged("a_host_with_only_ipv6_reports_its_global_ipv6_addresses") {
+        return;
+    }
+    // The kernel's own fe80:: address of eth0 and the overlay's address are left out.
+    let addrs = host_addrs_with(
+        "hostaddr6",
+        &[
+            ("eth0", "2001:2:5::1/64"),
+            ("eth0", "fe80::99/64"),
+            ("sw-web", "fd00:9::1/128"),
+        ],
+    );
+    assert_eq!(
+        addrs,
+        ["2001:2:5::1".parse::<std::net::IpAddr>().expect("ip")]
+    );
 }
