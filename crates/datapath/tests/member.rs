@@ -204,3 +204,43 @@ fn pending_handshakes_start_without_traffic() {
         "nothing new: nothing sent"
     );
 }
+
+#[test]
+fn a_long_one_way_flow_survives_the_rekey_it_causes() {
+    let mut net = Net::new(&[ALLOW_ALL, ALLOW_ALL]);
+    net.send(1, &[udp(overlay(1), overlay(2), 5201, 1300)]);
+    assert_eq!(net.take_delivered(2).len(), 1);
+    // Node 1 sends for 30 s and node 2 never answers: node 1 re-handshakes after
+    // KEEPALIVE + REKEY_TIMEOUT (15 s) without a reply, in the middle of the flow
+    // (node 2 is too busy receiving to run its timers and send a keepalive).
+    net.starved = Some(2);
+    let end = net.now + Duration::from_secs(30);
+    let mut sent = 0;
+    while net.now < end {
+        let until = net.now + Duration::from_millis(10);
+        while net.step(until) {}
+        net.send(1, &[udp(overlay(1), overlay(2), 5201, 1300)]);
+        sent += 1;
+    }
+    net.starved = None;
+    let got = net.take_delivered(2).len();
+    assert!(got + 2 >= sent, "{got} of {sent} one-way packets arrived");
+    let now = net.now;
+    let handshakes = net.member(1).router_status(now).peers[0].handshakes;
+    assert!(
+        handshakes >= 2,
+        "node 1 re-handshook during the flow ({handshakes})"
+    );
+    // Full-size packets both ways afterwards.
+    for (from, to) in [(1u8, 2u8), (2, 1), (1, 2)] {
+        let big = udp(overlay(from), overlay(to), 5201, 1392);
+        net.send(from, std::slice::from_ref(&big));
+        let until = net.now + Duration::from_millis(10);
+        while net.step(until) {}
+        assert_eq!(
+            net.take_delivered(to),
+            vec![big],
+            "{from} -> {to} after the flow"
+        );
+    }
+}

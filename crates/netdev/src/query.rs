@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use futures_util::TryStreamExt;
 use ipnet::Ipv4Net;
 use rtnetlink::packet_route::address::AddressAttribute;
-use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags};
+use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkLayerType};
 
 use crate::nl::{connect, failed, link_index};
 use crate::{NetdevError, Netns};
@@ -21,6 +21,23 @@ pub struct LinkInfo {
     pub mtu: u32,
     /// Whether the link is administratively up.
     pub up: bool,
+    /// Whether the link is itself a tunnel (a TUN or WireGuard device, IP-in-IP, GRE,
+    /// SIT, or any point-to-point link): its addresses live inside another overlay.
+    pub tunnel: bool,
+}
+
+/// Whether a link of this type and these flags carries another overlay, not the underlay.
+fn is_tunnel(kind: LinkLayerType, flags: LinkFlags) -> bool {
+    flags.contains(LinkFlags::Pointopoint)
+        || matches!(
+            kind,
+            LinkLayerType::None
+                | LinkLayerType::Tunnel
+                | LinkLayerType::Tunnel6
+                | LinkLayerType::Sit
+                | LinkLayerType::Ipgre
+                | LinkLayerType::Ip6gre
+        )
 }
 
 /// One IPv4 address of an interface.
@@ -71,6 +88,7 @@ pub async fn list_links(netns: &Netns) -> Result<Vec<LinkInfo>, NetdevError> {
                         name: String::new(),
                         mtu: 0,
                         up: message.header.flags.contains(LinkFlags::Up),
+                        tunnel: is_tunnel(message.header.link_layer_type, message.header.flags),
                     };
                     for attribute in message.attributes {
                         match attribute {
@@ -141,7 +159,9 @@ async fn list_addrs(netns: &Netns) -> Result<Vec<(u32, IpAddr, u8)>, NetdevError
 /// The host's addresses worth reporting as underlay endpoints, from the agent's own
 /// namespace: its IPv4 addresses, or, on a host that has none, its IPv6 ones. Never
 /// loopback, link-local (169.254/16, fe80::/10), unspecified, IPv4-mapped or multicast,
-/// nor an address of an overlay or container-bridge interface.
+/// nor an address of segwire's own overlays, a container or VM bridge, or a tunnel (a TUN
+/// or WireGuard device such as another VPN's, GRE, IP-in-IP or any point-to-point link):
+/// a peer that picked such an address would send this overlay through the other one.
 ///
 /// A dual-stack host reports IPv4 only, so every peer of an IPv4 underlay reaches it as
 /// before; a host with only IPv6 addresses reports those (an IPv6-only underlay).
@@ -154,7 +174,7 @@ pub async fn host_addrs() -> Result<Vec<IpAddr>, NetdevError> {
         links
             .iter()
             .find(|l| l.index == index)
-            .is_some_and(|l| is_local_only_link(&l.name))
+            .is_some_and(|l| l.tunnel || is_local_only_link(&l.name))
     };
     let mut addrs: Vec<IpAddr> = list_addrs(&Netns::Current)
         .await?

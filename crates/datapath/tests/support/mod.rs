@@ -130,6 +130,8 @@ pub struct Net {
     pub now: Duration,
     /// Datagrams to this node are lost.
     pub blackhole: Option<u8>,
+    /// This node's timers do not run (its loop is busy receiving).
+    pub starved: Option<u8>,
 }
 
 impl Net {
@@ -168,6 +170,7 @@ impl Net {
             nodes,
             now,
             blackhole: None,
+            starved: None,
         }
     }
 
@@ -216,6 +219,7 @@ impl Net {
         let next = self
             .nodes
             .iter()
+            .filter(|n| Some(n.id) != self.starved)
             .map(|n| n.member.poll_timeout())
             .min()
             .unwrap_or(until);
@@ -226,7 +230,8 @@ impl Net {
         self.now = self.now.max(next);
         let now = self.now;
         for i in 0..self.nodes.len() {
-            if self.nodes[i].member.poll_timeout() <= now {
+            if Some(self.nodes[i].id) != self.starved && self.nodes[i].member.poll_timeout() <= now
+            {
                 self.nodes[i].member.handle_timeout(now);
                 let id = self.nodes[i].id;
                 self.flush(id);

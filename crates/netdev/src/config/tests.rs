@@ -84,7 +84,14 @@ fn host_addrs_with(tag: &str, addrs: &[(&str, &str)]) -> Vec<std::net::IpAddr> {
     let n = ns.name.as_str();
     ip(&["-n", n, "link", "set", "lo", "up"]);
     for (i, (link, addr)) in addrs.iter().enumerate() {
-        if !ip(&["-n", n, "-o", "link", "show"]).contains(&format!(" {link}@")) {
+        let exists = |l: &str| {
+            let links = ip(&["-n", n, "-o", "link", "show"]);
+            links.contains(&format!(" {l}@")) || links.contains(&format!(" {l}:"))
+        };
+        if link.starts_with("wg") && !exists(link) {
+            // Another VPN's device: a TUN, as wireguard-go, boringtun or Tailscale make.
+            ip(&["-n", n, "tuntap", "add", "dev", link, "mode", "tun"]);
+        } else if !exists(link) {
             let peer = format!("veth{i}");
             ip(&[
                 "-n", n, "link", "add", link, "type", "veth", "peer", "name", &peer,
@@ -120,6 +127,23 @@ async fn host_addresses_skip_loopback() {
             ("eth0", "2001:2:5::1/64"),
             ("sw-web", "100.64.9.1/24"),
         ],
+    );
+    assert_eq!(
+        addrs,
+        ["198.18.5.1".parse::<std::net::IpAddr>().expect("ip")]
+    );
+}
+
+#[tokio::test]
+async fn another_vpns_tunnel_addresses_are_not_endpoints() {
+    if !privileged("another_vpns_tunnel_addresses_are_not_endpoints") {
+        return;
+    }
+    // A host that also runs another WireGuard VPN: its tunnel address sorts first, but a
+    // peer sending to it would push this overlay through that tunnel (and its MTU).
+    let addrs = host_addrs_with(
+        "hostaddrvpn",
+        &[("eth0", "198.18.5.1/24"), ("wg0", "100.96.0.2/24")],
     );
     assert_eq!(
         addrs,
