@@ -392,8 +392,8 @@ impl DataPath {
             let full = match self.udp.try_recv_batch() {
                 Ok(batch) => {
                     self.io.udp_recv_calls += 1;
-                    self.io.udp_recv_datagrams += batch.datagrams().count() as u64;
-                    self.core.handle_udp(now, batch.datagrams());
+                    let taken = self.core.handle_udp(now, batch.datagrams());
+                    self.io.udp_recv_datagrams += taken as u64;
                     batch.is_full()
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,

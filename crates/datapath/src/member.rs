@@ -153,13 +153,16 @@ impl Member {
     /// Datagrams read from the UDP socket with their source: decrypted packets whose inner
     /// source belongs to the sending peer and that the firewall allows (ingress) go to
     /// [`Member::packets`]; handshake replies and cookies to [`Member::datagrams`].
-    pub fn handle_udp<'a, I>(&mut self, now: Duration, datagrams: I)
+    /// Returns how many datagrams it took (so the shell need not walk the batch twice).
+    pub fn handle_udp<'a, I>(&mut self, now: Duration, datagrams: I) -> usize
     where
         I: IntoIterator<Item = (SocketAddr, &'a [u8])>,
     {
         let before = self.to_tun.len();
+        let mut taken = 0;
+        let counted = datagrams.into_iter().inspect(|_| taken += 1);
         self.router
-            .decapsulate_batch(now, datagrams, &mut self.to_tun, &mut self.to_udp);
+            .decapsulate_batch(now, counted, &mut self.to_tun, &mut self.to_udp);
         for suspect in self.router.drain_suspects() {
             self.detections.suspect(suspect, now);
         }
@@ -174,6 +177,7 @@ impl Member {
             }
             v.is_allowed()
         });
+        taken
     }
 
     /// The next incident detection to report, oldest first. Call after every
