@@ -450,7 +450,7 @@ impl Agent {
                 match segwire_netdev::configure(&netns, &member::interface_config(&config)).await {
                     Ok(()) => Ok(()),
                     Err(e) => {
-                        tracing::error!(member = %config.name, segment = %config.segment, error = %e, "could not add the IPv6 address; will retry");
+                        tracing::error!(member = %config.name, segment = %config.segment, error = %e, "could not add the new overlay address; will retry");
                         Err(config.id.clone())
                     }
                 }

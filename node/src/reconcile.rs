@@ -36,12 +36,11 @@ pub struct MemberConfig {
     pub interface: String,
     /// Where the interface lives.
     pub workload: Workload,
-    /// Overlay address.
-    pub address: Ipv4Addr,
-    /// Segment CIDR (the one route).
-    pub cidr: Ipv4Net,
-    /// On a dual-stack segment: the member's IPv6 address and the segment's prefix (a
-    /// second address and route on the same interface).
+    /// The member's IPv4 address and the segment's IPv4 network (its IPv4 route); `None`
+    /// on an IPv6-only segment.
+    pub ipv4: Option<(Ipv4Addr, Ipv4Net)>,
+    /// The member's IPv6 address and the segment's prefix (its IPv6 route, on the same
+    /// interface), on a dual-stack or IPv6-only segment.
     pub ipv6: Option<(Ipv6Addr, Ipv6Net)>,
     /// UDP port in the host namespace.
     pub listen_port: u16,
@@ -73,11 +72,11 @@ pub struct PeerSpec {
     pub name: String,
     /// Node it lives on.
     pub node: String,
-    /// Its overlay address.
-    pub address: Ipv4Addr,
-    /// Its IPv6 overlay address, on a dual-stack segment.
+    /// Its IPv4 overlay address; `None` on an IPv6-only segment.
+    pub address: Option<Ipv4Addr>,
+    /// Its IPv6 overlay address, on a segment with an IPv6 prefix.
     pub address6: Option<Ipv6Addr>,
-    /// Networks routed to it (its /32, and its /128 on a dual-stack segment).
+    /// Networks routed to it (its /32 and its /128, whichever it has).
     pub allowed_ips: Vec<IpNet>,
     /// Where to send to it (the first usable endpoint of the netmap).
     pub endpoint: Option<SocketAddr>,
@@ -142,14 +141,15 @@ fn member_config(
     mm: &MemberMap,
     skipped: &mut Vec<String>,
 ) -> Result<MemberConfig, String> {
-    let address: Ipv4Addr = mm
-        .address
-        .parse()
-        .map_err(|_| format!("bad address {:?}", mm.address))?;
-    let cidr: Ipv4Net = mm
-        .cidr
-        .parse()
-        .map_err(|_| format!("bad CIDR {:?}", mm.cidr))?;
+    let ipv4 = match (&mm.address, &mm.cidr) {
+        (Some(a), Some(c)) => Some((
+            a.parse::<Ipv4Addr>()
+                .map_err(|_| format!("bad address {a:?}"))?,
+            c.parse::<Ipv4Net>()
+                .map_err(|_| format!("bad CIDR {c:?}"))?,
+        )),
+        _ => None,
+    };
     let ipv6 = match (&mm.address6, &mm.cidr6) {
         (Some(a), Some(c)) => Some((
             a.parse::<Ipv6Addr>()
@@ -159,6 +159,9 @@ fn member_config(
         )),
         _ => None,
     };
+    if ipv4.is_none() && ipv6.is_none() {
+        return Err("no overlay address (neither IPv4 nor IPv6)".to_owned());
+    }
     let psk = PresharedKey::from_base64(&mm.psk).map_err(|_| "bad preshared key".to_owned())?;
     let psk_also = mm
         .psk_next
@@ -182,7 +185,7 @@ fn member_config(
     }
     let policy = PolicyInput::from_netmap(
         mm,
-        address,
+        ipv4.map(|(a, _)| a),
         ipv6.map(|(a, _)| a),
         peers
             .values()
@@ -195,8 +198,7 @@ fn member_config(
         segment: mm.segment.clone(),
         interface: local.interface(),
         workload: local.workload.clone(),
-        address,
-        cidr,
+        ipv4,
         ipv6,
         listen_port: local.listen_port,
         private_key: local.private_key.clone(),
@@ -214,14 +216,17 @@ fn peer_spec(p: &Peer) -> Result<PeerSpec, String> {
         .public_key
         .parse()
         .map_err(|_| "bad public key".to_owned())?;
-    let address: Ipv4Addr = p
-        .address
-        .parse()
-        .map_err(|_| format!("bad address {:?}", p.address))?;
+    let address: Option<Ipv4Addr> = match &p.address {
+        Some(a) => Some(a.parse().map_err(|_| format!("bad address {a:?}"))?),
+        None => None,
+    };
     let address6: Option<Ipv6Addr> = match &p.address6 {
         Some(a) => Some(a.parse().map_err(|_| format!("bad IPv6 address {a:?}"))?),
         None => None,
     };
+    if address.is_none() && address6.is_none() {
+        return Err("no overlay address".to_owned());
+    }
     let endpoints: Vec<SocketAddr> = p.endpoints.iter().filter_map(|e| e.parse().ok()).collect();
     let endpoint = endpoints
         .iter()
@@ -235,7 +240,9 @@ fn peer_spec(p: &Peer) -> Result<PeerSpec, String> {
         node: p.node.clone(),
         address,
         address6,
-        allowed_ips: std::iter::once(Ipv4Net::from(address).into())
+        allowed_ips: address
+            .map(|a| Ipv4Net::from(a).into())
+            .into_iter()
             .chain(address6.map(|a| Ipv6Net::from(a).into()))
             .collect(),
         endpoint,
@@ -321,8 +328,9 @@ pub enum Change {
         /// The new inputs.
         policy: Box<PolicyInput>,
     },
-    /// The member's IPv6 address changed (the segment got an IPv6 prefix): configure the
-    /// interface again, in place; IPv4 is left as it is.
+    /// The member gained an address (its segment got the prefix of the other family):
+    /// configure the interface again, in place; the addresses it had are left as they
+    /// are.
     Readdress(Box<MemberConfig>),
     /// The segment's preshared keys changed (the one to initiate with, or the second one
     /// answered during a rotation).
@@ -339,8 +347,9 @@ pub enum Change {
 }
 
 /// The changes that turn `applied` into `desired`, removals first. A member whose
-/// identity (interface, workload, address, CIDR, port or key) changed is removed and
-/// added again; everything else is changed in place.
+/// identity (interface, workload, IPv4 address or network once it has one, port or key)
+/// changed is removed and added again; everything else, a new address of a family the
+/// member lacked included, is changed in place.
 #[must_use]
 pub fn diff(applied: &NodeConfig, desired: &NodeConfig) -> Vec<Change> {
     let mut changes = Vec::new();
@@ -370,8 +379,7 @@ pub fn diff(applied: &NodeConfig, desired: &NodeConfig) -> Vec<Change> {
 fn same_identity(a: &MemberConfig, b: &MemberConfig) -> bool {
     a.interface == b.interface
         && a.workload == b.workload
-        && a.address == b.address
-        && a.cidr == b.cidr
+        && (a.ipv4.is_none() || a.ipv4 == b.ipv4)
         && a.listen_port == b.listen_port
         && a.private_key == b.private_key
 }
@@ -387,7 +395,7 @@ fn diff_member(old: &MemberConfig, new: &MemberConfig, changes: &mut Vec<Change>
             });
         }
     }
-    if old.ipv6 != new.ipv6 {
+    if old.ipv4 != new.ipv4 || old.ipv6 != new.ipv6 {
         changes.push(Change::Readdress(Box::new(new.clone())));
     }
     if old.psk != new.psk || old.psk_also != new.psk_also {
@@ -426,6 +434,13 @@ fn diff_member(old: &MemberConfig, new: &MemberConfig, changes: &mut Vec<Change>
     }
 }
 
+/// `A in NET` per family the member has, comma-separated.
+fn show_addresses(m: &MemberConfig) -> String {
+    let v4 = m.ipv4.map(|(a, n)| format!("{a} in {n}"));
+    let v6 = m.ipv6.map(|(a, n)| format!("{a} in {n}"));
+    v4.into_iter().chain(v6).collect::<Vec<_>>().join(", ")
+}
+
 fn show_endpoint(e: Option<SocketAddr>) -> String {
     e.map_or_else(|| "none".to_owned(), |e| e.to_string())
 }
@@ -436,13 +451,12 @@ impl fmt::Display for Change {
         match self {
             Change::AddMember(m) => write!(
                 f,
-                "add member {} ({}) on {} in {}: {} in {}, port {}, {} peers",
+                "add member {} ({}) on {} in {}: {}, port {}, {} peers",
                 m.name,
                 m.segment,
                 m.interface,
                 m.workload,
-                m.address,
-                m.cidr,
+                show_addresses(m),
                 m.listen_port,
                 m.peers.len()
             ),
@@ -456,7 +470,11 @@ impl fmt::Display for Change {
                 f,
                 "member {member}: add peer {} {} at {}",
                 peer.name,
-                peer.address,
+                peer.allowed_ips
+                    .iter()
+                    .map(|n| n.addr().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 show_endpoint(peer.endpoint)
             ),
             Change::RemovePeer { member, name, .. } => {
@@ -472,18 +490,13 @@ impl fmt::Display for Change {
             Change::UpdatePeer { member, peer } => {
                 write!(f, "member {member}: update peer {} in place", peer.name)
             }
-            Change::Readdress(m) => match m.ipv6 {
-                Some((a6, net6)) => write!(
-                    f,
-                    "member {}: add IPv6 address {a6} and route {net6} on {}",
-                    m.name, m.interface
-                ),
-                None => write!(
-                    f,
-                    "member {}: IPv6 address removed from {}",
-                    m.name, m.interface
-                ),
-            },
+            Change::Readdress(m) => write!(
+                f,
+                "member {}: addresses now {} on {}",
+                m.name,
+                show_addresses(m),
+                m.interface
+            ),
             Change::SetPsk {
                 member,
                 version,

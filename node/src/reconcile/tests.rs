@@ -14,7 +14,8 @@ fn local(id: &str, workload: Workload, port: u16) -> LocalMember {
         name: format!("name-{id}"),
         segment: "web".into(),
         workload,
-        address: Ipv4Addr::new(100, 64, 1, 2),
+        address: Some(Ipv4Addr::new(100, 64, 1, 2)),
+        address6: None,
         listen_port: port,
         private_key: PrivateKey::generate(),
         labels: Labels::new(),
@@ -47,7 +48,7 @@ fn peer(n: u8, endpoint: &str) -> Peer {
         name: format!("peer-{n}"),
         node: "host-b".into(),
         public_key: encode_key(&PrivateKey::generate().public_key().0),
-        address: format!("100.64.1.{}", 10 + n),
+        address: Some(format!("100.64.1.{}", 10 + n)),
         address6: None,
         endpoints: vec![endpoint.into()],
         labels: Labels::new(),
@@ -60,8 +61,8 @@ fn member_map(local: &LocalMember, psk: [u8; 32], peers: Vec<Peer>) -> MemberMap
         name: local.name.clone(),
         workload: local.workload.to_string(),
         segment: local.segment.clone(),
-        cidr: "100.64.1.0/24".into(),
-        address: local.address.to_string(),
+        cidr: Some("100.64.1.0/24".into()),
+        address: local.address.map(|a| a.to_string()),
         cidr6: None,
         address6: None,
         listen_port: local.listen_port,
@@ -103,8 +104,13 @@ fn desired_builds_members_from_state_and_netmap() {
     let mc = cfg.members.get("m1").expect("member");
     assert_eq!(mc.interface, "sw-web");
     assert_eq!(mc.workload, Workload::Netns("ca".into()));
-    assert_eq!(mc.address, Ipv4Addr::new(100, 64, 1, 2));
-    assert_eq!(mc.cidr, "100.64.1.0/24".parse::<Ipv4Net>().expect("cidr"));
+    assert_eq!(
+        mc.ipv4,
+        Some((
+            Ipv4Addr::new(100, 64, 1, 2),
+            "100.64.1.0/24".parse::<Ipv4Net>().expect("cidr")
+        ))
+    );
     assert_eq!(mc.listen_port, 51820);
     assert_eq!(mc.public_key, m.private_key.public_key());
     assert_eq!(mc.psk, PresharedKey::new(PSK_A));

@@ -40,7 +40,7 @@ async fn configure_is_idempotent_and_replaces_the_address() {
     assert_eq!(ours[0].addr, "100.64.9.5/32".parse().expect("net"));
 
     // A new address and MTU replace the old ones; still exactly one route.
-    config.address = Ipv4Addr::new(100, 64, 9, 6);
+    config.ipv4 = Some((Ipv4Addr::new(100, 64, 9, 6), segment()));
     config.mtu = 1380;
     configure(&netns, &config).await.expect("reconfigure");
     let addrs = ip(&["-n", &ns.name, "-4", "addr", "show", "dev", "sw-cfg"]);
