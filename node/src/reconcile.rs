@@ -106,12 +106,56 @@ pub struct Desired {
     pub skipped: Vec<String>,
 }
 
+/// The underlay address families this host can send from (its own endpoints' families):
+/// each peer is reached at its first endpoint of one of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Underlay {
+    /// The host has an IPv4 underlay address.
+    pub ipv4: bool,
+    /// The host has an IPv6 underlay address.
+    pub ipv6: bool,
+}
+
+impl Underlay {
+    /// The families of `addrs`, the host's own underlay addresses; a host that knows none
+    /// is taken to be on IPv4.
+    #[must_use]
+    pub fn of(addrs: &[std::net::IpAddr]) -> Underlay {
+        let ipv4 = addrs.iter().any(std::net::IpAddr::is_ipv4);
+        let ipv6 = addrs.iter().any(std::net::IpAddr::is_ipv6);
+        Underlay {
+            ipv4: ipv4 || !ipv6,
+            ipv6,
+        }
+    }
+
+    /// The endpoint to send to among `endpoints` (best first): the first IPv4 one when
+    /// this host has IPv4, else the first IPv6 one when it has IPv6, else the first.
+    #[must_use]
+    pub fn pick(self, endpoints: &[SocketAddr]) -> Option<SocketAddr> {
+        let first = |v4: bool| endpoints.iter().find(|e| e.is_ipv4() == v4);
+        self.ipv4
+            .then(|| first(true))
+            .flatten()
+            .or_else(|| self.ipv6.then(|| first(false)).flatten())
+            .or(endpoints.first())
+            .copied()
+    }
+}
+
+impl Default for Underlay {
+    fn default() -> Self {
+        Underlay::of(&[])
+    }
+}
+
 /// What the node should run: every local member (from `state`, which has its private
-/// key) that the netmap lists, with the netmap's address, CIDR, PSK and peers. Members
-/// the netmap lists but this node has no key for, and malformed netmap entries, are
-/// skipped and reported. No netmap means no members (their PSK is unknown).
+/// key) that the netmap lists, with the netmap's address, CIDR, PSK and peers, each peer
+/// reached at an endpoint of a family the host's `underlay` has. Members the netmap
+/// lists but this node has no key for, and malformed netmap entries, are skipped and
+/// reported. No netmap means no members (their PSK is unknown).
 #[must_use]
-pub fn desired(state: &NodeState, netmap: Option<&NetMap>) -> Desired {
+pub fn desired(state: &NodeState, netmap: Option<&NetMap>, underlay: Underlay) -> Desired {
     let mut out = Desired::default();
     let Some(netmap) = netmap else {
         return out;
@@ -124,7 +168,7 @@ pub fn desired(state: &NodeState, netmap: Option<&NetMap>) -> Desired {
             ));
             continue;
         };
-        match member_config(local, mm, &mut out.skipped) {
+        match member_config(local, mm, underlay, &mut out.skipped) {
             Ok(config) => {
                 out.config.members.insert(config.id.clone(), config);
             }
@@ -139,6 +183,7 @@ pub fn desired(state: &NodeState, netmap: Option<&NetMap>) -> Desired {
 fn member_config(
     local: &LocalMember,
     mm: &MemberMap,
+    underlay: Underlay,
     skipped: &mut Vec<String>,
 ) -> Result<MemberConfig, String> {
     let ipv4 = match (&mm.address, &mm.cidr) {
@@ -173,7 +218,7 @@ fn member_config(
     let public_key = local.private_key.public_key();
     let mut peers = BTreeMap::new();
     for p in &mm.peers {
-        match peer_spec(p) {
+        match peer_spec(p, underlay) {
             Ok(spec) if spec.public_key == public_key => {
                 skipped.push(format!("peer {} has this member's own key", p.name));
             }
@@ -211,7 +256,7 @@ fn member_config(
     })
 }
 
-fn peer_spec(p: &Peer) -> Result<PeerSpec, String> {
+fn peer_spec(p: &Peer, underlay: Underlay) -> Result<PeerSpec, String> {
     let public_key: PublicKey = p
         .public_key
         .parse()
@@ -228,11 +273,7 @@ fn peer_spec(p: &Peer) -> Result<PeerSpec, String> {
         return Err("no overlay address".to_owned());
     }
     let endpoints: Vec<SocketAddr> = p.endpoints.iter().filter_map(|e| e.parse().ok()).collect();
-    let endpoint = endpoints
-        .iter()
-        .find(|e| e.is_ipv4())
-        .or(endpoints.first())
-        .copied();
+    let endpoint = underlay.pick(&endpoints);
     Ok(PeerSpec {
         public_key,
         id: p.id.clone(),
