@@ -172,15 +172,17 @@ async fn ipv6_only_segments_work_end_to_end_in_the_api() {
     // `segment update` adds an IPv4 network: every member gets an IPv4 address, IPv6 is
     // kept; the IPv6 prefix cannot change.
     let before = n1.netmap(0, 0).await.unwrap().unwrap();
-    let out = cli(
-        &conf,
-        &["segment", "update", "six", "--cidr", "fd00:71::/64"],
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && err.contains("keeps its IPv6 prefix"),
-        "{err}"
-    );
+    for cidrs in ["fd00:71::/64", "100.64.70.0/24,fd00:71::/64"] {
+        let out = cli(&conf, &["segment", "update", "six", "--cidr", cidrs]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("keeps its IPv6 prefix"),
+            "{err}"
+        );
+    }
+    // Refused as a whole: the IPv4 network given next to the wrong prefix was not added.
+    let kept = cli_ok(&conf, &["segment", "show", "six"]);
+    assert!(!kept.contains("100.64.70.0/24"), "{kept}");
     let seg: Segment = serde_json::from_str(&cli_ok(
         &conf,
         &[

@@ -178,6 +178,8 @@ pub async fn update(
     // The prefixes the segment has are kept as they are; the one it lacks is added.
     let given = [net.map(IpNet::V4), net6.map(IpNet::V6)];
     let have = [seg.net.map(IpNet::V4), seg.net6.map(IpNet::V6)];
+    // Every prefix given is checked before anything changes.
+    let mut add = None;
     for (given, have) in given.into_iter().zip(have) {
         match (given, have) {
             (Some(g), Some(h)) if g != h => {
@@ -190,14 +192,16 @@ pub async fn update(
                     "segment {name:?} keeps its {family} {h}; only the family it lacks can be added"
                 )));
             }
-            (Some(g), None) => {
-                let (row, touched) = st.store.add_prefix(&name, g, now()).await?;
-                st.commit(&touched);
-                tracing::info!(actor = %admin.key_id, segment = %name, cidr = %g, "segment prefix added");
-                seg = row;
-            }
+            (Some(g), None) => add = Some(g),
             _ => {}
         }
+    }
+    // A segment always has one family, so at most one is added.
+    if let Some(g) = add {
+        let (row, touched) = st.store.add_prefix(&name, g, now()).await?;
+        st.commit(&touched);
+        tracing::info!(actor = %admin.key_id, segment = %name, cidr = %g, "segment prefix added");
+        seg = row;
     }
     Ok(Json(convert::segment(&seg)))
 }
