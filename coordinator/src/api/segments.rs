@@ -17,7 +17,7 @@ use super::query::ApiQuery;
 use super::AppState;
 use crate::convert::{self, now};
 use crate::secret;
-use crate::store::NewSegment;
+use crate::store::{rules, NewSegment};
 
 /// Parses a segment network: IPv4, prefix /8 to /30, no host bits.
 pub fn parse_cidr(s: &str) -> Result<Ipv4Net, String> {
@@ -183,13 +183,9 @@ pub async fn update(
     for (given, have) in given.into_iter().zip(have) {
         match (given, have) {
             (Some(g), Some(h)) if g != h => {
-                let family = if h.addr().is_ipv6() {
-                    "IPv6 prefix"
-                } else {
-                    "IPv4 network"
-                };
                 return Err(ApiError::bad_request(format!(
-                    "segment {name:?} keeps its {family} {h}; only the family it lacks can be added"
+                    "segment {name:?} keeps its {} {h}; only the family it lacks can be added",
+                    rules::family(h)
                 )));
             }
             (Some(g), None) => add = Some(g),

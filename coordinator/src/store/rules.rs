@@ -45,19 +45,24 @@ pub fn check_prefix(existing: &[SegmentRow], name: &str, net: IpNet) -> StoreRes
         };
         if let Some(o) = theirs {
             if o.contains(&net) || net.contains(&o) {
-                let what = if net.addr().is_ipv6() {
-                    "prefix"
-                } else {
-                    "network"
-                };
                 return Err(StoreError::Conflict(format!(
-                    "{net} overlaps segment {:?} ({o}); choose a {what} that does not overlap",
-                    other.name
+                    "{net} overlaps segment {:?} ({o}); choose an {} that does not overlap",
+                    other.name,
+                    family(net)
                 )));
             }
         }
     }
     Ok(())
+}
+
+/// What a segment prefix of `net`'s family is called in messages: `IPv4 network` or
+/// `IPv6 prefix`.
+pub fn family(net: IpNet) -> &'static str {
+    match net {
+        IpNet::V4(_) => "IPv4 network",
+        IpNet::V6(_) => "IPv6 prefix",
+    }
 }
 
 /// The name of a new member of `segment`: the requested one if free (else `Conflict`),

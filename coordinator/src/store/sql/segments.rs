@@ -266,26 +266,29 @@ pub(super) async fn add_prefix(
             IpNet::V6(_) => seg.net6.map(IpNet::V6),
         };
         if let Some(have) = have {
-            let family = if net.addr().is_ipv6() { "IPv6 prefix" } else { "IPv4 network" };
             return Err(StoreError::Conflict(format!(
-                "segment {name:?} already has the {family} {have}; a segment has at most one and keeps it"
+                "segment {name:?} already has the {} {have}; a segment has at most one and keeps it",
+                rules::family(net)
             )));
         }
         rules::check_prefix(&all_segments(&mut tx).await?, name, net)?;
         let v = bump(&mut tx).await?;
-        // The family's columns: IPv4 as network number and length, IPv6 as text.
-        let (net4, len4, net6) = match net {
-            IpNet::V4(n) => (Some(u32::from(n.network()) as i64), Some(n.prefix_len() as i64), seg.net6.map(|n| n.to_string())),
-            IpNet::V6(n) => (seg.net.map(|n| u32::from(n.network()) as i64), seg.net.map(|n| n.prefix_len() as i64), Some(n.to_string())),
+        // The new prefix next to the one the segment has (IPv4 is stored as network
+        // number and length, IPv6 as text).
+        let (net4, net6) = match net {
+            IpNet::V4(n) => (Some(n), seg.net6),
+            IpNet::V6(n) => (seg.net, Some(n)),
         };
-        sqlx::query("UPDATE segments SET net = $1, prefix = $2, net6 = $3, version = $4 WHERE id = $5")
-            .bind(net4)
-            .bind(len4)
-            .bind(net6)
-            .bind(v)
-            .bind(&seg.id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE segments SET net = $1, prefix = $2, net6 = $3, version = $4 WHERE id = $5",
+        )
+        .bind(net4.map(|n| u32::from(n.network()) as i64))
+        .bind(net4.map(|n| n.prefix_len() as i64))
+        .bind(net6.map(|n| n.to_string()))
+        .bind(v)
+        .bind(&seg.id)
+        .execute(&mut *tx)
+        .await?;
         let row = segment_by_name(&mut tx, name).await?;
         // Every member, in address order, gets the lowest free address of the new family.
         let ids: Vec<String> = sqlx::query_scalar(
