@@ -6,6 +6,7 @@
 //! reaches across segments, and the underlay carries nothing but WireGuard UDP and the
 //! control plane's TLS (and IPv6's own link control: neighbour discovery, multicast
 //! listener reports). One scenario, run in order, because each step builds on the last.
+//! A second one mixes the underlay: dual-stack hosts next to an IPv6-only one.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod support;
@@ -24,8 +25,8 @@ use support::{
 const COORDINATOR: &str = "2001:2::1";
 const URL: &str = "https://[2001:2::1]:7443";
 
-/// The IPv6 address of the member at IPv4 address `v4`, from `segwire member list`, and
-/// its endpoints.
+/// The IPv6 address of the member at address `v4` (IPv4, or IPv6 in an IPv6-only
+/// segment), from `segwire member list`, and its endpoints.
 fn member6(ctl: &Ctl, lab: &Lab, v4: &str) -> (String, Vec<String>) {
     let members: serde_json::Value =
         serde_json::from_str(&ctl.sw(lab, &["member", "list", "-o", "json"])).unwrap();
@@ -33,7 +34,7 @@ fn member6(ctl: &Ctl, lab: &Lab, v4: &str) -> (String, Vec<String>) {
         .as_array()
         .unwrap()
         .iter()
-        .find(|m| m["address"] == v4)
+        .find(|m| m["address"] == v4 || m["address6"] == v4)
         .unwrap_or_else(|| panic!("no member at {v4}: {members}"));
     let endpoints = m["endpoints"]
         .as_array()
@@ -221,4 +222,87 @@ fn ipv6_only_underlay_end_to_end() {
         "underlay traffic that is neither WireGuard between members nor the coordinator's TLS:\n{}",
         other.join("\n")
     );
+}
+
+/// The endpoint `agent` uses, for its member at `own`, to reach the peer at `addr`.
+fn endpoint_of(agent: &Agent, lab: &Lab, own: &str, addr: &str) -> String {
+    let st = agent.status(lab);
+    let peer = peer_owning(member_at(&st, own), addr).unwrap_or_else(|| panic!("{st}"));
+    peer["endpoint"].as_str().unwrap_or_default().to_string()
+}
+
+/// A mixed underlay: dual-stack hosts report their IPv4 and IPv6 endpoints, an IPv6-only
+/// host reaches a dual-stack one on its own (the first packet from the IPv6-only side, at
+/// the dual-stack host's IPv6 endpoint), and two dual-stack hosts keep using IPv4. The
+/// segment is IPv6-only.
+#[test]
+fn dual_stack_nodes_report_both_endpoints_and_peers_pick_their_family() {
+    use segwire_testkit::skip::{require, Need};
+    let needs = [Need::Root, Need::Program("ip"), Need::Program("ping")];
+    if !require(
+        "dual_stack_nodes_report_both_endpoints_and_peers_pick_their_family",
+        &needs,
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut lab = Lab::new("m");
+    let ctl_ns = lab.host6("ctl", COORDINATOR);
+    let h2 = lab.host46("h2", "198.18.0.12", "2001:2::12");
+    let h3 = lab.host6("h3", "2001:2::13");
+    let h4 = lab.host46("h4", "198.18.0.14", "2001:2::14");
+    let (c2, c3, c4) = (
+        lab.container6("c2"),
+        lab.container6("c3"),
+        lab.container6("c4"),
+    );
+    let data = d.join("coord");
+    let log = d.join("coordinator.log");
+    start_coordinator(&mut lab, &ctl_ns, &data, &log, "[::]:7443", "[2001:2::1]");
+    let ctl = Ctl {
+        ns: ctl_ns.clone(),
+        conf: data.join("admin.conf"),
+    };
+    ctl.wait_ready(&lab, &log);
+    ctl.sw(
+        &lab,
+        &["segment", "create", "six", "--cidr", "fd00:42::/64"],
+    );
+    let token = ctl.sw(
+        &lab,
+        &["token", "create", "--segment", "six", "--uses", "3"],
+    );
+    let mut agents: Vec<Agent> = [&h2, &h3, &h4].iter().map(|h| Agent::new(h, d)).collect();
+    for (a, name) in agents.iter_mut().zip(["h2", "h3", "h4"]) {
+        a.join(&lab, &token, name);
+        a.start(&mut lab);
+    }
+    let ip2 = agents[0].attach(&lab, "six", &c2, "app=web");
+    let ip3 = agents[1].attach(&lab, "six", &c3, "app=web");
+    let ip4 = agents[2].attach(&lab, "six", &c4, "app=web");
+
+    // The dual-stack hosts report both families, IPv4 first.
+    let (_, ep2) = member6(&ctl, &lab, &ip2);
+    assert_eq!(ep2.len(), 2, "{ep2:?}");
+    assert!(
+        ep2[0].starts_with("198.18.0.12:") && ep2[1].starts_with("[2001:2::12]:"),
+        "{ep2:?}"
+    );
+
+    // The IPv6-only host sends first, to the dual-stack host's IPv6 endpoint.
+    let reached = wait_until(Duration::from_secs(30), || ping(&lab, &c3, &ip2, "1"));
+    assert!(
+        reached.is_some(),
+        "no ping6 c3 (IPv6-only host) -> c2 (dual-stack host)\nh3:\n{}",
+        std::fs::read_to_string(&agents[1].log).unwrap_or_default()
+    );
+    assert!(endpoint_of(&agents[1], &lab, &ip3, &ip2).starts_with("[2001:2::12]:"));
+    assert!(ping(&lab, &c2, &ip3, "2"), "no ping6 c2 -> c3");
+    assert!(endpoint_of(&agents[0], &lab, &ip2, &ip3).starts_with("[2001:2::13]:"));
+    // Two dual-stack hosts use IPv4, as on an IPv4 underlay.
+    let reached = wait_until(Duration::from_secs(30), || ping(&lab, &c2, &ip4, "1"));
+    assert!(reached.is_some(), "no ping6 c2 -> c4");
+    assert!(endpoint_of(&agents[0], &lab, &ip2, &ip4).starts_with("198.18.0.14:"));
+    assert!(tcp_transfer(&c4, &c3, &ip3, 1 << 20), "TCP c4 -> c3");
 }

@@ -34,7 +34,8 @@ cargo test --workspace --no-fail-fast "$@" || status=$?
 if [ "${SEGWIRE_PG_SUITES:-1}" != 0 ] && [ $# = 0 ]; then
   SEGWIRE_TEST_DB=postgres cargo test -p segwire-coordinator --no-fail-fast \
     --test api --test abuse --test access --test scopes --test peers --test policy \
-    --test names --test incidents --test flow_reports --test rotation --test dual_stack || status=$?
+    --test names --test incidents --test flow_reports --test rotation --test dual_stack \
+    --test ipv6_only || status=$?
 fi
 if [ -n "$soak_pid" ]; then
   soak_status=0

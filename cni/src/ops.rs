@@ -182,7 +182,7 @@ fn add(env: &Env, stdin: &[u8], agent: &mut dyn Agent) -> Result<Done, CniError>
         }),
     };
     match call(agent, &conf.agent_socket, &request, ADD_TIMEOUT)? {
-        Response::Attached(a) if !a.up || a.cidr.is_empty() => Err(CniError::new(
+        Response::Attached(a) if !a.up || (a.cidr.is_empty() && a.cidr6.is_none()) => Err(CniError::new(
             TRY_AGAIN_LATER,
             format!(
                 "member {} was attached but its interface is not up yet (no netmap from the coordinator in time); try again, or see `segwire-node status`",
@@ -240,7 +240,8 @@ fn check(env: &Env, stdin: &[u8], agent: &mut dyn Agent) -> Result<Done, CniErro
         .as_ref()
         .map(result::prev_result_ips)
         .unwrap_or_default();
-    let ours = result::address_ip(&attached.address);
+    let ours = result::address_ip(&attached.address)
+        .or_else(|| attached.address6.as_deref().and_then(result::address_ip));
     if !expected.is_empty() && ours.is_none_or(|ip| !expected.contains(&ip)) {
         let listed: Vec<String> = expected.iter().map(ToString::to_string).collect();
         return Err(CniError::new(

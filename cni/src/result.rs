@@ -138,11 +138,32 @@ pub fn add_result(
     let mut result = json!({
         "cniVersion": cni_version,
         "interfaces": [{ "name": ifname, "mac": member::mac_for(key), "sandbox": netns }],
-        "ips": [{ "address": address_cidr(&attached.address)?, "interface": 0 }],
+        "ips": [],
         "dns": {},
     });
-    if !attached.cidr.is_empty() {
-        result["routes"] = json!([{ "dst": attached.cidr }]);
+    let addresses = (!attached.address.is_empty())
+        .then_some(attached.address.as_str())
+        .into_iter()
+        .chain(attached.address6.as_deref());
+    let mut ips = Vec::new();
+    for a in addresses {
+        ips.push(json!({ "address": address_cidr(a)?, "interface": 0 }));
+    }
+    if ips.is_empty() {
+        return Err(CniError::new(
+            AGENT_REFUSED,
+            "the agent answered with no overlay address",
+        ));
+    }
+    result["ips"] = Value::Array(ips);
+    let routes: Vec<Value> = (!attached.cidr.is_empty())
+        .then_some(attached.cidr.as_str())
+        .into_iter()
+        .chain(attached.cidr6.as_deref())
+        .map(|dst| json!({ "dst": dst }))
+        .collect();
+    if !routes.is_empty() {
+        result["routes"] = Value::Array(routes);
     }
     Ok(result.to_string())
 }
@@ -182,6 +203,38 @@ mod tests {
         assert_eq!(address_cidr("fd00::5").expect("v6"), "fd00::5/128");
         assert_eq!(address_cidr("10.1.0.5/24").expect("given"), "10.1.0.5/24");
         assert_eq!(address_cidr("").expect_err("empty").code, AGENT_REFUSED);
+    }
+
+    #[test]
+    fn an_ipv6_only_member_gets_only_its_ipv6_address_and_route() {
+        let attached = Attached {
+            id: "m-1".into(),
+            name: "web1".into(),
+            segment: "web".into(),
+            workload: "path:/run/netns/x".into(),
+            interface: "eth0".into(),
+            address: String::new(),
+            cidr: String::new(),
+            address6: Some("fd00:9::2".into()),
+            cidr6: Some("fd00:9::/64".into()),
+            listen_port: 40000,
+            public_key: "pk".into(),
+            up: true,
+            container: None,
+        };
+        let v: Value = serde_json::from_str(
+            &add_result("1.0.0", "eth0", "/run/netns/x", &attached).expect("result"),
+        )
+        .expect("json");
+        assert_eq!(
+            v["ips"],
+            json!([{"address": "fd00:9::2/128", "interface": 0}])
+        );
+        assert_eq!(v["routes"], json!([{"dst": "fd00:9::/64"}]));
+        let mut none = attached;
+        none.address6 = None;
+        let e = add_result("1.0.0", "eth0", "/run/netns/x", &none).expect_err("no address");
+        assert_eq!(e.code, AGENT_REFUSED);
     }
 
     #[test]

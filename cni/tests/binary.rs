@@ -73,6 +73,8 @@ fn add_prints_the_result_of_the_agents_attach() {
             interface: "eth0".into(),
             address: "10.9.0.2".into(),
             cidr: "10.9.0.0/24".into(),
+            address6: None,
+            cidr6: None,
             listen_port: 40000,
             public_key: "pk".into(),
             up: true,

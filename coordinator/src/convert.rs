@@ -28,7 +28,7 @@ pub fn rfc3339(t: i64) -> String {
 pub fn segment(r: &SegmentRow) -> Segment {
     Segment {
         name: r.name.clone(),
-        cidr: r.net.to_string(),
+        cidr: r.net.map(|n| n.to_string()),
         cidr6: r.net6.map(|n| n.to_string()),
         default: r.default,
         psk_version: r.psk_version as u64,
@@ -110,7 +110,7 @@ pub fn member(m: &MemberRow, node: Option<&NodeRow>) -> Member {
         node: m.node_name.clone(),
         node_id: m.node_id.clone(),
         workload: m.workload.clone(),
-        address: m.address.to_string(),
+        address: m.address.map(|a| a.to_string()),
         address6: m.address6.map(|a| a.to_string()),
         public_key: m.public_key.clone(),
         listen_port: m.listen_port,

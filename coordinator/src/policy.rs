@@ -54,7 +54,7 @@ fn action(d: DefaultAction) -> Action {
 pub fn member(m: &MemberRow) -> Member {
     Member {
         name: m.name.clone(),
-        ip: Some(m.address),
+        ip: m.address,
         ip6: m.address6,
         labels: m.labels.clone(),
     }

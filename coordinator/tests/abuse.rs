@@ -273,7 +273,12 @@ async fn thousand_concurrent_allocations_get_distinct_addresses() {
     let mut seen = HashSet::new();
     for r in results {
         let m = r.unwrap();
-        let ip: std::net::Ipv4Addr = m.address.parse().unwrap();
+        let ip: std::net::Ipv4Addr = m
+            .address
+            .as_deref()
+            .expect("an IPv4 address")
+            .parse()
+            .unwrap();
         assert!(
             ip != "100.64.4.0".parse::<std::net::Ipv4Addr>().unwrap()
                 && ip != "100.64.7.255".parse::<std::net::Ipv4Addr>().unwrap()

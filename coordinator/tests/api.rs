@@ -37,7 +37,11 @@ async fn happy_path_survives_restart() {
     );
     let db: Segment = serde_json::from_str(&out).unwrap();
     assert_eq!(
-        (db.name.as_str(), db.cidr.as_str(), db.psk_version),
+        (
+            db.name.as_str(),
+            db.cidr.as_deref().expect("an IPv4 network"),
+            db.psk_version
+        ),
         ("db", "100.64.2.0/24", 1)
     );
     let table = cli_ok(&conf, &["segment", "list"]);
@@ -73,8 +77,8 @@ async fn happy_path_survives_restart() {
     // Members get addresses; the netmap shows peers and the segment key.
     let m1: Member = node.attach(&attach_req("web", "netns:c1")).await.unwrap();
     let m2: Member = node_b.attach(&attach_req("web", "netns:c2")).await.unwrap();
-    assert_eq!(m1.address, "100.64.1.1");
-    assert_eq!(m2.address, "100.64.1.2");
+    assert_eq!(m1.address.as_deref(), Some("100.64.1.1"));
+    assert_eq!(m2.address.as_deref(), Some("100.64.1.2"));
     assert_eq!(m1.labels.get("team").map(String::as_str), Some("a"));
     node.report_endpoints(&EndpointReport {
         endpoints: vec!["198.18.0.9".into()],
@@ -85,11 +89,15 @@ async fn happy_path_survives_restart() {
     assert_eq!(map.members.len(), 1);
     let mm = &map.members[0];
     assert_eq!(
-        (mm.segment.as_str(), mm.address.as_str(), mm.psk_version),
+        (
+            mm.segment.as_str(),
+            mm.address.as_deref().expect("an IPv4 address"),
+            mm.psk_version
+        ),
         ("web", "100.64.1.2", 1)
     );
     assert_eq!(mm.peers.len(), 1);
-    assert_eq!(mm.peers[0].address, "100.64.1.1");
+    assert_eq!(mm.peers[0].address.as_deref(), Some("100.64.1.1"));
     assert!(
         mm.peers[0]
             .endpoints
@@ -182,7 +190,10 @@ async fn released_addresses_are_quarantined() {
     let a = node.attach(&attach_req("tiny", "netns:a")).await.unwrap();
     let b = node.attach(&attach_req("tiny", "netns:b")).await.unwrap();
     assert_eq!(
-        (a.address.as_str(), b.address.as_str()),
+        (
+            a.address.as_deref().expect("an IPv4 address"),
+            b.address.as_deref().expect("an IPv4 address")
+        ),
         ("100.64.9.1", "100.64.9.2")
     );
     let full = node

@@ -35,7 +35,10 @@ async fn dual_stack_segments_allocate_and_route_ipv6() {
     ))
     .unwrap();
     assert_eq!(
-        (seg.cidr.as_str(), seg.cidr6.as_deref()),
+        (
+            seg.cidr.as_deref().expect("an IPv4 network"),
+            seg.cidr6.as_deref()
+        ),
         ("100.64.7.0/24", Some("fd00:7::/64"))
     );
     cli_ok(
@@ -50,13 +53,12 @@ async fn dual_stack_segments_allocate_and_route_ipv6() {
     );
     let listed = cli_ok(&conf, &["segment", "list"]);
     assert!(listed.contains("100.64.7.0/24,fd00:7::/64"), "{listed}");
-    // Refused: overlapping IPv6, out-of-range prefixes, two IPv6 prefixes, IPv6 alone.
+    // Refused: overlapping IPv6, out-of-range prefixes, two IPv6 prefixes.
     for (cidrs, says) in [
         ("100.64.9.0/24,fd00:7::/80", "overlaps segment \"app\""),
         ("100.64.9.0/24,fd00:9::/40", "between /48 and /124"),
         ("100.64.9.0/24,fd00:9::/126", "between /48 and /124"),
         ("fd00:9::/64,fd00:a::/64", "at most one IPv6"),
-        ("fd00:9::/64", "needs an IPv4 network"),
     ] {
         let out = cli(&conf, &["segment", "create", "bad", "--cidr", cidrs]);
         let err = String::from_utf8_lossy(&out.stderr);
@@ -80,7 +82,7 @@ async fn dual_stack_segments_allocate_and_route_ipv6() {
     let d = n2.attach(&db).await.unwrap();
     let m1 = n1.netmap(0, 0).await.unwrap().unwrap();
     let own = &m1.members[0];
-    assert_eq!(own.address, "100.64.7.1");
+    assert_eq!(own.address.as_deref(), Some("100.64.7.1"));
     assert_eq!(own.address6.as_deref(), Some("fd00:7::1"));
     assert_eq!(own.cidr6.as_deref(), Some("fd00:7::/64"));
     assert_eq!(own.peers[0].address6.as_deref(), Some("fd00:7::2"));
@@ -91,7 +93,10 @@ async fn dual_stack_segments_allocate_and_route_ipv6() {
     let m2 = n2.netmap(0, 0).await.unwrap().unwrap();
     let db_map = m2.members.iter().find(|m| m.id == again.id).unwrap();
     assert_eq!(
-        (db_map.address.as_str(), db_map.address6.as_deref()),
+        (
+            db_map.address.as_deref().expect("an IPv4 address"),
+            db_map.address6.as_deref()
+        ),
         ("100.64.7.3", Some("fd00:7::3"))
     );
     let _ = w;
@@ -137,7 +142,11 @@ async fn segment_update_adds_ipv6_to_every_member_and_keeps_ipv4() {
     n1.attach(&attach_req("app", "netns:b")).await.unwrap();
     let before = n1.netmap(0, 0).await.unwrap().unwrap();
     assert!(before.members.iter().all(|m| m.address6.is_none()));
-    let v4: Vec<String> = before.members.iter().map(|m| m.address.clone()).collect();
+    let v4: Vec<String> = before
+        .members
+        .iter()
+        .map(|m| m.address.clone().expect("an IPv4 address"))
+        .collect();
 
     // Overlapping another segment's prefix: refused, nothing changes.
     let out = cli(
@@ -181,7 +190,12 @@ async fn segment_update_adds_ipv6_to_every_member_and_keeps_ipv4() {
     let mut got: Vec<(String, Option<String>)> = after
         .members
         .iter()
-        .map(|m| (m.address.clone(), m.address6.clone()))
+        .map(|m| {
+            (
+                m.address.clone().expect("an IPv4 address"),
+                m.address6.clone(),
+            )
+        })
         .collect();
     got.sort();
     assert_eq!(
@@ -196,7 +210,10 @@ async fn segment_update_adds_ipv6_to_every_member_and_keeps_ipv4() {
         &conf,
         &["segment", "update", "app", "--cidr", "fd00:61::/64"],
     );
-    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("already has"));
+    assert!(
+        !out.status.success()
+            && String::from_utf8_lossy(&out.stderr).contains("keeps its IPv6 prefix")
+    );
     let members = cli_ok(&conf, &["member", "list", "--segment", "app", "-o", "json"]);
     assert!(members.contains("fd00:60::1"), "{members}");
 }

@@ -49,7 +49,10 @@ async fn a_node_logs_only_its_own_members_within_its_share() {
     let app_a = node_a.attach(&req).await.unwrap();
     req.segment = "db".into();
     let app_b = node_b.attach(&req).await.unwrap();
-    let (ip_a, ip_b) = (app_a.address.clone(), app_b.address.clone());
+    let (ip_a, ip_b) = (
+        app_a.address.clone().expect("an IPv4 address"),
+        app_b.address.clone().expect("an IPv4 address"),
+    );
 
     // b logs one record of its own.
     let own_b = record("db", "app", &ip_b, "100.64.2.77", 5432);

@@ -84,7 +84,10 @@ async fn peers_through_the_cli_and_api() {
     assert_eq!(values(&config, "Endpoint"), ["198.18.0.2:51820"]);
     assert_eq!(
         values(&config, "AllowedIPs"),
-        [format!("{}/32", web.address)]
+        [format!(
+            "{}/32",
+            web.address.as_deref().expect("an IPv4 address")
+        )]
     );
     assert_eq!(values(&config, "PersistentKeepalive"), ["25"]);
     let psk = values(&config, "PresharedKey")[0].to_owned();
@@ -99,7 +102,10 @@ async fn peers_through_the_cli_and_api() {
         (laptop.name.as_str(), laptop.segment.as_str()),
         ("laptop", "web")
     );
-    assert_eq!(format!("{}/32", laptop.address), address);
+    assert_eq!(
+        format!("{}/32", laptop.address.as_deref().expect("an IPv4 address")),
+        address
+    );
     assert_eq!(laptop.endpoint.as_deref(), Some("198.18.0.9:51900"));
     assert_eq!(
         laptop.labels.get("role").map(String::as_str),

@@ -93,12 +93,16 @@ async fn migrate_db_copies_a_live_sqlite_coordinator_and_new_writes_work_on_post
         let e = anon.enroll(&enroll_req(&t, name)).await.unwrap();
         let node = Client::new(&t.url, t.pin, Some(e.credential.clone())).unwrap();
         let m = node.attach(&attach_req("web", "app")).await.unwrap();
-        addresses.push(m.address.clone());
+        addresses.push(m.address.clone().expect("an IPv4 address"));
         first.get_or_insert((node, e.credential, m));
     }
     let (node_a, cred_a, member_a) = first.unwrap();
     node_a
-        .report_flows(&flow(&member_a.name, &member_a.address, 22))
+        .report_flows(&flow(
+            &member_a.name,
+            member_a.address.as_deref().expect("an IPv4 address"),
+            22,
+        ))
         .await
         .unwrap();
     let audit_before = admin.audit(&AuditFilter::default()).await.unwrap();
@@ -152,7 +156,10 @@ async fn migrate_db_copies_a_live_sqlite_coordinator_and_new_writes_work_on_post
     let nodes = admin.list_nodes().await.unwrap();
     assert_eq!(nodes.len(), 2);
     let members = admin.list_members(Some("web")).await.unwrap();
-    let mut got: Vec<String> = members.iter().map(|m| m.address.clone()).collect();
+    let mut got: Vec<String> = members
+        .iter()
+        .map(|m| m.address.clone().expect("an IPv4 address"))
+        .collect();
     got.sort();
     addresses.sort();
     assert_eq!(got, addresses);
@@ -165,7 +172,11 @@ async fn migrate_db_copies_a_live_sqlite_coordinator_and_new_writes_work_on_post
     let conf = coord.conf();
     let node_a = Client::new(&conf.url, conf.ca_pin, Some(cred_a)).unwrap();
     node_a
-        .report_flows(&flow(&member_a.name, &member_a.address, 23))
+        .report_flows(&flow(
+            &member_a.name,
+            member_a.address.as_deref().expect("an IPv4 address"),
+            23,
+        ))
         .await
         .unwrap();
     assert_eq!(flow_rows(&admin).await, 2);
@@ -174,7 +185,11 @@ async fn migrate_db_copies_a_live_sqlite_coordinator_and_new_writes_work_on_post
     let e = anon.enroll(&enroll_req(&t2, "host-c")).await.unwrap();
     let node_c = Client::new(&t2.url, t2.pin, Some(e.credential)).unwrap();
     let m = node_c.attach(&attach_req("web", "app")).await.unwrap();
-    assert!(!addresses.contains(&m.address), "{} reused", m.address);
+    assert!(
+        !addresses.contains(m.address.as_ref().expect("an IPv4 address")),
+        "{:?} reused",
+        m.address
+    );
     assert_eq!(admin.list_members(Some("web")).await.unwrap().len(), 3);
     let audit_new = admin.audit(&AuditFilter::default()).await.unwrap();
     assert!(audit_new.len() > audit_after.len());

@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, watch};
 use self::attach::AttachOptions;
 use crate::control::{self, Incoming, Request, Response};
 use crate::member::{self, MemberCmd, MemberHandle};
-use crate::reconcile::{confirm_members, desired, diff, Change, NodeConfig};
+use crate::reconcile::{confirm_members, desired, diff, Change, NodeConfig, Underlay};
 use crate::state::{NodeState, StateDir};
 use crate::status::{member_view, AgentStatus};
 use crate::sync::{poll_netmaps, report_endpoints, SyncEvent};
@@ -376,7 +376,11 @@ impl Agent {
     /// Computes the desired configuration, diffs it against the applied one, and applies
     /// the changes. A member that fails to start stays out of `applied` and is retried.
     async fn reconcile(&mut self, why: &str) {
-        let wanted = desired(&self.state, self.netmap.as_ref());
+        let underlay = match self.state.endpoint {
+            Some(ip) => Underlay::of(&[ip]),
+            None => Underlay::of(&segwire_netdev::host_addrs().await.unwrap_or_default()),
+        };
+        let wanted = desired(&self.state, self.netmap.as_ref(), underlay);
         let skipped: BTreeSet<String> = wanted.skipped.iter().cloned().collect();
         if skipped != self.last_skipped {
             for s in skipped.difference(&self.last_skipped) {
@@ -450,7 +454,7 @@ impl Agent {
                 match segwire_netdev::configure(&netns, &member::interface_config(&config)).await {
                     Ok(()) => Ok(()),
                     Err(e) => {
-                        tracing::error!(member = %config.name, segment = %config.segment, error = %e, "could not add the IPv6 address; will retry");
+                        tracing::error!(member = %config.name, segment = %config.segment, error = %e, "could not add the new overlay address; will retry");
                         Err(config.id.clone())
                     }
                 }

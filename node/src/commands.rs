@@ -227,9 +227,16 @@ fn attach(dir: &StateDir, output: Output, args: AttachArgs) -> anyhow::Result<()
     };
     print(output, &attached, || {
         format!(
-            "{} {}/32 in {} (segment {}, member {}){}",
+            "{} {} in {} (segment {}, member {}){}",
             attached.interface,
-            attached.address,
+            [
+                Some(format!("{}/32", attached.address)).filter(|_| !attached.address.is_empty()),
+                attached.address6.as_ref().map(|a6| format!("{a6}/128")),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" "),
             attached.workload,
             attached.segment,
             attached.name,

@@ -26,7 +26,7 @@ pub fn to_report(d: &Detection, member: &MemberConfig) -> DetectionReport {
         member
             .peers
             .values()
-            .find(|p| p.address == a || p.address6.is_some_and(|a6| a6 == a))
+            .find(|p| p.address.is_some_and(|a4| a4 == a) || p.address6.is_some_and(|a6| a6 == a))
             .map_or_else(|| a.to_string(), |p| p.name.clone())
     };
     let by_key = |k: &segwire_tunnel::PublicKey| member.peers.get(k).map(|p| p.name.clone());

@@ -13,7 +13,7 @@ pub fn to_record(flow: &NamedFlow, member: &MemberConfig) -> FlowRecord {
     let peer = member
         .peers
         .values()
-        .find(|p| p.address == other || p.address6.is_some_and(|a| a == other))
+        .find(|p| p.address.is_some_and(|a| a == other) || p.address6.is_some_and(|a| a == other))
         .map(|p| p.name.clone());
     FlowRecord {
         segment: member.segment.clone(),

@@ -15,7 +15,7 @@ use segwire_datapath::{
 };
 use segwire_netdev::{
     bind_udp_any, create_interface, BatchSocket, InterfaceConfig, NetdevError, Netns, TunDevice,
-    DEFAULT_SOCKET_BUFFER,
+    DEFAULT_MTU, DEFAULT_SOCKET_BUFFER, DEFAULT_TX_QUEUE_LEN,
 };
 use segwire_policy::{CompiledPolicy, ConntrackConfig, Counters};
 use segwire_tunnel::{
@@ -143,14 +143,26 @@ pub fn bind_port(port: u16) -> Result<std::net::UdpSocket, MemberError> {
 ///
 /// # Errors
 /// [`MemberError`]; nothing is left behind on error.
-/// How the member's interface is configured: its IPv4 address and route, and on a
-/// dual-stack segment its IPv6 address and route too.
+/// How the member's interface is configured: an address and a route per family the
+/// segment has (IPv4, IPv6 or both).
 #[must_use]
 pub fn interface_config(config: &MemberConfig) -> InterfaceConfig {
-    let iface = InterfaceConfig::new(config.interface.clone(), config.address, config.cidr);
-    match config.ipv6 {
-        Some((a6, net6)) => iface.with_ipv6(a6, net6),
-        None => iface,
+    InterfaceConfig {
+        name: config.interface.clone(),
+        mtu: DEFAULT_MTU,
+        tx_queue_len: DEFAULT_TX_QUEUE_LEN,
+        ipv4: config.ipv4,
+        ipv6: config.ipv6,
+    }
+}
+
+/// The address the member's router reports: its IPv4 one, or its IPv6 one on an
+/// IPv6-only segment.
+fn overlay_address(config: &MemberConfig) -> std::net::IpAddr {
+    match (config.ipv4, config.ipv6) {
+        (Some((a, _)), _) => a.into(),
+        (None, Some((a6, _))) => a6.into(),
+        (None, None) => std::net::Ipv6Addr::UNSPECIFIED.into(),
     }
 }
 
@@ -175,7 +187,7 @@ pub async fn start(
             router: RouterConfig::new(
                 config.private_key.secret(),
                 config.psk.clone(),
-                config.address,
+                overlay_address(config),
             ),
             policy: config.policy.compile(),
             conntrack: ConntrackConfig::default(),

@@ -26,9 +26,9 @@ impl PolicyInput {
     /// to the segment default with no rules (and says so).
     pub fn from_netmap(
         mm: &MemberMap,
-        address: Ipv4Addr,
+        address: Option<Ipv4Addr>,
         address6: Option<Ipv6Addr>,
-        peers: impl Iterator<Item = (String, Ipv4Addr, Option<Ipv6Addr>, Labels)>,
+        peers: impl Iterator<Item = (String, Option<Ipv4Addr>, Option<Ipv6Addr>, Labels)>,
         skipped: &mut Vec<String>,
     ) -> PolicyInput {
         let policy = Policy::try_from(mm.policy.clone()).unwrap_or_else(|e| {
@@ -47,14 +47,14 @@ impl PolicyInput {
         });
         let local = Member {
             name: mm.name.clone(),
-            ip: Some(address),
+            ip: address,
             ip6: address6,
             labels: mm.labels.clone(),
         };
         let mut members: Vec<Member> = peers
             .map(|(name, ip, ip6, labels)| Member {
                 name,
-                ip: Some(ip),
+                ip,
                 ip6,
                 labels,
             })

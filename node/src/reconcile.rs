@@ -36,12 +36,11 @@ pub struct MemberConfig {
     pub interface: String,
     /// Where the interface lives.
     pub workload: Workload,
-    /// Overlay address.
-    pub address: Ipv4Addr,
-    /// Segment CIDR (the one route).
-    pub cidr: Ipv4Net,
-    /// On a dual-stack segment: the member's IPv6 address and the segment's prefix (a
-    /// second address and route on the same interface).
+    /// The member's IPv4 address and the segment's IPv4 network (its IPv4 route); `None`
+    /// on an IPv6-only segment.
+    pub ipv4: Option<(Ipv4Addr, Ipv4Net)>,
+    /// The member's IPv6 address and the segment's prefix (its IPv6 route, on the same
+    /// interface), on a dual-stack or IPv6-only segment.
     pub ipv6: Option<(Ipv6Addr, Ipv6Net)>,
     /// UDP port in the host namespace.
     pub listen_port: u16,
@@ -73,11 +72,11 @@ pub struct PeerSpec {
     pub name: String,
     /// Node it lives on.
     pub node: String,
-    /// Its overlay address.
-    pub address: Ipv4Addr,
-    /// Its IPv6 overlay address, on a dual-stack segment.
+    /// Its IPv4 overlay address; `None` on an IPv6-only segment.
+    pub address: Option<Ipv4Addr>,
+    /// Its IPv6 overlay address, on a segment with an IPv6 prefix.
     pub address6: Option<Ipv6Addr>,
-    /// Networks routed to it (its /32, and its /128 on a dual-stack segment).
+    /// Networks routed to it (its /32 and its /128, whichever it has).
     pub allowed_ips: Vec<IpNet>,
     /// Where to send to it (the first usable endpoint of the netmap).
     pub endpoint: Option<SocketAddr>,
@@ -107,12 +106,56 @@ pub struct Desired {
     pub skipped: Vec<String>,
 }
 
+/// The underlay address families this host can send from (its own endpoints' families):
+/// each peer is reached at its first endpoint of one of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Underlay {
+    /// The host has an IPv4 underlay address.
+    pub ipv4: bool,
+    /// The host has an IPv6 underlay address.
+    pub ipv6: bool,
+}
+
+impl Underlay {
+    /// The families of `addrs`, the host's own underlay addresses; a host that knows none
+    /// is taken to be on IPv4.
+    #[must_use]
+    pub fn of(addrs: &[std::net::IpAddr]) -> Underlay {
+        let ipv4 = addrs.iter().any(std::net::IpAddr::is_ipv4);
+        let ipv6 = addrs.iter().any(std::net::IpAddr::is_ipv6);
+        Underlay {
+            ipv4: ipv4 || !ipv6,
+            ipv6,
+        }
+    }
+
+    /// The endpoint to send to among `endpoints` (best first): the first IPv4 one when
+    /// this host has IPv4, else the first IPv6 one when it has IPv6, else the first.
+    #[must_use]
+    pub fn pick(self, endpoints: &[SocketAddr]) -> Option<SocketAddr> {
+        let first = |v4: bool| endpoints.iter().find(|e| e.is_ipv4() == v4);
+        self.ipv4
+            .then(|| first(true))
+            .flatten()
+            .or_else(|| self.ipv6.then(|| first(false)).flatten())
+            .or(endpoints.first())
+            .copied()
+    }
+}
+
+impl Default for Underlay {
+    fn default() -> Self {
+        Underlay::of(&[])
+    }
+}
+
 /// What the node should run: every local member (from `state`, which has its private
-/// key) that the netmap lists, with the netmap's address, CIDR, PSK and peers. Members
-/// the netmap lists but this node has no key for, and malformed netmap entries, are
-/// skipped and reported. No netmap means no members (their PSK is unknown).
+/// key) that the netmap lists, with the netmap's address, CIDR, PSK and peers, each peer
+/// reached at an endpoint of a family the host's `underlay` has. Members the netmap
+/// lists but this node has no key for, and malformed netmap entries, are skipped and
+/// reported. No netmap means no members (their PSK is unknown).
 #[must_use]
-pub fn desired(state: &NodeState, netmap: Option<&NetMap>) -> Desired {
+pub fn desired(state: &NodeState, netmap: Option<&NetMap>, underlay: Underlay) -> Desired {
     let mut out = Desired::default();
     let Some(netmap) = netmap else {
         return out;
@@ -125,7 +168,7 @@ pub fn desired(state: &NodeState, netmap: Option<&NetMap>) -> Desired {
             ));
             continue;
         };
-        match member_config(local, mm, &mut out.skipped) {
+        match member_config(local, mm, underlay, &mut out.skipped) {
             Ok(config) => {
                 out.config.members.insert(config.id.clone(), config);
             }
@@ -140,16 +183,18 @@ pub fn desired(state: &NodeState, netmap: Option<&NetMap>) -> Desired {
 fn member_config(
     local: &LocalMember,
     mm: &MemberMap,
+    underlay: Underlay,
     skipped: &mut Vec<String>,
 ) -> Result<MemberConfig, String> {
-    let address: Ipv4Addr = mm
-        .address
-        .parse()
-        .map_err(|_| format!("bad address {:?}", mm.address))?;
-    let cidr: Ipv4Net = mm
-        .cidr
-        .parse()
-        .map_err(|_| format!("bad CIDR {:?}", mm.cidr))?;
+    let ipv4 = match (&mm.address, &mm.cidr) {
+        (Some(a), Some(c)) => Some((
+            a.parse::<Ipv4Addr>()
+                .map_err(|_| format!("bad address {a:?}"))?,
+            c.parse::<Ipv4Net>()
+                .map_err(|_| format!("bad CIDR {c:?}"))?,
+        )),
+        _ => None,
+    };
     let ipv6 = match (&mm.address6, &mm.cidr6) {
         (Some(a), Some(c)) => Some((
             a.parse::<Ipv6Addr>()
@@ -159,6 +204,9 @@ fn member_config(
         )),
         _ => None,
     };
+    if ipv4.is_none() && ipv6.is_none() {
+        return Err("no overlay address (neither IPv4 nor IPv6)".to_owned());
+    }
     let psk = PresharedKey::from_base64(&mm.psk).map_err(|_| "bad preshared key".to_owned())?;
     let psk_also = mm
         .psk_next
@@ -170,7 +218,7 @@ fn member_config(
     let public_key = local.private_key.public_key();
     let mut peers = BTreeMap::new();
     for p in &mm.peers {
-        match peer_spec(p) {
+        match peer_spec(p, underlay) {
             Ok(spec) if spec.public_key == public_key => {
                 skipped.push(format!("peer {} has this member's own key", p.name));
             }
@@ -182,7 +230,7 @@ fn member_config(
     }
     let policy = PolicyInput::from_netmap(
         mm,
-        address,
+        ipv4.map(|(a, _)| a),
         ipv6.map(|(a, _)| a),
         peers
             .values()
@@ -195,8 +243,7 @@ fn member_config(
         segment: mm.segment.clone(),
         interface: local.interface(),
         workload: local.workload.clone(),
-        address,
-        cidr,
+        ipv4,
         ipv6,
         listen_port: local.listen_port,
         private_key: local.private_key.clone(),
@@ -209,25 +256,24 @@ fn member_config(
     })
 }
 
-fn peer_spec(p: &Peer) -> Result<PeerSpec, String> {
+fn peer_spec(p: &Peer, underlay: Underlay) -> Result<PeerSpec, String> {
     let public_key: PublicKey = p
         .public_key
         .parse()
         .map_err(|_| "bad public key".to_owned())?;
-    let address: Ipv4Addr = p
-        .address
-        .parse()
-        .map_err(|_| format!("bad address {:?}", p.address))?;
+    let address: Option<Ipv4Addr> = match &p.address {
+        Some(a) => Some(a.parse().map_err(|_| format!("bad address {a:?}"))?),
+        None => None,
+    };
     let address6: Option<Ipv6Addr> = match &p.address6 {
         Some(a) => Some(a.parse().map_err(|_| format!("bad IPv6 address {a:?}"))?),
         None => None,
     };
+    if address.is_none() && address6.is_none() {
+        return Err("no overlay address".to_owned());
+    }
     let endpoints: Vec<SocketAddr> = p.endpoints.iter().filter_map(|e| e.parse().ok()).collect();
-    let endpoint = endpoints
-        .iter()
-        .find(|e| e.is_ipv4())
-        .or(endpoints.first())
-        .copied();
+    let endpoint = underlay.pick(&endpoints);
     Ok(PeerSpec {
         public_key,
         id: p.id.clone(),
@@ -235,7 +281,9 @@ fn peer_spec(p: &Peer) -> Result<PeerSpec, String> {
         node: p.node.clone(),
         address,
         address6,
-        allowed_ips: std::iter::once(Ipv4Net::from(address).into())
+        allowed_ips: address
+            .map(|a| Ipv4Net::from(a).into())
+            .into_iter()
             .chain(address6.map(|a| Ipv6Net::from(a).into()))
             .collect(),
         endpoint,
@@ -321,8 +369,9 @@ pub enum Change {
         /// The new inputs.
         policy: Box<PolicyInput>,
     },
-    /// The member's IPv6 address changed (the segment got an IPv6 prefix): configure the
-    /// interface again, in place; IPv4 is left as it is.
+    /// The member gained an address (its segment got the prefix of the other family):
+    /// configure the interface again, in place; the addresses it had are left as they
+    /// are.
     Readdress(Box<MemberConfig>),
     /// The segment's preshared keys changed (the one to initiate with, or the second one
     /// answered during a rotation).
@@ -339,8 +388,9 @@ pub enum Change {
 }
 
 /// The changes that turn `applied` into `desired`, removals first. A member whose
-/// identity (interface, workload, address, CIDR, port or key) changed is removed and
-/// added again; everything else is changed in place.
+/// identity (interface, workload, IPv4 address or network once it has one, port or key)
+/// changed is removed and added again; everything else, a new address of a family the
+/// member lacked included, is changed in place.
 #[must_use]
 pub fn diff(applied: &NodeConfig, desired: &NodeConfig) -> Vec<Change> {
     let mut changes = Vec::new();
@@ -370,8 +420,7 @@ pub fn diff(applied: &NodeConfig, desired: &NodeConfig) -> Vec<Change> {
 fn same_identity(a: &MemberConfig, b: &MemberConfig) -> bool {
     a.interface == b.interface
         && a.workload == b.workload
-        && a.address == b.address
-        && a.cidr == b.cidr
+        && (a.ipv4.is_none() || a.ipv4 == b.ipv4)
         && a.listen_port == b.listen_port
         && a.private_key == b.private_key
 }
@@ -387,7 +436,7 @@ fn diff_member(old: &MemberConfig, new: &MemberConfig, changes: &mut Vec<Change>
             });
         }
     }
-    if old.ipv6 != new.ipv6 {
+    if old.ipv4 != new.ipv4 || old.ipv6 != new.ipv6 {
         changes.push(Change::Readdress(Box::new(new.clone())));
     }
     if old.psk != new.psk || old.psk_also != new.psk_also {
@@ -426,6 +475,13 @@ fn diff_member(old: &MemberConfig, new: &MemberConfig, changes: &mut Vec<Change>
     }
 }
 
+/// `A in NET` per family the member has, comma-separated.
+fn show_addresses(m: &MemberConfig) -> String {
+    let v4 = m.ipv4.map(|(a, n)| format!("{a} in {n}"));
+    let v6 = m.ipv6.map(|(a, n)| format!("{a} in {n}"));
+    v4.into_iter().chain(v6).collect::<Vec<_>>().join(", ")
+}
+
 fn show_endpoint(e: Option<SocketAddr>) -> String {
     e.map_or_else(|| "none".to_owned(), |e| e.to_string())
 }
@@ -436,13 +492,12 @@ impl fmt::Display for Change {
         match self {
             Change::AddMember(m) => write!(
                 f,
-                "add member {} ({}) on {} in {}: {} in {}, port {}, {} peers",
+                "add member {} ({}) on {} in {}: {}, port {}, {} peers",
                 m.name,
                 m.segment,
                 m.interface,
                 m.workload,
-                m.address,
-                m.cidr,
+                show_addresses(m),
                 m.listen_port,
                 m.peers.len()
             ),
@@ -456,7 +511,11 @@ impl fmt::Display for Change {
                 f,
                 "member {member}: add peer {} {} at {}",
                 peer.name,
-                peer.address,
+                peer.allowed_ips
+                    .iter()
+                    .map(|n| n.addr().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 show_endpoint(peer.endpoint)
             ),
             Change::RemovePeer { member, name, .. } => {
@@ -472,18 +531,13 @@ impl fmt::Display for Change {
             Change::UpdatePeer { member, peer } => {
                 write!(f, "member {member}: update peer {} in place", peer.name)
             }
-            Change::Readdress(m) => match m.ipv6 {
-                Some((a6, net6)) => write!(
-                    f,
-                    "member {}: add IPv6 address {a6} and route {net6} on {}",
-                    m.name, m.interface
-                ),
-                None => write!(
-                    f,
-                    "member {}: IPv6 address removed from {}",
-                    m.name, m.interface
-                ),
-            },
+            Change::Readdress(m) => write!(
+                f,
+                "member {}: addresses now {} on {}",
+                m.name,
+                show_addresses(m),
+                m.interface
+            ),
             Change::SetPsk {
                 member,
                 version,

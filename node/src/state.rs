@@ -10,7 +10,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -110,8 +110,13 @@ pub struct LocalMember {
     pub segment: String,
     /// Where its interface lives.
     pub workload: Workload,
-    /// Overlay address given by the coordinator.
-    pub address: Ipv4Addr,
+    /// IPv4 overlay address given by the coordinator; `None` on an IPv6-only segment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<Ipv4Addr>,
+    /// IPv6 overlay address given by the coordinator, on a segment with an IPv6 prefix
+    /// (a prefix added later shows in the netmap, not here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address6: Option<Ipv6Addr>,
     /// UDP port of its WireGuard socket in the host namespace.
     pub listen_port: u16,
     /// Its WireGuard static key. Secret; only the public key goes to the coordinator.
@@ -167,6 +172,7 @@ impl std::fmt::Debug for LocalMember {
             .field("segment", &self.segment)
             .field("workload", &self.workload)
             .field("address", &self.address)
+            .field("address6", &self.address6)
             .field("listen_port", &self.listen_port)
             .finish_non_exhaustive()
     }
@@ -351,7 +357,8 @@ mod tests {
                 name: "host-a-ca".into(),
                 segment: "web".into(),
                 workload: Workload::Netns("ca".into()),
-                address: Ipv4Addr::new(100, 64, 1, 2),
+                address: Some(Ipv4Addr::new(100, 64, 1, 2)),
+                address6: None,
                 listen_port: 51820,
                 private_key: PrivateKey::generate(),
                 labels: Labels::new(),

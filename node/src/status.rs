@@ -47,7 +47,11 @@ pub fn member_view(
         segment: local.segment.clone(),
         interface: local.interface(),
         workload: local.workload.to_string(),
-        address: local.address.to_string(),
+        address: local.address.map(|a| a.to_string()).unwrap_or_default(),
+        address6: config
+            .and_then(|c| c.ipv6.map(|(a, _)| a))
+            .or(local.address6)
+            .map(|a| a.to_string()),
         listen_port: local.listen_port,
         public_key: local.private_key.public_key().to_base64(),
         up: stats.is_some(),
@@ -134,7 +138,14 @@ pub fn render(status: &AgentStatus) -> String {
             m.segment.clone(),
             m.interface.clone(),
             m.workload.clone(),
-            m.address.clone(),
+            [
+                Some(m.address.as_str()).filter(|a| !a.is_empty()),
+                m.address6.as_deref(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(","),
             m.listen_port.to_string(),
             match (&m.quarantined_until, m.up) {
                 (Some(t), _) => format!("quarantined until {t}"),

@@ -404,7 +404,7 @@ async fn verify(admin: &Client, ledger: &Ledger, since: u64, seen: &mut Seen, cy
     for m in &members {
         assert!(
             addresses.insert(m.address.clone()),
-            "cycle {cycle}: address {} given twice",
+            "cycle {cycle}: address {:?} given twice",
             m.address
         );
     }

@@ -193,7 +193,8 @@ impl Agent {
         }
     }
 
-    /// Attaches container namespace `ns` to `segment`; returns its overlay address.
+    /// Attaches container namespace `ns` to `segment`; returns its overlay address (the
+    /// IPv4 one, or the IPv6 one on an IPv6-only segment).
     pub fn attach(&self, lab: &Lab, segment: &str, ns: &str, label: &str) -> String {
         let out = self.run_ok(
             lab,
@@ -211,7 +212,10 @@ impl Agent {
         );
         let v: serde_json::Value =
             serde_json::from_str(&out).unwrap_or_else(|e| panic!("attach output {out:?}: {e}"));
-        v["address"].as_str().unwrap().to_string()
+        match v["address"].as_str() {
+            Some(a) if !a.is_empty() => a.to_string(),
+            _ => v["address6"].as_str().unwrap().to_string(),
+        }
     }
 
     pub fn status(&self, lab: &Lab) -> serde_json::Value {
@@ -314,11 +318,14 @@ pub fn ping_from(lab: &Lab, ns: &str, src: &str, addr: &str, wait_secs: &str) ->
         .unwrap_or(false)
 }
 
-/// The member with overlay address `addr` in an agent's status.
+/// The member with overlay address `addr` (IPv4 or IPv6) in an agent's status.
 pub fn member_at<'a>(status: &'a serde_json::Value, addr: &str) -> &'a serde_json::Value {
     status["members"]
         .as_array()
-        .and_then(|ms| ms.iter().find(|m| m["address"] == addr))
+        .and_then(|ms| {
+            ms.iter()
+                .find(|m| m["address"] == addr || m["address6"] == addr)
+        })
         .unwrap_or_else(|| panic!("no member at {addr} in {status}"))
 }
 

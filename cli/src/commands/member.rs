@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::Subcommand;
 use segwire_proto::api::Member;
 
-use super::{labels_text, Ctx};
+use super::{families_text, labels_text, Ctx};
 use crate::table;
 
 /// Member commands.
@@ -43,7 +43,7 @@ fn rows(members: &[Member]) -> String {
                 vec![
                     m.segment.clone(),
                     m.name.clone(),
-                    m.address.clone(),
+                    families_text(m.address.as_deref(), m.address6.as_deref()),
                     m.node.clone(),
                     m.workload.clone(),
                     labels_text(&m.labels),

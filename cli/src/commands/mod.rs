@@ -137,6 +137,12 @@ pub fn parse_label(s: &str) -> Result<(String, String), String> {
     Ok((k.to_string(), v.to_string()))
 }
 
+/// The IPv4 and IPv6 values there are (addresses or prefixes), comma-separated: an
+/// IPv4-only, dual-stack or IPv6-only segment prints what it has.
+pub fn families_text(v4: Option<&str>, v6: Option<&str>) -> String {
+    v4.into_iter().chain(v6).collect::<Vec<_>>().join(",")
+}
+
 /// Labels as `k=v,k2=v2` for tables.
 pub fn labels_text(l: &segwire_proto::api::Labels) -> String {
     if l.is_empty() {

@@ -12,7 +12,7 @@ use segwire_proto::peer::{AddPeer, ExternalPeer, PeerConfig, PRIVATE_KEY_PLACEHO
 use serde_json::json;
 use x25519_dalek::{PublicKey, StaticSecret};
 
-use super::{labels_text, parse_label, Ctx};
+use super::{families_text, labels_text, parse_label, Ctx};
 use crate::{table, Output};
 
 /// Peer commands.
@@ -91,7 +91,7 @@ fn rows(peers: &[ExternalPeer]) -> String {
                 vec![
                     p.segment.clone(),
                     p.name.clone(),
-                    p.address.clone(),
+                    families_text(p.address.as_deref(), p.address6.as_deref()),
                     p.endpoint.clone().unwrap_or_else(|| "-".into()),
                     labels_text(&p.labels),
                     p.public_key.clone(),
@@ -150,7 +150,7 @@ pub async fn run(ctx: &Ctx, cmd: PeerCmd) -> Result<()> {
                     "# peer {} added to {} as {}; save the configuration below (it holds the segment's preshared key{})",
                     config.peer.name,
                     config.peer.segment,
-                    config.peer.address,
+                    families_text(config.peer.address.as_deref(), config.peer.address6.as_deref()),
                     if generate { " and the only copy of the private key" } else { "" }
                 );
             }

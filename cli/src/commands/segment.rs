@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::Subcommand;
 use segwire_proto::api::{CreateSegment, DefaultAction, Segment, UpdateSegment};
 
-use super::Ctx;
+use super::{families_text, Ctx};
 use crate::table;
 
 /// Segment commands.
@@ -14,8 +14,9 @@ pub enum SegmentCmd {
     Create {
         /// Segment name (lowercase letters, digits, '-'; at most 32).
         name: String,
-        /// Overlay IPv4 network, /8 to /30, e.g. 100.64.1.0/24; give --cidr again (or
-        /// after a comma) with an IPv6 prefix, /48 to /124, for a dual-stack segment.
+        /// Overlay IPv4 network, /8 to /30, e.g. 100.64.1.0/24, or IPv6 prefix, /48 to
+        /// /124, e.g. fd00:1::/64 (an IPv6-only segment); give --cidr again (or after a
+        /// comma) with the other family for a dual-stack segment.
         #[arg(long, required = true)]
         cidr: Vec<String>,
         /// What happens to traffic no policy rule matches.
@@ -37,12 +38,14 @@ pub enum SegmentCmd {
         #[arg(long)]
         force: bool,
     },
-    /// Add an IPv6 prefix to a segment: every member gets an IPv6 address; IPv4 traffic is
+    /// Add the prefix of the family a segment lacks (IPv6 to an IPv4 segment, IPv4 to an
+    /// IPv6-only one): every member gets an address from it; existing traffic is
     /// untouched.
     Update {
         /// Segment name.
         name: String,
-        /// The IPv6 prefix to add, /48 to /124 (the segment's IPv4 network may be given too).
+        /// The prefix to add: an IPv6 prefix, /48 to /124, or an IPv4 network, /8 to /30
+        /// (the segment's existing prefix may be given too).
         #[arg(long, required = true)]
         cidr: Vec<String>,
     },
@@ -83,9 +86,7 @@ fn rows(segs: &[Segment]) -> String {
             .map(|s| {
                 vec![
                     s.name.clone(),
-                    s.cidr6
-                        .as_ref()
-                        .map_or_else(|| s.cidr.clone(), |c6| format!("{},{c6}", s.cidr)),
+                    families_text(s.cidr.as_deref(), s.cidr6.as_deref()),
                     default_text(s.default).into(),
                     s.members.to_string(),
                     match s.rotation {

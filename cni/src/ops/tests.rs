@@ -74,6 +74,8 @@ fn attached(cidr: &str) -> Attached {
         interface: "eth0".into(),
         address: "10.77.0.5".into(),
         cidr: cidr.into(),
+        address6: None,
+        cidr6: None,
         listen_port: 51820,
         public_key: "pk".into(),
         up: true,

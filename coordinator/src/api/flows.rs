@@ -70,6 +70,7 @@ pub async fn report(
             segment: m.segment,
             name: m.name,
             address: m.address,
+            address6: m.address6,
         })
         .collect();
     let (received, t) = (req.flows.len(), now());

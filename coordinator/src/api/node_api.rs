@@ -272,7 +272,7 @@ pub async fn attach(
         resp.extensions_mut().insert(super::roles::Unchanged);
         return Ok(resp);
     }
-    tracing::info!(node = %auth.node.name, member = %row.name, segment = %row.segment, address = %row.address, "member attached");
+    tracing::info!(node = %auth.node.name, member = %row.name, segment = %row.segment, address = ?row.address, address6 = ?row.address6, "member attached");
     Ok((StatusCode::CREATED, body).into_response())
 }
 

@@ -34,7 +34,7 @@ pub fn external_peer(m: &MemberRow) -> ExternalPeer {
         id: m.id.clone(),
         name: m.name.clone(),
         segment: m.segment.clone(),
-        address: m.address.to_string(),
+        address: m.address.map(|a| a.to_string()),
         address6: m.address6.map(|a| a.to_string()),
         public_key: m.public_key.clone(),
         endpoint: m.endpoints.first().cloned(),
@@ -62,7 +62,7 @@ pub fn config(view: &PeerView) -> PeerConfig {
                 name: m.name.clone(),
                 node: m.node_name.clone(),
                 public_key: m.public_key.clone(),
-                address: m.address.to_string(),
+                address: m.address.map(|a| a.to_string()),
                 address6: m.address6.map(|a| a.to_string()),
                 endpoint: member_endpoints(m, node).into_iter().next(),
             }
@@ -70,7 +70,7 @@ pub fn config(view: &PeerView) -> PeerConfig {
         .collect();
     PeerConfig {
         peer: external_peer(&view.peer),
-        cidr: view.segment.net.to_string(),
+        cidr: view.segment.net.map(|n| n.to_string()),
         cidr6: view.segment.net6.map(|n| n.to_string()),
         psk: view.segment.psk.clone(),
         psk_version: view.segment.psk_version as u64,
@@ -113,7 +113,7 @@ pub async fn add(
         )
         .await?;
     st.commit(&touched);
-    tracing::info!(actor = %admin.key_id, segment = %row.segment, peer = %row.name, address = %row.address, "external peer added");
+    tracing::info!(actor = %admin.key_id, segment = %row.segment, peer = %row.name, address = ?row.address, address6 = ?row.address6, "external peer added");
     let view = st.store.peer_view(Some(&row.segment), &row.name).await?;
     Ok((StatusCode::CREATED, Json(config(&view))))
 }

@@ -110,7 +110,7 @@ pub async fn check(
     let by_addr = |a: IpAddr| {
         members
             .iter()
-            .find(|m| IpAddr::V4(m.address) == a || m.address6.map(IpAddr::V6) == Some(a))
+            .find(|m| m.address.map(IpAddr::V4) == Some(a) || m.address6.map(IpAddr::V6) == Some(a))
     };
     let find = |n: &str| {
         let found = match n.parse::<IpAddr>() {
@@ -123,7 +123,11 @@ pub async fn check(
         })
     };
     let from = find(&req.from)?;
-    let v6 = req.from.parse::<IpAddr>().is_ok_and(|a| a.is_ipv6());
+    // An IPv6 `from` asks about IPv6, and so does a member with no IPv4 address.
+    let v6 = match req.from.parse::<IpAddr>() {
+        Ok(a) => a.is_ipv6(),
+        Err(_) => from.address.is_none(),
+    };
     let remote = match req.to.parse::<IpAddr>() {
         Ok(a) => a,
         Err(_) => {
@@ -136,17 +140,26 @@ pub async fn check(
                         to.name
                     )))
                 }
-                (false, _) => IpAddr::V4(to.address),
+                (false, _) => match to.address {
+                    Some(a) => IpAddr::V4(a),
+                    None => {
+                        return Err(ApiError::bad_request(format!(
+                            "member {:?} has no IPv4 address; give its IPv6 address or name to ask about IPv6",
+                            to.name
+                        )))
+                    }
+                },
             }
         }
     };
     let from_has_family = match remote {
-        IpAddr::V4(_) => true,
+        IpAddr::V4(_) => from.address.is_some(),
         IpAddr::V6(_) => from.address6.is_some(),
     };
     if !from_has_family {
+        let family = if remote.is_ipv6() { "IPv6" } else { "IPv4" };
         return Err(ApiError::bad_request(format!(
-            "member {:?} has no IPv6 address, so it cannot reach {remote}",
+            "member {:?} has no {family} address, so it cannot reach {remote}",
             from.name
         )));
     }

@@ -17,7 +17,7 @@ use super::query::ApiQuery;
 use super::AppState;
 use crate::convert::{self, now};
 use crate::secret;
-use crate::store::NewSegment;
+use crate::store::{rules, NewSegment};
 
 /// Parses a segment network: IPv4, prefix /8 to /30, no host bits.
 pub fn parse_cidr(s: &str) -> Result<Ipv4Net, String> {
@@ -59,11 +59,11 @@ pub fn parse_cidr6(s: &str) -> Result<Ipv6Net, String> {
     Ok(net)
 }
 
-/// Parses a segment's prefixes: one IPv4 network and at most one IPv6 prefix, separated
-/// by a comma (either order). IPv6-only segments are not supported yet.
+/// Parses a segment's prefixes: at most one IPv4 network and at most one IPv6 prefix,
+/// separated by a comma (either order); at least one of them.
 pub fn parse_cidrs(s: &str) -> Result<(Option<Ipv4Net>, Option<Ipv6Net>), String> {
     let (mut v4, mut v6) = (None, None);
-    for part in s.split(',').map(str::trim) {
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let family_v6 = part
             .parse::<IpNet>()
             .map(|n| n.addr().is_ipv6())
@@ -75,6 +75,11 @@ pub fn parse_cidrs(s: &str) -> Result<(Option<Ipv4Net>, Option<Ipv6Net>), String
         } else if v4.replace(parse_cidr(part)?).is_some() {
             return Err("give at most one IPv4 network".into());
         }
+    }
+    if v4.is_none() && v6.is_none() {
+        return Err(
+            "give an IPv4 network, an IPv6 prefix or both, like 100.64.1.0/24,fd00:1::/64".into(),
+        );
     }
     Ok((v4, v6))
 }
@@ -94,11 +99,6 @@ pub async fn create(
     validate_segment_name(&req.name).map_err(|e| ApiError::bad_request(e.to_string()))?;
     admin.check_segment(&req.name)?;
     let (net, net6) = parse_cidrs(&req.cidr).map_err(ApiError::bad_request)?;
-    let net = net.ok_or_else(|| {
-        ApiError::bad_request(
-            "a segment needs an IPv4 network (add an IPv6 prefix next to it for dual stack: --cidr 100.64.1.0/24 --cidr fd00:1::/64)",
-        )
-    })?;
     let row = st
         .store
         .create_segment(
@@ -112,7 +112,7 @@ pub async fn create(
             now(),
         )
         .await?;
-    tracing::info!(actor = %admin.key_id, segment = %row.name, cidr = %row.net, "segment created");
+    tracing::info!(actor = %admin.key_id, segment = %row.name, cidr = ?row.net, cidr6 = ?row.net6, "segment created");
     Ok((StatusCode::CREATED, Json(convert::segment(&row))))
 }
 
@@ -162,7 +162,8 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Give a segment its IPv6 prefix: every member gets an IPv6 address, IPv4 is untouched.
+/// Give a segment the prefix of the family it lacks (IPv6 next to IPv4, or IPv4 next to
+/// IPv6): every member gets an address from it, the addresses it has are untouched.
 #[utoipa::path(patch, path = "/v1/segments/{name}", request_body = UpdateSegment,
     responses((status = 200, body = Segment), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn update(
@@ -173,25 +174,32 @@ pub async fn update(
 ) -> ApiResult<Json<Segment>> {
     admin.check_segment(&name)?;
     let (net, net6) = parse_cidrs(&req.cidr).map_err(ApiError::bad_request)?;
-    let seg = st.store.get_segment(&name).await?;
-    if net.is_some_and(|n| n != seg.net) {
-        return Err(ApiError::bad_request(format!(
-            "segment {name:?} keeps its IPv4 network {}; only an IPv6 prefix can be added",
-            seg.net
-        )));
+    let mut seg = st.store.get_segment(&name).await?;
+    // The prefixes the segment has are kept as they are; the one it lacks is added.
+    let given = [net.map(IpNet::V4), net6.map(IpNet::V6)];
+    let have = [seg.net.map(IpNet::V4), seg.net6.map(IpNet::V6)];
+    // Every prefix given is checked before anything changes.
+    let mut add = None;
+    for (given, have) in given.into_iter().zip(have) {
+        match (given, have) {
+            (Some(g), Some(h)) if g != h => {
+                return Err(ApiError::bad_request(format!(
+                    "segment {name:?} keeps its {} {h}; only the family it lacks can be added",
+                    rules::family(h)
+                )));
+            }
+            (Some(g), None) => add = Some(g),
+            _ => {}
+        }
     }
-    let Some(net6) = net6 else {
-        return Err(ApiError::bad_request(
-            "give the IPv6 prefix to add, like fd00:1::/64",
-        ));
-    };
-    if seg.net6 == Some(net6) {
-        return Ok(Json(convert::segment(&seg)));
+    // A segment always has one family, so at most one is added.
+    if let Some(g) = add {
+        let (row, touched) = st.store.add_prefix(&name, g, now()).await?;
+        st.commit(&touched);
+        tracing::info!(actor = %admin.key_id, segment = %name, cidr = %g, "segment prefix added");
+        seg = row;
     }
-    let (row, touched) = st.store.add_prefix6(&name, net6, now()).await?;
-    st.commit(&touched);
-    tracing::info!(actor = %admin.key_id, segment = %name, cidr6 = %net6, "segment IPv6 prefix added");
-    Ok(Json(convert::segment(&row)))
+    Ok(Json(convert::segment(&seg)))
 }
 
 /// Rotate the segment's preshared key, make-before-break.

@@ -124,7 +124,7 @@ pub fn redact(v: Value) -> Value {
 
 /// A segment without its key.
 pub fn segment(r: &SegmentRow) -> Value {
-    json!({"id": r.id, "name": r.name, "cidr": r.net.to_string(),
+    json!({"id": r.id, "name": r.name, "cidr": r.net.map(|n| n.to_string()),
            "cidr6": r.net6.map(|n| n.to_string()), "default": r.default,
            "psk_version": r.psk_version, "members": r.members,
            "rotation": r.rotation.as_ref().map(|x| x.phase.as_str())})
@@ -145,7 +145,7 @@ pub fn node(r: &NodeRow) -> Value {
 /// A member (public data only).
 pub fn member(r: &MemberRow) -> Value {
     json!({"id": r.id, "node_id": r.node_id, "segment": r.segment, "name": r.name,
-           "workload": r.workload, "address": r.address.to_string(),
+           "workload": r.workload, "address": r.address.map(|a| a.to_string()),
            "address6": r.address6.map(|a| a.to_string()), "public_key": r.public_key,
            "listen_port": r.listen_port, "endpoints": r.endpoints, "labels": r.labels})
 }

@@ -38,6 +38,27 @@ macro_rules! sql_modules {
     };
 }
 
+/// A directory holding the migrations of `dir` (under the crate) numbered below `below`,
+/// for tests that build a database as an older coordinator left it.
+#[cfg(test)]
+fn migrations_below(dir: &str, below: i64) -> tempfile::TempDir {
+    let out = tempfile::tempdir().expect("a temp dir");
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    for entry in std::fs::read_dir(&src).expect("the migrations directory") {
+        let path = entry.expect("a directory entry").path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        let number: Option<i64> = name.split('_').next().and_then(|n| n.parse().ok());
+        if number.is_some_and(|n| n < below) {
+            std::fs::copy(&path, out.path().join(&name)).expect("copy a migration");
+        }
+    }
+    out
+}
+
 pub mod access;
 pub mod audit;
 pub mod flows;
@@ -50,7 +71,7 @@ pub mod sqlite;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use async_trait::async_trait;
-use ipnet::{Ipv4Net, Ipv6Net};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use segwire_proto::api::{DefaultAction, Labels, RotationPhase};
 use thiserror::Error;
 
@@ -121,9 +142,9 @@ pub struct SegmentRow {
     pub id: String,
     /// Name.
     pub name: String,
-    /// Overlay network.
-    pub net: Ipv4Net,
-    /// Overlay IPv6 prefix of a dual-stack segment.
+    /// Overlay IPv4 network; `None` on an IPv6-only segment (then `net6` is set).
+    pub net: Option<Ipv4Net>,
+    /// Overlay IPv6 prefix of a dual-stack or IPv6-only segment.
     pub net6: Option<Ipv6Net>,
     /// Policy default.
     pub default: DefaultAction,
@@ -258,9 +279,9 @@ pub struct MemberRow {
     pub name: String,
     /// Workload description.
     pub workload: String,
-    /// Overlay address.
-    pub address: Ipv4Addr,
-    /// Overlay IPv6 address (on a dual-stack segment).
+    /// Overlay IPv4 address; `None` on an IPv6-only segment.
+    pub address: Option<Ipv4Addr>,
+    /// Overlay IPv6 address (on a segment with an IPv6 prefix).
     pub address6: Option<Ipv6Addr>,
     /// WireGuard public key.
     pub public_key: String,
@@ -281,9 +302,9 @@ pub struct MemberRow {
 pub struct NewSegment {
     /// Name (validated).
     pub name: String,
-    /// Network (validated).
-    pub net: Ipv4Net,
-    /// IPv6 prefix (validated), for a dual-stack segment.
+    /// IPv4 network (validated); `None` for an IPv6-only segment.
+    pub net: Option<Ipv4Net>,
+    /// IPv6 prefix (validated); at least one of `net` and `net6` is set.
     pub net6: Option<Ipv6Net>,
     /// Policy default.
     pub default: DefaultAction,
@@ -418,13 +439,15 @@ pub trait Store: peers::PeerStore + quarantine::QuarantineStore + Send + Sync + 
     ) -> StoreResult<Option<(SegmentRow, Touched)>>;
     /// The segments with a key rotation in progress.
     async fn rotating_segments(&self) -> StoreResult<Vec<SegmentRow>>;
-    /// Gives a segment its IPv6 prefix (validated) and every member an address from it, in
-    /// one transaction; IPv4 addresses are untouched. `Conflict` when the segment already
-    /// has one, or the prefix overlaps another segment's.
-    async fn add_prefix6(
+    /// Gives a segment the prefix of the family it lacks (validated: an IPv6 prefix next
+    /// to its IPv4 network, or an IPv4 network next to its IPv6 prefix) and every member
+    /// an address from it, in one transaction; the other family's addresses are
+    /// untouched. `Conflict` when the segment already has a prefix of that family, or the
+    /// prefix overlaps another segment's.
+    async fn add_prefix(
         &self,
         name: &str,
-        net6: Ipv6Net,
+        net: IpNet,
         now: i64,
     ) -> StoreResult<(SegmentRow, Touched)>;
 
@@ -557,7 +580,7 @@ mod redaction_tests {
         let row = SegmentRow {
             id: "s1".into(),
             name: "web".into(),
-            net: "100.64.1.0/24".parse().expect("net"),
+            net: Some("100.64.1.0/24".parse().expect("net")),
             net6: None,
             default: DefaultAction::Allow,
             psk: psk.into(),

@@ -134,9 +134,38 @@ async fn test_store(test: &str) -> Option<(TestDb, PgStore)> {
     Some((cluster, store))
 }
 
+/// A store on a fresh database of the test cluster that first had only the migrations
+/// numbered below `below`, then `rows` (SQL), and is then opened (the rest of the
+/// migrations apply): a database as an older coordinator left it.
+#[cfg(test)]
+async fn test_store_migrated(test: &str, below: i64, rows: &str) -> Option<(TestDb, PgStore)> {
+    let cluster = segwire_testkit::postgres::Cluster::start(test)?;
+    let url = cluster.create_database();
+    let older = super::migrations_below("migrations_pg", below);
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .expect("the test database");
+    sqlx::migrate::Migrator::new(older.path())
+        .await
+        .expect("the older migrations")
+        .run(&pool)
+        .await
+        .expect("the older migrations apply");
+    sqlx::raw_sql(rows).execute(&pool).await.expect("the rows");
+    pool.close().await;
+    let store = PgStore::open_url(&url).await.expect("the store migrates");
+    Some((cluster, store))
+}
+
 #[cfg(test)]
 #[path = "sql/tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "sql/tests_ipv6_only.rs"]
+mod tests_ipv6_only;
 
 #[cfg(test)]
 mod url_tests {

@@ -5,46 +5,64 @@
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv6Net;
+use ipnet::IpNet;
 
 use super::{NewSegment, SegmentRow, StoreError, StoreResult, TokenRow};
 use crate::{ipam, secret};
 
-/// Refuses a new segment whose name is taken or whose network overlaps an existing one.
+/// Refuses a new segment whose name is taken, that has no prefix at all, or whose
+/// network or prefix overlaps an existing segment's.
 pub fn check_new_segment(existing: &[SegmentRow], seg: &NewSegment) -> StoreResult<()> {
-    for other in existing {
-        if other.name == seg.name {
-            return Err(StoreError::Conflict(format!(
-                "a segment named {:?} already exists",
-                seg.name
-            )));
-        }
-        if other.net.contains(&seg.net) || seg.net.contains(&other.net) {
-            return Err(StoreError::Conflict(format!(
-                "{} overlaps segment {:?} ({}); choose a network that does not overlap",
-                seg.net, other.name, other.net
-            )));
-        }
+    if let Some(other) = existing.iter().find(|o| o.name == seg.name) {
+        return Err(StoreError::Conflict(format!(
+            "a segment named {:?} already exists",
+            other.name
+        )));
     }
-    if let Some(net6) = seg.net6 {
-        check_prefix6(existing, &seg.name, net6)?;
+    if seg.net.is_none() && seg.net6.is_none() {
+        return Err(StoreError::Invalid(
+            "a segment needs an IPv4 network, an IPv6 prefix or both".into(),
+        ));
+    }
+    for net in seg
+        .net
+        .map(IpNet::V4)
+        .into_iter()
+        .chain(seg.net6.map(IpNet::V6))
+    {
+        check_prefix(existing, &seg.name, net)?;
     }
     Ok(())
 }
 
-/// Refuses an IPv6 prefix for segment `name` that overlaps another segment's.
-pub fn check_prefix6(existing: &[SegmentRow], name: &str, net6: Ipv6Net) -> StoreResult<()> {
+/// Refuses a network or prefix for segment `name` that overlaps another segment's of the
+/// same family.
+pub fn check_prefix(existing: &[SegmentRow], name: &str, net: IpNet) -> StoreResult<()> {
     for other in existing.iter().filter(|o| o.name != name) {
-        if let Some(o6) = other.net6 {
-            if o6.contains(&net6) || net6.contains(&o6) {
+        let theirs = match net {
+            IpNet::V4(_) => other.net.map(IpNet::V4),
+            IpNet::V6(_) => other.net6.map(IpNet::V6),
+        };
+        if let Some(o) = theirs {
+            if o.contains(&net) || net.contains(&o) {
                 return Err(StoreError::Conflict(format!(
-                    "{net6} overlaps segment {:?} ({o6}); choose a prefix that does not overlap",
-                    other.name
+                    "{net} overlaps segment {:?} ({o}); choose an {} that does not overlap",
+                    other.name,
+                    family(net)
                 )));
             }
         }
     }
     Ok(())
+}
+
+/// What a segment prefix of `net`'s family is called in messages: `IPv4 network` or
+/// `IPv6 prefix`.
+pub fn family(net: IpNet) -> &'static str {
+    match net {
+        IpNet::V4(_) => "IPv4 network",
+        IpNet::V6(_) => "IPv6 prefix",
+    }
 }
 
 /// The name of a new member of `segment`: the requested one if free (else `Conflict`),
@@ -145,16 +163,20 @@ pub fn default_member_name(node: &str, workload: &str) -> String {
 }
 
 /// A free overlay address of `seg`, never one `taken` by a member nor one `quarantined`
-/// (released recently); `Conflict` with a hint when the network is full.
+/// (released recently); `None` when the segment has no IPv4 network, `Conflict` with a
+/// hint when the network is full.
 pub fn pick_address(
     seg: &SegmentRow,
     taken: &HashSet<u32>,
     quarantined: &HashSet<u32>,
-) -> StoreResult<Ipv4Addr> {
-    ipam::allocate(seg.net, taken, quarantined).ok_or_else(|| {
+) -> StoreResult<Option<Ipv4Addr>> {
+    let Some(net) = seg.net else {
+        return Ok(None);
+    };
+    ipam::allocate(net, taken, quarantined).map(Some).ok_or_else(|| {
         StoreError::Conflict(format!(
-            "segment {:?} ({}) has no free address: {} in use, {} released recently and held back; detach unused members or use a larger network",
-            seg.name, seg.net, taken.len(), quarantined.len()
+            "segment {:?} ({net}) has no free address: {} in use, {} released recently and held back; detach unused members or use a larger network",
+            seg.name, taken.len(), quarantined.len()
         ))
     })
 }

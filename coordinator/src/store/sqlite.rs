@@ -104,6 +104,39 @@ async fn test_store(_test: &str) -> Option<(TestDb, SqliteStore)> {
     Some((dir, store))
 }
 
+/// A store on a temp-dir file that first had only the migrations numbered below
+/// `below`, then `rows` (SQL), and is then opened (the rest of the migrations apply): a
+/// database as an older coordinator left it.
+#[cfg(test)]
+async fn test_store_migrated(_test: &str, below: i64, rows: &str) -> Option<(TestDb, SqliteStore)> {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let file = dir.path().join("t.db");
+    let older = super::migrations_below("migrations", below);
+    let opts = SqliteConnectOptions::new()
+        .filename(&file)
+        .create_if_missing(true)
+        .foreign_keys(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(opts)
+        .await
+        .expect("a database file");
+    sqlx::migrate::Migrator::new(older.path())
+        .await
+        .expect("the older migrations")
+        .run(&pool)
+        .await
+        .expect("the older migrations apply");
+    sqlx::raw_sql(rows).execute(&pool).await.expect("the rows");
+    pool.close().await;
+    let store = SqliteStore::open(&file).await.expect("the store migrates");
+    Some((dir, store))
+}
+
 #[cfg(test)]
 #[path = "sql/tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "sql/tests_ipv6_only.rs"]
+mod tests_ipv6_only;

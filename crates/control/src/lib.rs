@@ -145,12 +145,19 @@ pub struct Attached {
     pub workload: String,
     /// Interface name in the workload.
     pub interface: String,
-    /// Overlay address.
+    /// Overlay IPv4 address; empty on an IPv6-only segment.
     pub address: String,
-    /// The segment's CIDR (the one route in the workload); empty until a netmap lists
-    /// the member.
+    /// The segment's IPv4 network (the IPv4 route in the workload); empty until a netmap
+    /// lists the member, and on an IPv6-only segment.
     #[serde(default)]
     pub cidr: String,
+    /// Overlay IPv6 address, on a segment with an IPv6 prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address6: Option<String>,
+    /// The segment's IPv6 prefix (the IPv6 route in the workload), once a netmap lists
+    /// the member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cidr6: Option<String>,
     /// UDP listen port in the host namespace.
     pub listen_port: u16,
     /// The member's public key.

@@ -39,8 +39,11 @@ pub struct MemberView {
     pub interface: String,
     /// Workload (`host`, `netns:NAME`, ...).
     pub workload: String,
-    /// Overlay address.
+    /// Overlay IPv4 address; empty on an IPv6-only segment.
     pub address: String,
+    /// Overlay IPv6 address, on a segment with an IPv6 prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address6: Option<String>,
     /// UDP listen port.
     pub listen_port: u16,
     /// Public key.

@@ -35,27 +35,39 @@ pub struct InterfaceConfig {
     pub mtu: u32,
     /// Transmit queue length (packets the kernel holds for the agent to read).
     pub tx_queue_len: u32,
-    /// The member's overlay address, configured as a /32.
-    pub address: Ipv4Addr,
-    /// The segment's CIDR: the one route added, `CIDR dev NAME src ADDRESS`.
-    pub segment: Ipv4Net,
-    /// On a dual-stack segment, the member's IPv6 address (configured as a /128 without
-    /// duplicate address detection) and the segment's IPv6 prefix (a second route,
-    /// `PREFIX dev NAME src ADDRESS6`).
+    /// The member's IPv4 overlay address (configured as a /32) and the segment's IPv4
+    /// network (the IPv4 route, `CIDR dev NAME src ADDRESS`); `None` on an IPv6-only
+    /// segment, whose interface then has no IPv4 address and no IPv4 route at all.
+    pub ipv4: Option<(Ipv4Addr, Ipv4Net)>,
+    /// On a dual-stack or IPv6-only segment, the member's IPv6 address (configured as a
+    /// /128 without duplicate address detection) and the segment's IPv6 prefix (the IPv6
+    /// route, `PREFIX dev NAME src ADDRESS6`).
     pub ipv6: Option<(Ipv6Addr, Ipv6Net)>,
 }
 
 impl InterfaceConfig {
-    /// A configuration with the [`DEFAULT_MTU`] and [`DEFAULT_TX_QUEUE_LEN`].
+    /// An IPv4 configuration with the [`DEFAULT_MTU`] and [`DEFAULT_TX_QUEUE_LEN`].
     #[must_use]
     pub fn new(name: impl Into<String>, address: Ipv4Addr, segment: Ipv4Net) -> Self {
         Self {
             name: name.into(),
             mtu: DEFAULT_MTU,
             tx_queue_len: DEFAULT_TX_QUEUE_LEN,
-            address,
-            segment,
+            ipv4: Some((address, segment)),
             ipv6: None,
+        }
+    }
+
+    /// An IPv6-only configuration (no IPv4 address, no IPv4 route) with the
+    /// [`DEFAULT_MTU`] and [`DEFAULT_TX_QUEUE_LEN`].
+    #[must_use]
+    pub fn ipv6_only(name: impl Into<String>, address6: Ipv6Addr, segment6: Ipv6Net) -> Self {
+        Self {
+            name: name.into(),
+            mtu: DEFAULT_MTU,
+            tx_queue_len: DEFAULT_TX_QUEUE_LEN,
+            ipv4: None,
+            ipv6: Some((address6, segment6)),
         }
     }
 
@@ -83,19 +95,21 @@ pub async fn create_interface(
 }
 
 /// Configures the existing interface `config.name` inside `netns`, idempotently:
-/// no IPv6 link-local address, the MTU, the overlay address as a /32 (other IPv4
-/// addresses on it are removed), link up, and one route for the segment's CIDR through
-/// the interface with the overlay address as source. The workload gets no other route.
+/// no IPv6 link-local address, the MTU, the overlay addresses as a /32 and a /128
+/// (whichever the member has; other addresses on it are removed), link up, and one route
+/// per segment prefix through the interface with the overlay address as source. The workload gets no other route.
 ///
 /// # Errors
 /// [`NetdevError::AddressOutsideSegment`], [`NetdevError::LinkNotFound`], the namespace
 /// errors, or [`NetdevError::Netlink`] naming the step that failed.
 pub async fn configure(netns: &Netns, config: &InterfaceConfig) -> Result<(), NetdevError> {
-    if !config.segment.contains(&config.address) {
-        return Err(NetdevError::AddressOutsideSegment {
-            address: config.address.into(),
-            segment: config.segment.into(),
-        });
+    if let Some((a, net)) = config.ipv4 {
+        if !net.contains(&a) {
+            return Err(NetdevError::AddressOutsideSegment {
+                address: a.into(),
+                segment: net.into(),
+            });
+        }
     }
     if let Some((a6, net6)) = config.ipv6 {
         if !net6.contains(&a6) {
@@ -113,8 +127,8 @@ pub async fn configure(netns: &Netns, config: &InterfaceConfig) -> Result<(), Ne
     tracing::debug!(
         interface = %config.name,
         %netns,
-        address = %config.address,
-        segment = %config.segment,
+        ipv4 = ?config.ipv4,
+        ipv6 = ?config.ipv6,
         mtu = config.mtu,
         "configured interface"
     );
@@ -187,20 +201,22 @@ async fn configure_here(config: &InterfaceConfig, netns: &str) -> Result<(), Net
         .await
         .map_err(|e| failed(format!("set {name} up"), netns, e))?;
 
-    let segment = config.segment.trunc();
-    let route = RouteMessageBuilder::<Ipv4Addr>::new()
-        .destination_prefix(segment.network(), segment.prefix_len())
-        .output_interface(index)
-        .pref_source(config.address)
-        .scope(RouteScope::Link)
-        .build();
-    handle
-        .route()
-        .add(route)
-        .replace()
-        .execute()
-        .await
-        .map_err(|e| failed(format!("add the route {segment} dev {name}"), netns, e))?;
+    if let Some((a, segment)) = config.ipv4 {
+        let segment = segment.trunc();
+        let route = RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(segment.network(), segment.prefix_len())
+            .output_interface(index)
+            .pref_source(a)
+            .scope(RouteScope::Link)
+            .build();
+        handle
+            .route()
+            .add(route)
+            .replace()
+            .execute()
+            .await
+            .map_err(|e| failed(format!("add the route {segment} dev {name}"), netns, e))?;
+    }
     if let Some((a6, net6)) = config.ipv6 {
         let net6 = net6.trunc();
         let route = RouteMessageBuilder::<Ipv6Addr>::new()
@@ -219,8 +235,8 @@ async fn configure_here(config: &InterfaceConfig, netns: &str) -> Result<(), Net
     Ok(())
 }
 
-/// Makes `config.address/32` the only IPv4 address of link `index`, and the IPv6 address
-/// (if any) its only IPv6 one, added with `nodad` (the link is point-to-point, with no
+/// Makes the IPv4 address (if any) as a /32 the only IPv4 address of link `index`, and
+/// the IPv6 address (if any) its only IPv6 one, added with `nodad` (the link is point-to-point, with no
 /// neighbour discovery) and `noprefixroute` (the segment route is the only IPv6 route).
 async fn set_only_address(
     handle: &Handle,
@@ -229,7 +245,7 @@ async fn set_only_address(
     netns: &str,
 ) -> Result<(), NetdevError> {
     let name = config.name.as_str();
-    let wanted = IpAddr::V4(config.address);
+    let wanted = config.ipv4.map(|(a, _)| IpAddr::V4(a));
     let wanted6 = config.ipv6.map(|(a6, _)| IpAddr::V6(a6));
     let existing: Vec<AddressMessage> = handle
         .address()
@@ -248,7 +264,7 @@ async fn set_only_address(
                     matches!(a, AddressAttribute::Local(ip) | AddressAttribute::Address(ip) if *ip == want)
                 })
         };
-        let is_wanted = has(wanted, 32) || wanted6.is_some_and(|w| has(w, 128));
+        let is_wanted = wanted.is_some_and(|w| has(w, 32)) || wanted6.is_some_and(|w| has(w, 128));
         if (is_v4 || is_v6) && !is_wanted {
             handle
                 .address()
@@ -258,13 +274,15 @@ async fn set_only_address(
                 .map_err(|e| failed(format!("remove a stale address of {name}"), netns, e))?;
         }
     }
-    handle
-        .address()
-        .add(index, wanted, 32)
-        .replace()
-        .execute()
-        .await
-        .map_err(|e| failed(format!("add {}/32 to {name}", config.address), netns, e))?;
+    if let Some(a) = wanted {
+        handle
+            .address()
+            .add(index, a, 32)
+            .replace()
+            .execute()
+            .await
+            .map_err(|e| failed(format!("add {a}/32 to {name}"), netns, e))?;
+    }
     if let Some(a6) = wanted6 {
         let mut add = handle.address().add(index, a6, 128).replace();
         add.message_mut().attributes.push(AddressAttribute::Flags(

@@ -157,14 +157,15 @@ async fn list_addrs(netns: &Netns) -> Result<Vec<(u32, IpAddr, u8)>, NetdevError
 }
 
 /// The host's addresses worth reporting as underlay endpoints, from the agent's own
-/// namespace: its IPv4 addresses, or, on a host that has none, its IPv6 ones. Never
-/// loopback, link-local (169.254/16, fe80::/10), unspecified, IPv4-mapped or multicast,
-/// nor an address of segwire's own overlays, a container or VM bridge, or a tunnel (a TUN
-/// or WireGuard device such as another VPN's, GRE, IP-in-IP or any point-to-point link):
-/// a peer that picked such an address would send this overlay through the other one.
+/// namespace: its IPv4 addresses first, then its IPv6 ones. Never loopback, link-local
+/// (169.254/16, fe80::/10), unspecified, IPv4-mapped or multicast, nor an address of
+/// segwire's own overlays, a container or VM bridge, or a tunnel (a TUN or WireGuard
+/// device such as another VPN's, GRE, IP-in-IP or any point-to-point link): a peer that
+/// picked such an address would send this overlay through the other one.
 ///
-/// A dual-stack host reports IPv4 only, so every peer of an IPv4 underlay reaches it as
-/// before; a host with only IPv6 addresses reports those (an IPv6-only underlay).
+/// A dual-stack host reports both, so peers on an IPv4 underlay and peers on an IPv6-only
+/// one each find an endpoint of their own family (an agent picks the first endpoint of a
+/// family it has itself).
 ///
 /// # Errors
 /// [`NetdevError::Netlink`] when the kernel cannot be asked.
@@ -182,9 +183,7 @@ pub async fn host_addrs() -> Result<Vec<IpAddr>, NetdevError> {
         .filter(|(index, ip, _)| !local_only(*index) && is_endpoint_worthy(*ip))
         .map(|(_, ip, _)| ip)
         .collect();
-    if addrs.iter().any(IpAddr::is_ipv4) {
-        addrs.retain(IpAddr::is_ipv4);
-    }
+    // IPv4 sorts before IPv6.
     addrs.sort_unstable();
     addrs.dedup();
     Ok(addrs)

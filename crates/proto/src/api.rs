@@ -42,22 +42,23 @@ pub struct CreateSegment {
     /// Lowercase DNS label, at most 32 characters.
     #[schema(pattern = r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$", max_length = 32)]
     pub name: String,
-    /// IPv4 network, prefix /8 to /30, no host bits, not overlapping another segment;
-    /// optionally followed by a comma and an IPv6 prefix, /48 to /124, for a dual-stack
-    /// segment (`100.64.1.0/24,fd00:1::/64`).
+    /// The segment's prefixes, comma-separated: an IPv4 network (prefix /8 to /30), an
+    /// IPv6 prefix (/48 to /124), or both for a dual-stack segment
+    /// (`100.64.1.0/24,fd00:1::/64`); no host bits, not overlapping another segment's.
     pub cidr: String,
     /// Policy default for the segment (`allow` unless given).
     #[serde(default)]
     pub default: Option<DefaultAction>,
 }
 
-/// `PATCH /v1/segments/{name}`: give a segment its IPv6 prefix.
+/// `PATCH /v1/segments/{name}`: give a segment the prefix of the family it lacks.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateSegment {
-    /// The segment's prefixes after the update: the IPv6 prefix to add (/48 to /124), alone
-    /// or after the segment's IPv4 network and a comma. Every member gets an IPv6 address;
-    /// IPv4 addresses do not change.
+    /// The segment's prefixes after the update: the prefix to add (an IPv6 prefix, /48 to
+    /// /124, to an IPv4 segment; an IPv4 network, /8 to /30, to an IPv6-only one), alone
+    /// or next to the prefix the segment has, comma-separated. Every member gets an
+    /// address from it; the addresses it has do not change.
     pub cidr: String,
 }
 
@@ -66,9 +67,10 @@ pub struct UpdateSegment {
 pub struct Segment {
     /// Segment name.
     pub name: String,
-    /// Overlay IPv4 network.
-    pub cidr: String,
-    /// Overlay IPv6 prefix of a dual-stack segment.
+    /// Overlay IPv4 network; absent on an IPv6-only segment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cidr: Option<String>,
+    /// Overlay IPv6 prefix of a dual-stack or IPv6-only segment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cidr6: Option<String>,
     /// Policy default.
@@ -269,9 +271,10 @@ pub struct Member {
     pub node_id: String,
     /// Workload description.
     pub workload: String,
-    /// Overlay IPv4 address.
-    pub address: String,
-    /// Overlay IPv6 address (dual-stack segments).
+    /// Overlay IPv4 address; absent on an IPv6-only segment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Overlay IPv6 address (segments with an IPv6 prefix).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address6: Option<String>,
     /// WireGuard public key.

@@ -159,8 +159,10 @@ impl MemberDelta {
                 .collect();
             peers.retain(|p| !gone.contains(p.id.as_str()));
             peers.extend(self.peers_set.iter().cloned());
-            // The coordinator lists peers by address; a stable sort keeps its order.
-            peers.sort_by_key(|p| p.address.parse::<IpAddr>().ok());
+            // The coordinator lists peers by address (IPv4, then IPv6 on an IPv6-only
+            // segment); a stable sort keeps its order.
+            let ip = |a: &Option<String>| a.as_deref().and_then(|a| a.parse::<IpAddr>().ok());
+            peers.sort_by_key(|p| (ip(&p.address), ip(&p.address6)));
         }
         member.peers = peers;
         Ok(member)

@@ -29,14 +29,16 @@ pub struct MemberMap {
     pub workload: String,
     /// Segment name.
     pub segment: String,
-    /// Segment CIDR.
-    pub cidr: String,
-    /// This member's overlay address.
-    pub address: String,
-    /// The segment's IPv6 prefix, when it is dual-stack.
+    /// Segment IPv4 network; absent on an IPv6-only segment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cidr: Option<String>,
+    /// This member's IPv4 overlay address; absent on an IPv6-only segment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// The segment's IPv6 prefix, when it has one (dual-stack or IPv6-only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cidr6: Option<String>,
-    /// This member's IPv6 overlay address, when the segment is dual-stack.
+    /// This member's IPv6 overlay address, when the segment has an IPv6 prefix.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address6: Option<String>,
     /// Listen port the member registered.
@@ -104,9 +106,12 @@ pub struct Peer {
     pub node: String,
     /// Peer's WireGuard public key (base64).
     pub public_key: String,
-    /// Peer's overlay address (an allowed IP, as /32).
-    pub address: String,
-    /// Peer's IPv6 overlay address (an allowed IP, as /128) on a dual-stack segment.
+    /// Peer's IPv4 overlay address (an allowed IP, as /32); absent on an IPv6-only
+    /// segment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Peer's IPv6 overlay address (an allowed IP, as /128) on a segment with an IPv6
+    /// prefix.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address6: Option<String>,
     /// `IP:port` endpoints, best first.

@@ -48,9 +48,10 @@ pub struct ExternalPeer {
     pub name: String,
     /// Segment name.
     pub segment: String,
-    /// Overlay address the coordinator allocated.
-    pub address: String,
-    /// IPv6 overlay address, on a dual-stack segment.
+    /// IPv4 overlay address the coordinator allocated; absent on an IPv6-only segment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// IPv6 overlay address, on a segment with an IPv6 prefix.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address6: Option<String>,
     /// WireGuard public key (base64).
@@ -72,9 +73,11 @@ pub struct ConfigPeer {
     pub node: String,
     /// Its WireGuard public key (base64).
     pub public_key: String,
-    /// Its overlay address (an allowed IP, as /32).
-    pub address: String,
-    /// Its IPv6 overlay address (an allowed IP, as /128), on a dual-stack segment.
+    /// Its IPv4 overlay address (an allowed IP, as /32); absent on an IPv6-only segment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Its IPv6 overlay address (an allowed IP, as /128), on a segment with an IPv6
+    /// prefix.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address6: Option<String>,
     /// Its first `IP:port` endpoint, if it has one.
@@ -86,9 +89,10 @@ pub struct ConfigPeer {
 pub struct PeerConfig {
     /// The device as registered.
     pub peer: ExternalPeer,
-    /// The segment's network.
-    pub cidr: String,
-    /// The segment's IPv6 prefix, when it is dual-stack.
+    /// The segment's IPv4 network; absent on an IPv6-only segment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cidr: Option<String>,
+    /// The segment's IPv6 prefix, when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cidr6: Option<String>,
     /// The segment's preshared key (base64). Secret: never logged.
@@ -104,6 +108,7 @@ impl std::fmt::Debug for PeerConfig {
         f.debug_struct("PeerConfig")
             .field("peer", &self.peer)
             .field("cidr", &self.cidr)
+            .field("cidr6", &self.cidr6)
             .field("psk", &"<redacted>")
             .field("psk_version", &self.psk_version)
             .field("peers", &self.peers)
@@ -115,8 +120,8 @@ impl PeerConfig {
     /// The wg-quick configuration for the device. `private_key` is written as given:
     /// the key the CLI just made, or [`PRIVATE_KEY_PLACEHOLDER`].
     ///
-    /// `Address` is the device's /32 (and /128 on a dual-stack segment; wg-quick adds a
-    /// route per `AllowedIPs`); a
+    /// `Address` is the device's /32 and /128, whichever it has (wg-quick adds a route
+    /// per `AllowedIPs`, each peer's /32 and /128 likewise); a
     /// `ListenPort` is written when an endpoint was registered, so the agents can reach
     /// the device there.
     #[must_use]
@@ -126,13 +131,20 @@ impl PeerConfig {
         let _ = writeln!(
             out,
             "# segwire external member {:?} of segment {:?} ({}), preshared key v{}",
-            p.name, p.segment, self.cidr, self.psk_version
+            p.name,
+            p.segment,
+            [self.cidr.as_deref(), self.cidr6.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(", "),
+            self.psk_version
         );
         out.push_str("[Interface]\n");
         let _ = writeln!(
             out,
             "Address = {}",
-            host_nets(&p.address, p.address6.as_deref())
+            host_nets(p.address.as_deref(), p.address6.as_deref())
         );
         let _ = writeln!(out, "PrivateKey = {private_key}");
         if let Some(port) = p.endpoint.as_deref().and_then(endpoint_port) {
@@ -151,7 +163,7 @@ impl PeerConfig {
             if let Some(ep) = &peer.endpoint {
                 let _ = writeln!(out, "Endpoint = {ep}");
             }
-            let nets = host_nets(&peer.address, peer.address6.as_deref());
+            let nets = host_nets(peer.address.as_deref(), peer.address6.as_deref());
             let _ = writeln!(out, "AllowedIPs = {nets}");
             let _ = writeln!(out, "PersistentKeepalive = {PERSISTENT_KEEPALIVE}");
         }
@@ -159,12 +171,11 @@ impl PeerConfig {
     }
 }
 
-/// `a/32` or `a/32, b/128`.
-fn host_nets(v4: &str, v6: Option<&str>) -> String {
-    match v6 {
-        Some(v6) => format!("{v4}/32, {v6}/128"),
-        None => format!("{v4}/32"),
-    }
+/// `a/32`, `a/32, b/128` or `b/128`: the host networks of the addresses there are.
+fn host_nets(v4: Option<&str>, v6: Option<&str>) -> String {
+    let v4 = v4.map(|a| format!("{a}/32"));
+    let v6 = v6.map(|a| format!("{a}/128"));
+    v4.into_iter().chain(v6).collect::<Vec<_>>().join(", ")
 }
 
 /// The port of an `IP:port` or `[IPv6]:port` endpoint.
@@ -182,14 +193,14 @@ mod tests {
                 id: "p1".into(),
                 name: "laptop".into(),
                 segment: "web".into(),
-                address: "100.64.1.9".into(),
+                address: Some("100.64.1.9".into()),
                 address6: None,
                 public_key: "PUB".into(),
                 endpoint: Some("198.18.0.9:51900".into()),
                 labels: Labels::new(),
                 created_at: "now".into(),
             },
-            cidr: "100.64.1.0/24".into(),
+            cidr: Some("100.64.1.0/24".into()),
             cidr6: None,
             psk: "PSK".into(),
             psk_version: 2,
@@ -198,7 +209,7 @@ mod tests {
                     name: "web-1".into(),
                     node: "host-a".into(),
                     public_key: "K1".into(),
-                    address: "100.64.1.2".into(),
+                    address: Some("100.64.1.2".into()),
                     address6: None,
                     endpoint: Some("198.18.0.2:51820".into()),
                 },
@@ -206,7 +217,7 @@ mod tests {
                     name: "phone".into(),
                     node: String::new(),
                     public_key: "K2".into(),
-                    address: "100.64.1.3".into(),
+                    address: Some("100.64.1.3".into()),
                     address6: None,
                     endpoint: None,
                 },
@@ -258,6 +269,25 @@ PersistentKeepalive = 25
             "{text}"
         );
         assert!(text.contains("AllowedIPs = 100.64.1.3/32\n"), "{text}");
+    }
+
+    #[test]
+    fn ipv6_only_devices_get_only_ipv6_addresses_and_allowed_ips() {
+        let mut c = config();
+        c.cidr = None;
+        c.cidr6 = Some("fd00:1::/64".into());
+        c.peer.address = None;
+        c.peer.address6 = Some("fd00:1::9".into());
+        for (p, a) in c.peers.iter_mut().zip(["fd00:1::2", "fd00:1::3"]) {
+            p.address = None;
+            p.address6 = Some(a.into());
+        }
+        let text = c.wg_quick("PRIV");
+        assert!(text.contains("(fd00:1::/64), preshared"), "{text}");
+        assert!(text.contains("Address = fd00:1::9/128\n"), "{text}");
+        assert!(text.contains("AllowedIPs = fd00:1::2/128\n"), "{text}");
+        assert!(text.contains("AllowedIPs = fd00:1::3/128\n"), "{text}");
+        assert!(!text.contains("/32"), "{text}");
     }
 
     #[test]

@@ -109,6 +109,22 @@ impl Lab {
         self.host_with(name, &format!("{addr}/64"), true)
     }
 
+    /// A dual-stack host namespace on the underlay bridge: the IPv4 `addr4` (in a /24)
+    /// and the IPv6 `addr6` (in the /64, without duplicate address detection) on `eth0`.
+    pub fn host46(&mut self, name: &str, addr4: &str, addr6: &str) -> String {
+        let ns = self.host_with(name, &format!("{addr6}/64"), true);
+        ip(&[
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{addr4}/24"),
+            "dev",
+            "eth0",
+        ]);
+        ns
+    }
+
     fn host_with(&mut self, name: &str, addr: &str, ipv6: bool) -> String {
         let br = self.bridge();
         let ns = self.add_ns(name, ipv6);

@@ -32,19 +32,20 @@ pub struct RouterConfig {
     pub private_key: StaticSecret,
     /// The segment's preshared key.
     pub psk: PresharedKey,
-    /// The member's overlay address.
-    pub address: Ipv4Addr,
+    /// The member's overlay address: its IPv4 one, or its IPv6 one on an IPv6-only
+    /// segment (reported in [`RouterStatus`]; routing does not depend on it).
+    pub address: IpAddr,
     /// See [`DEFAULT_HANDSHAKE_RATE_LIMIT`].
     pub handshake_rate_limit: u64,
 }
 
 impl RouterConfig {
     /// A configuration with the default handshake rate limit.
-    pub fn new(private_key: StaticSecret, psk: PresharedKey, address: Ipv4Addr) -> Self {
+    pub fn new(private_key: StaticSecret, psk: PresharedKey, address: impl Into<IpAddr>) -> Self {
         Self {
             private_key,
             psk,
-            address,
+            address: address.into(),
             handshake_rate_limit: DEFAULT_HANDSHAKE_RATE_LIMIT,
         }
     }
@@ -218,7 +219,7 @@ pub struct Router {
     second_key: Option<PresharedKey>,
     /// The control plane pinned `second_key`: second tunnels stay and are not retired.
     pinned: bool,
-    address: Ipv4Addr,
+    address: IpAddr,
     peers: Vec<Option<Peer>>,
     free: Vec<usize>,
     by_key: HashMap<PublicKey, usize>,
@@ -255,8 +256,8 @@ impl Router {
         self.public_key
     }
 
-    /// The member's overlay address.
-    pub fn address(&self) -> Ipv4Addr {
+    /// The member's overlay address (see [`RouterConfig::address`]).
+    pub fn address(&self) -> IpAddr {
         self.address
     }
 

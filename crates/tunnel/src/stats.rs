@@ -1,7 +1,7 @@
 //! Counters: drops by reason, traffic per peer and per router, and the
 //! `status` view built from them.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -145,8 +145,8 @@ pub struct PeerStatus {
 pub struct RouterStatus {
     /// The member's static public key.
     pub public_key: PublicKey,
-    /// The member's overlay address.
-    pub address: Ipv4Addr,
+    /// The member's overlay address (see [`crate::RouterConfig::address`]).
+    pub address: IpAddr,
     /// Traffic summed over all peers (including removed ones).
     pub traffic: TrafficCounters,
     /// All drops, including those that no peer can be blamed for.

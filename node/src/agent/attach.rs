@@ -45,19 +45,23 @@ impl Agent {
     }
 
     pub(super) fn attached(&self, m: &LocalMember) -> Attached {
+        let applied = self.applied.members.get(&m.id);
         Attached {
             id: m.id.clone(),
             name: m.name.clone(),
             segment: m.segment.clone(),
             workload: m.workload.to_string(),
             interface: m.interface(),
-            address: m.address.to_string(),
-            cidr: self
-                .applied
-                .members
-                .get(&m.id)
-                .map(|c| c.cidr.to_string())
+            address: m.address.map(|a| a.to_string()).unwrap_or_default(),
+            cidr: applied
+                .and_then(|c| c.ipv4)
+                .map(|(_, n)| n.to_string())
                 .unwrap_or_default(),
+            address6: applied
+                .and_then(|c| c.ipv6.map(|(a, _)| a))
+                .or(m.address6)
+                .map(|a| a.to_string()),
+            cidr6: applied.and_then(|c| c.ipv6).map(|(_, n)| n.to_string()),
             listen_port: m.listen_port,
             public_key: m.private_key.public_key().to_base64(),
             up: self.running.contains_key(&m.id),
@@ -119,16 +123,30 @@ impl Agent {
                 return Err(e.into());
             }
         };
-        let address = member
-            .address
-            .parse()
-            .with_context(|| format!("the coordinator gave a bad address {:?}", member.address))?;
+        let parse = |a: &Option<String>| -> anyhow::Result<Option<std::net::IpAddr>> {
+            a.as_deref()
+                .map(|a| {
+                    a.parse()
+                        .with_context(|| format!("the coordinator gave a bad address {a:?}"))
+                })
+                .transpose()
+        };
+        let (address, address6) = match (parse(&member.address)?, parse(&member.address6)?) {
+            (Some(std::net::IpAddr::V4(a)), Some(std::net::IpAddr::V6(a6))) => (Some(a), Some(a6)),
+            (Some(std::net::IpAddr::V4(a)), None) => (Some(a), None),
+            (None, Some(std::net::IpAddr::V6(a6))) => (None, Some(a6)),
+            _ => bail!(
+                "the coordinator gave no usable overlay address for member {}",
+                member.name
+            ),
+        };
         let local = LocalMember {
             id: member.id,
             name: member.name,
             segment,
             workload,
             address,
+            address6,
             listen_port: port,
             private_key: key,
             labels: options.labels,
@@ -137,7 +155,7 @@ impl Agent {
             container: options.container,
             netns_id,
         };
-        tracing::info!(member = %local.name, segment = %local.segment, workload = %local.workload, address = %local.address, port, "member attached");
+        tracing::info!(member = %local.name, segment = %local.segment, workload = %local.workload, address = ?local.address, address6 = ?local.address6, port, "member attached");
         self.state.members.push(local.clone());
         self.dir
             .save_state(&self.state)
@@ -259,15 +277,18 @@ impl Agent {
         let Some(link) = links.iter().find(|l| l.name == interface) else {
             bail!("interface {interface} is missing in {netns}");
         };
-        let addrs = list_ipv4_addrs(&netns).await?;
-        if !addrs
-            .iter()
-            .any(|a| a.index == link.index && a.addr.addr() == m.address)
-        {
-            bail!(
-                "interface {interface} in {netns} does not carry the member's address {}",
-                m.address
-            );
+        // The IPv4 address when the member has one (an IPv6-only member's interface is
+        // checked by its link alone).
+        if let Some(address) = m.address {
+            let addrs = list_ipv4_addrs(&netns).await?;
+            if !addrs
+                .iter()
+                .any(|a| a.index == link.index && a.addr.addr() == address)
+            {
+                bail!(
+                    "interface {interface} in {netns} does not carry the member's address {address}"
+                );
+            }
         }
         Ok(self.attached(m))
     }

@@ -14,7 +14,8 @@ fn local(id: &str, workload: Workload, port: u16) -> LocalMember {
         name: format!("name-{id}"),
         segment: "web".into(),
         workload,
-        address: Ipv4Addr::new(100, 64, 1, 2),
+        address: Some(Ipv4Addr::new(100, 64, 1, 2)),
+        address6: None,
         listen_port: port,
         private_key: PrivateKey::generate(),
         labels: Labels::new(),
@@ -47,7 +48,7 @@ fn peer(n: u8, endpoint: &str) -> Peer {
         name: format!("peer-{n}"),
         node: "host-b".into(),
         public_key: encode_key(&PrivateKey::generate().public_key().0),
-        address: format!("100.64.1.{}", 10 + n),
+        address: Some(format!("100.64.1.{}", 10 + n)),
         address6: None,
         endpoints: vec![endpoint.into()],
         labels: Labels::new(),
@@ -60,8 +61,8 @@ fn member_map(local: &LocalMember, psk: [u8; 32], peers: Vec<Peer>) -> MemberMap
         name: local.name.clone(),
         workload: local.workload.to_string(),
         segment: local.segment.clone(),
-        cidr: "100.64.1.0/24".into(),
-        address: local.address.to_string(),
+        cidr: Some("100.64.1.0/24".into()),
+        address: local.address.map(|a| a.to_string()),
         cidr6: None,
         address6: None,
         listen_port: local.listen_port,
@@ -88,7 +89,7 @@ fn netmap(version: u64, members: Vec<MemberMap>) -> NetMap {
 }
 
 fn config(state: &NodeState, map: &NetMap) -> NodeConfig {
-    let d = desired(state, Some(map));
+    let d = desired(state, Some(map), Underlay::default());
     assert!(d.skipped.is_empty(), "{:?}", d.skipped);
     d.config
 }
@@ -103,8 +104,13 @@ fn desired_builds_members_from_state_and_netmap() {
     let mc = cfg.members.get("m1").expect("member");
     assert_eq!(mc.interface, "sw-web");
     assert_eq!(mc.workload, Workload::Netns("ca".into()));
-    assert_eq!(mc.address, Ipv4Addr::new(100, 64, 1, 2));
-    assert_eq!(mc.cidr, "100.64.1.0/24".parse::<Ipv4Net>().expect("cidr"));
+    assert_eq!(
+        mc.ipv4,
+        Some((
+            Ipv4Addr::new(100, 64, 1, 2),
+            "100.64.1.0/24".parse::<Ipv4Net>().expect("cidr")
+        ))
+    );
     assert_eq!(mc.listen_port, 51820);
     assert_eq!(mc.public_key, m.private_key.public_key());
     assert_eq!(mc.psk, PresharedKey::new(PSK_A));
@@ -134,13 +140,16 @@ fn desired_skips_unknown_members_and_bad_peers() {
             member_map(&stranger, PSK_A, vec![]),
         ],
     );
-    let d = desired(&state(vec![m]), Some(&map));
+    let d = desired(&state(vec![m]), Some(&map), Underlay::default());
     assert_eq!(d.config.members.len(), 1);
     let mc = &d.config.members["m1"];
     assert_eq!(mc.peers.len(), 1, "only the good peer");
     assert_eq!(mc.peers.values().next().map(|p| p.endpoint), Some(None));
     assert_eq!(d.skipped.len(), 3, "{:?}", d.skipped);
-    assert_eq!(desired(&state(vec![]), None).config, NodeConfig::default());
+    assert_eq!(
+        desired(&state(vec![]), None, Underlay::default()).config,
+        NodeConfig::default()
+    );
 }
 
 #[test]
@@ -368,7 +377,7 @@ fn policy_change_is_set_policy_and_peer_labels_count() {
     );
     // An unreadable policy falls back to the segment default and says so.
     mm.policy = serde_json::json!("nonsense");
-    let d = desired(&st, Some(&netmap(4, vec![mm])));
+    let d = desired(&st, Some(&netmap(4, vec![mm])), Underlay::default());
     assert!(
         d.skipped.iter().any(|s| s.contains("cannot be read")),
         "{:?}",
@@ -408,4 +417,93 @@ fn rotation_phases_set_the_second_key_and_hide_both_keys() {
     assert_eq!(set(&switched, &retired), (b.clone(), None));
     // A node that missed the accepting phase goes straight to switched.
     assert_eq!(set(&plain, &switched), (b, Some(a)));
+}
+
+#[test]
+fn a_peer_is_reached_at_an_endpoint_of_a_family_this_host_has() {
+    let eps: Vec<SocketAddr> = ["198.18.0.3:51820", "[2001:2::3]:51820"]
+        .iter()
+        .map(|e| e.parse().expect("ep"))
+        .collect();
+    let v4: std::net::IpAddr = "198.18.0.2".parse().expect("ip");
+    let v6: std::net::IpAddr = "2001:2::2".parse().expect("ip");
+    // A dual-stack peer: IPv4 from an IPv4 or dual-stack host, IPv6 from an IPv6-only one.
+    assert_eq!(Underlay::of(&[v4]).pick(&eps), Some(eps[0]));
+    assert_eq!(Underlay::of(&[v4, v6]).pick(&eps), Some(eps[0]));
+    assert_eq!(Underlay::of(&[v6]).pick(&eps), Some(eps[1]));
+    // An IPv6-only peer from a dual-stack host: its IPv6 endpoint.
+    assert_eq!(Underlay::of(&[v4, v6]).pick(&eps[1..]), Some(eps[1]));
+    // A host that knows no address of its own behaves as on IPv4; nothing usable: the first.
+    assert_eq!(Underlay::default().pick(&eps), Some(eps[0]));
+    assert_eq!(Underlay::of(&[v6]).pick(&eps[..1]), Some(eps[0]));
+    assert_eq!(Underlay::of(&[v6]).pick(&[]), None);
+
+    let m = local("m1", Workload::Netns("ca".into()), 51820);
+    let mut p = peer(1, "198.18.0.3:51820");
+    p.endpoints.push("[2001:2::3]:51820".into());
+    let map = netmap(1, vec![member_map(&m, PSK_A, vec![p])]);
+    let d = desired(&state(vec![m]), Some(&map), Underlay::of(&[v6]));
+    let peer = d.config.members["m1"]
+        .peers
+        .values()
+        .next()
+        .cloned()
+        .expect("peer");
+    assert_eq!(peer.endpoint, Some(eps[1]));
+}
+
+#[test]
+fn an_ipv6_only_member_gets_ipv6_only_and_gains_ipv4_in_place() {
+    let mut m = local("m1", Workload::Netns("ca".into()), 51820);
+    m.address = None;
+    m.address6 = Some("fd00:6::2".parse().expect("ip"));
+    let st = state(vec![m.clone()]);
+    let six = |mm: &mut MemberMap| {
+        mm.cidr = None;
+        mm.address = None;
+        mm.cidr6 = Some("fd00:6::/64".into());
+        mm.address6 = Some("fd00:6::2".into());
+        for p in &mut mm.peers {
+            p.address = None;
+            p.address6 = Some("fd00:6::9".into());
+        }
+    };
+    let mut mm = member_map(&m, PSK_A, vec![peer(1, "198.18.0.3:51820")]);
+    six(&mut mm);
+    let before = config(&st, &netmap(1, vec![mm.clone()]));
+    let mc = &before.members["m1"];
+    assert_eq!(mc.ipv4, None);
+    assert_eq!(
+        mc.ipv6,
+        Some((
+            "fd00:6::2".parse().expect("ip"),
+            "fd00:6::/64".parse().expect("net")
+        ))
+    );
+    let p = mc.peers.values().next().expect("peer");
+    assert_eq!(
+        p.allowed_ips,
+        vec!["fd00:6::9/128".parse::<IpNet>().expect("net")]
+    );
+    assert_eq!(crate::member::interface_config(mc).ipv4, None);
+
+    // The segment gains an IPv4 network: the interface is readdressed in place, the
+    // member is not recreated.
+    mm.cidr = Some("100.64.6.0/24".into());
+    mm.address = Some("100.64.6.1".into());
+    mm.peers[0].address = Some("100.64.6.2".into());
+    let after = config(&st, &netmap(2, vec![mm]));
+    let changes = diff(&before, &after);
+    assert!(
+        changes
+            .iter()
+            .any(|c| matches!(c, Change::Readdress(m) if m.ipv4.is_some())),
+        "{changes:?}"
+    );
+    assert!(
+        !changes
+            .iter()
+            .any(|c| matches!(c, Change::RemoveMember { .. } | Change::AddMember(_))),
+        "{changes:?}"
+    );
 }

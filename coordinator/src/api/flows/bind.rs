@@ -2,7 +2,7 @@
 //! node's own members (its segment and overlay address), its fields are checked, and its
 //! timestamps are clamped to the time it was received. Pure; time passed in.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use segwire_proto::api::FlowRecord;
 
@@ -13,8 +13,20 @@ pub struct OwnMember {
     pub segment: String,
     /// Member name.
     pub name: String,
-    /// Overlay address.
-    pub address: Ipv4Addr,
+    /// Overlay IPv4 address, if the segment has an IPv4 network.
+    pub address: Option<Ipv4Addr>,
+    /// Overlay IPv6 address, if the segment has an IPv6 prefix.
+    pub address6: Option<Ipv6Addr>,
+}
+
+impl OwnMember {
+    /// True when `a` is one of the member's overlay addresses.
+    fn holds(&self, a: IpAddr) -> bool {
+        match a {
+            IpAddr::V4(a) => self.address == Some(a),
+            IpAddr::V6(a) => self.address6 == Some(a),
+        }
+    }
 }
 
 /// Longest rule or peer name kept (longer ones are cut).
@@ -37,13 +49,16 @@ pub fn bind(
     let m = own
         .iter()
         .find(|m| m.segment == f.segment && m.name == f.member)?;
-    let (src, dst): (Ipv4Addr, Ipv4Addr) = (f.src.parse().ok()?, f.dst.parse().ok()?);
+    let (src, dst): (IpAddr, IpAddr) = (f.src.parse().ok()?, f.dst.parse().ok()?);
+    if src.is_ipv4() != dst.is_ipv4() {
+        return None;
+    }
     let local = match f.direction.as_str() {
         "egress" => src,
         "ingress" => dst,
         _ => return None,
     };
-    if local != m.address || !matches!(f.verdict.as_str(), "allowed" | "denied") {
+    if !m.holds(local) || !matches!(f.verdict.as_str(), "allowed" | "denied") {
         return None;
     }
     let proto_ok = matches!(f.protocol.as_str(), "tcp" | "udp" | "icmp")
@@ -74,7 +89,8 @@ mod tests {
         vec![OwnMember {
             segment: "db".into(),
             name: "pg".into(),
-            address: Ipv4Addr::new(100, 64, 2, 5),
+            address: Some(Ipv4Addr::new(100, 64, 2, 5)),
+            address6: Some("fd00:2::5".parse().expect("address")),
         }]
     }
 
@@ -125,6 +141,24 @@ mod tests {
             bad_proto,
             bad_verdict,
         ] {
+            assert!(bind(f, &own(), "host-a", NOW, NOW - 3600).is_none());
+        }
+    }
+
+    #[test]
+    fn ipv6_records_bind_to_the_members_ipv6_address_only() {
+        let mut v6 = rec();
+        (v6.src, v6.dst) = ("fd00:2::9".into(), "fd00:2::5".into());
+        assert!(bind(v6.clone(), &own(), "host-a", NOW, NOW - 3600).is_some());
+        let mut v6_only = own();
+        v6_only[0].address = None;
+        assert!(bind(v6.clone(), &v6_only, "host-a", NOW, NOW - 3600).is_some());
+        assert!(bind(rec(), &v6_only, "host-a", NOW, NOW - 3600).is_none());
+        let mut other = v6.clone();
+        other.dst = "fd00:2::6".into();
+        let mut mixed = v6;
+        mixed.src = "100.64.2.9".into();
+        for f in [other, mixed] {
             assert!(bind(f, &own(), "host-a", NOW, NOW - 3600).is_none());
         }
     }

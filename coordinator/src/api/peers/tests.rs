@@ -23,7 +23,7 @@ fn member(id: &str, node: &str, last: u8, l: Labels, endpoints: Vec<String>) -> 
         segment: "web".into(),
         name: id.into(),
         workload: "host".into(),
-        address: Ipv4Addr::new(100, 64, 1, last),
+        address: Some(Ipv4Addr::new(100, 64, 1, last)),
         address6: None,
         public_key: format!("key-{id}"),
         listen_port: 51820,
@@ -54,7 +54,7 @@ fn view(policy: Option<&str>) -> PeerView {
         segment: SegmentRow {
             id: "s1".into(),
             name: "web".into(),
-            net: "100.64.1.0/24".parse().expect("net"),
+            net: Some("100.64.1.0/24".parse().expect("net")),
             net6: None,
             default: DefaultAction::Allow,
             psk: "PSK".into(),
@@ -87,7 +87,7 @@ fn lists_every_other_member_with_its_first_endpoint() {
     let c = config(&view(None));
     assert_eq!(c.psk, "PSK");
     assert_eq!(c.psk_version, 3);
-    assert_eq!(c.peer.address, "100.64.1.9");
+    assert_eq!(c.peer.address.as_deref(), Some("100.64.1.9"));
     let names: Vec<_> = c.peers.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["web", "db"]);
     assert_eq!(c.peers[0].endpoint.as_deref(), Some("198.18.0.2:51820"));

@@ -97,9 +97,12 @@ impl World {
         match c {
             Change::Attach { node, app, .. } => {
                 let third = if seg == 0 { 1 } else { 2 };
-                let Some(last) =
-                    (1..250u8).find(|o| !rows.members.iter().any(|m| m.address.octets()[3] == *o))
-                else {
+                let Some(last) = (1..250u8).find(|o| {
+                    !rows
+                        .members
+                        .iter()
+                        .any(|m| m.address.is_some_and(|a| a.octets()[3] == *o))
+                }) else {
                     return;
                 };
                 let mut m = member(

@@ -27,17 +27,19 @@ pub(super) async fn nodes_in_segment(
     )
 }
 
-/// Starts the quarantine of a departing member's addresses (IPv4 and, if any, IPv6).
+/// Starts the quarantine of a departing member's addresses (each family it holds).
 pub(super) async fn release_address(tx: &mut Tx<'_>, m: &MemberRow, now: i64) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO released_addresses (segment_id, address, released_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (segment_id, address) DO UPDATE SET released_at = excluded.released_at",
-    )
-    .bind(&m.segment_id)
-    .bind(u32::from(m.address) as i64)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
+    if let Some(a) = m.address {
+        sqlx::query(
+            "INSERT INTO released_addresses (segment_id, address, released_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (segment_id, address) DO UPDATE SET released_at = excluded.released_at",
+        )
+        .bind(&m.segment_id)
+        .bind(u32::from(a) as i64)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
     if let Some(a6) = m.address6 {
         sqlx::query(
             "INSERT INTO released_addresses6 (segment_id, address, released_at) VALUES ($1, $2, $3) \
@@ -168,15 +170,21 @@ pub(super) async fn release_name(
     Ok(())
 }
 
-/// Picks a free overlay address of `seg` inside the caller's write transaction: never
-/// one a member holds, nor one released after `released_after` (quarantine).
+/// Picks a free overlay address of `seg` (`None` without an IPv4 network) inside the
+/// caller's write transaction: never one a member holds, nor one released after
+/// `released_after` (quarantine); and takes it out of quarantine bookkeeping.
 pub(super) async fn allocate_address(
     tx: &mut Tx<'_>,
     seg: &SegmentRow,
     released_after: i64,
-) -> StoreResult<Ipv4Addr> {
+) -> StoreResult<Option<Ipv4Addr>> {
+    if seg.net.is_none() {
+        return Ok(None);
+    }
     let taken: HashSet<u32> =
-        sqlx::query_scalar::<_, i64>("SELECT address FROM members WHERE segment_id = $1")
+        sqlx::query_scalar::<_, i64>(
+            "SELECT address FROM members WHERE segment_id = $1 AND address IS NOT NULL",
+        )
             .bind(&seg.id)
             .fetch_all(&mut **tx)
             .await?
@@ -193,7 +201,15 @@ pub(super) async fn allocate_address(
     .into_iter()
     .map(|a| a as u32)
     .collect();
-    rules::pick_address(seg, &taken, &quarantined)
+    let picked = rules::pick_address(seg, &taken, &quarantined)?;
+    if let Some(a) = picked {
+        sqlx::query("DELETE FROM released_addresses WHERE segment_id = $1 AND address = $2")
+            .bind(&seg.id)
+            .bind(u32::from(a) as i64)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(picked)
 }
 
 pub(super) async fn attach(
@@ -294,7 +310,7 @@ pub(super) async fn attach(
                 .bind(&seg.id)
                 .bind(&name)
                 .bind(&m.workload)
-                .bind(u32::from(addr) as i64)
+                .bind(addr.map(|a| u32::from(a) as i64))
                 .bind(&m.public_key)
                 .bind(m.listen_port as i64)
                 .bind(to_json(&m.endpoints))
@@ -310,11 +326,6 @@ pub(super) async fn attach(
                         e.into()
                     });
                 }
-                sqlx::query("DELETE FROM released_addresses WHERE segment_id = $1 AND address = $2")
-                    .bind(&seg.id)
-                    .bind(u32::from(addr) as i64)
-                    .execute(&mut *tx)
-                    .await?;
                 id
             }
         };
@@ -376,7 +387,7 @@ pub(super) async fn detach(
 
 pub(super) async fn node_members(s: &Backend, node_id: &str) -> StoreResult<Vec<MemberRow>> {
     sqlx::query(&format!(
-        "{MEMBER_SELECT} WHERE m.node_id = $1 ORDER BY s.name, m.address"
+        "{MEMBER_SELECT} WHERE m.node_id = $1 ORDER BY s.name, m.address, m.address6"
     ))
     .bind(node_id)
     .fetch_all(&s.pool)
@@ -393,14 +404,14 @@ pub(super) async fn list_members(
     let rows = match segment {
         Some(name) => {
             sqlx::query(&format!(
-                "{MEMBER_SELECT} WHERE s.name = $1 ORDER BY s.name, m.address"
+                "{MEMBER_SELECT} WHERE s.name = $1 ORDER BY s.name, m.address, m.address6"
             ))
             .bind(name)
             .fetch_all(&s.pool)
             .await?
         }
         None => {
-            sqlx::query(&format!("{MEMBER_SELECT} ORDER BY s.name, m.address"))
+            sqlx::query(&format!("{MEMBER_SELECT} ORDER BY s.name, m.address, m.address6"))
                 .fetch_all(&s.pool)
                 .await?
         }

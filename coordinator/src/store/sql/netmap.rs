@@ -40,7 +40,7 @@ pub(super) async fn netmap_rows(s: &Backend, node_id: &str) -> StoreResult<Netma
         let members: Vec<MemberRow> = fetch_all(
             &mut tx,
             &format!(
-                "{MEMBER_SELECT} WHERE m.segment_id IN (SELECT segment_id FROM members WHERE node_id = $1) ORDER BY m.address"
+                "{MEMBER_SELECT} WHERE m.segment_id IN (SELECT segment_id FROM members WHERE node_id = $1) ORDER BY m.address, m.address6"
             ),
             node_id,
             member_row,
@@ -104,7 +104,7 @@ pub(super) async fn segment_rows(s: &Backend, segment_id: &str) -> StoreResult<S
         let segment = segment_row(&segment)?;
         let members: Vec<MemberRow> = fetch_all(
             &mut tx,
-            &format!("{MEMBER_SELECT} WHERE m.segment_id = $1 ORDER BY m.address"),
+            &format!("{MEMBER_SELECT} WHERE m.segment_id = $1 ORDER BY m.address, m.address6"),
             segment_id,
             member_row,
         )

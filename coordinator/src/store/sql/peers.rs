@@ -103,7 +103,7 @@ impl PeerStore for Backend {
             .bind(&seg.id)
             .bind(&p.name)
             .bind(external_workload(&p.name))
-            .bind(u32::from(addr) as i64)
+            .bind(addr.map(|a| u32::from(a) as i64))
             .bind(&p.public_key)
             .bind(port as i64)
             .bind(to_json(&endpoints))
@@ -113,11 +113,6 @@ impl PeerStore for Backend {
             .execute(&mut *tx)
             .await
             .map_err(key_conflict)?;
-            sqlx::query("DELETE FROM released_addresses WHERE segment_id = $1 AND address = $2")
-                .bind(&seg.id)
-                .bind(u32::from(addr) as i64)
-                .execute(&mut *tx)
-                .await?;
             let v = bump(&mut tx).await?;
             set_segment_version(&mut tx, &seg.id, v).await?;
             let row = sqlx::query(&format!("{MEMBER_SELECT} WHERE m.id = $1"))
@@ -141,7 +136,7 @@ impl PeerStore for Backend {
     async fn list_peers(&self, segment: Option<&str>) -> StoreResult<Vec<MemberRow>> {
         let rows = sqlx::query(&format!(
             "{MEMBER_SELECT} WHERE m.node_id = $1 AND ($2 IS NULL OR s.name = $2) \
-             ORDER BY s.name, m.address"
+             ORDER BY s.name, m.address, m.address6"
         ))
         .bind(EXTERNAL_NODE_ID)
         .bind(segment)
@@ -156,7 +151,7 @@ impl PeerStore for Backend {
             let peer = find_peer(&mut tx, segment, name).await?;
             let segment = segment_by_name(&mut tx, &peer.segment).await?;
             let members = sqlx::query(&format!(
-                "{MEMBER_SELECT} WHERE m.segment_id = $1 ORDER BY m.address"
+                "{MEMBER_SELECT} WHERE m.segment_id = $1 ORDER BY m.address, m.address6"
             ))
             .bind(&segment.id)
             .fetch_all(&mut *tx)

@@ -84,8 +84,16 @@ fn rotation(r: &DbRow) -> StoreResult<Option<Rotation>> {
 }
 
 pub(super) fn segment_row(r: &DbRow) -> StoreResult<SegmentRow> {
-    let net = Ipv4Addr::from(r.try_get::<i64, _>("net")? as u32);
-    let prefix: i64 = r.try_get("prefix")?;
+    let net = match (
+        r.try_get::<Option<i64>, _>("net")?,
+        r.try_get::<Option<i64>, _>("prefix")?,
+    ) {
+        (Some(net), Some(prefix)) => Some(
+            Ipv4Net::new(Ipv4Addr::from(net as u32), prefix as u8)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        ),
+        _ => None,
+    };
     let default = match r.try_get::<String, _>("default_action")?.as_str() {
         "deny" => DefaultAction::Deny,
         _ => DefaultAction::Allow,
@@ -93,7 +101,7 @@ pub(super) fn segment_row(r: &DbRow) -> StoreResult<SegmentRow> {
     Ok(SegmentRow {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
-        net: Ipv4Net::new(net, prefix as u8).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        net,
         net6: parse_opt(r.try_get("net6")?)?,
         default,
         psk: r.try_get("psk")?,
@@ -133,7 +141,9 @@ pub(super) fn member_row(r: &DbRow) -> StoreResult<MemberRow> {
         segment: r.try_get("segment")?,
         name: r.try_get("name")?,
         workload: r.try_get("workload")?,
-        address: Ipv4Addr::from(r.try_get::<i64, _>("address")? as u32),
+        address: r
+            .try_get::<Option<i64>, _>("address")?
+            .map(|a| Ipv4Addr::from(a as u32)),
         address6: parse_opt(r.try_get("address6")?)?,
         public_key: r.try_get("public_key")?,
         listen_port: r.try_get::<i64, _>("listen_port")? as u16,

@@ -2,7 +2,9 @@
 
 use segwire_proto::api::RotationPhase;
 
-use super::members::{allocate_address6, nodes_in_segment};
+use ipnet::IpNet;
+
+use super::members::{allocate_address, allocate_address6, nodes_in_segment};
 use super::rows::{default_to_str, segment_row, SEGMENT_SELECT};
 use super::tx::begin_write;
 use super::tx::{bump, finish, set_node_version};
@@ -47,8 +49,8 @@ pub(super) async fn create_segment(
         )
         .bind(&id)
         .bind(&seg.name)
-        .bind(u32::from(seg.net.network()) as i64)
-        .bind(seg.net.prefix_len() as i64)
+        .bind(seg.net.map(|n| u32::from(n.network()) as i64))
+        .bind(seg.net.map(|n| n.prefix_len() as i64))
         .bind(default_to_str(seg.default))
         .bind(&seg.psk)
         .bind(v)
@@ -250,42 +252,70 @@ pub(super) async fn rotating_segments(s: &Backend) -> StoreResult<Vec<SegmentRow
     rows.iter().map(segment_row).collect()
 }
 
-pub(super) async fn add_prefix6(
+pub(super) async fn add_prefix(
     s: &Backend,
     name: &str,
-    net6: ipnet::Ipv6Net,
+    net: IpNet,
     _now: i64,
 ) -> StoreResult<(SegmentRow, Touched)> {
     let (_w, mut tx) = begin_write(s).await?;
     let res: StoreResult<_> = async {
         let seg = segment_by_name(&mut tx, name).await?;
-        if let Some(have) = seg.net6 {
+        let have = match net {
+            IpNet::V4(_) => seg.net.map(IpNet::V4),
+            IpNet::V6(_) => seg.net6.map(IpNet::V6),
+        };
+        if let Some(have) = have {
             return Err(StoreError::Conflict(format!(
-                "segment {name:?} already has the IPv6 prefix {have}; a segment has at most one"
+                "segment {name:?} already has the {} {have}; a segment has at most one and keeps it",
+                rules::family(net)
             )));
         }
-        rules::check_prefix6(&all_segments(&mut tx).await?, name, net6)?;
+        rules::check_prefix(&all_segments(&mut tx).await?, name, net)?;
         let v = bump(&mut tx).await?;
-        sqlx::query("UPDATE segments SET net6 = $1, version = $2 WHERE id = $3")
-            .bind(net6.to_string())
-            .bind(v)
-            .bind(&seg.id)
-            .execute(&mut *tx)
-            .await?;
+        // The new prefix next to the one the segment has (IPv4 is stored as network
+        // number and length, IPv6 as text).
+        let (net4, net6) = match net {
+            IpNet::V4(n) => (Some(n), seg.net6),
+            IpNet::V6(n) => (seg.net, Some(n)),
+        };
+        sqlx::query(
+            "UPDATE segments SET net = $1, prefix = $2, net6 = $3, version = $4 WHERE id = $5",
+        )
+        .bind(net4.map(|n| u32::from(n.network()) as i64))
+        .bind(net4.map(|n| n.prefix_len() as i64))
+        .bind(net6.map(|n| n.to_string()))
+        .bind(v)
+        .bind(&seg.id)
+        .execute(&mut *tx)
+        .await?;
         let row = segment_by_name(&mut tx, name).await?;
-        // Every member, in address order, gets the lowest free IPv6 address.
-        let ids: Vec<String> =
-            sqlx::query_scalar("SELECT id FROM members WHERE segment_id = $1 ORDER BY address")
-                .bind(&seg.id)
-                .fetch_all(&mut *tx)
-                .await?;
+        // Every member, in address order, gets the lowest free address of the new family.
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM members WHERE segment_id = $1 ORDER BY address, address6",
+        )
+        .bind(&seg.id)
+        .fetch_all(&mut *tx)
+        .await?;
         for id in &ids {
-            let a6 = allocate_address6(&mut tx, &row, i64::MIN).await?;
-            sqlx::query("UPDATE members SET address6 = $1 WHERE id = $2")
-                .bind(a6.map(|a| a.to_string()))
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            match net {
+                IpNet::V4(_) => {
+                    let a = allocate_address(&mut tx, &row, i64::MIN).await?;
+                    sqlx::query("UPDATE members SET address = $1 WHERE id = $2")
+                        .bind(a.map(|a| u32::from(a) as i64))
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                IpNet::V6(_) => {
+                    let a6 = allocate_address6(&mut tx, &row, i64::MIN).await?;
+                    sqlx::query("UPDATE members SET address6 = $1 WHERE id = $2")
+                        .bind(a6.map(|a| a.to_string()))
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
         }
         let touched = nodes_in_segment(&mut tx, &seg.id).await?;
         for n in &touched {

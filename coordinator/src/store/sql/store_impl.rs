@@ -50,13 +50,13 @@ impl Store for Backend {
         segments::rotating_segments(self).await
     }
 
-    async fn add_prefix6(
+    async fn add_prefix(
         &self,
         name: &str,
-        net6: ipnet::Ipv6Net,
+        net: ipnet::IpNet,
         now: i64,
     ) -> StoreResult<(SegmentRow, Touched)> {
-        segments::add_prefix6(self, name, net6, now).await
+        segments::add_prefix(self, name, net, now).await
     }
 
     async fn set_policy(

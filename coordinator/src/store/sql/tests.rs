@@ -15,14 +15,14 @@ use crate::store::access::{AccessStore, AuditQuery, KeyRow};
 use crate::store::audit;
 use crate::store::{NewMember, NewNode, NewSegment, Store, StoreError, TokenRow};
 
-const NOW: i64 = 1_800_000_000;
+pub(super) const NOW: i64 = 1_800_000_000;
 
 /// A fresh, empty store of this backend, or `None` when the test is skipped.
-async fn store(test: &str) -> Option<(TestDb, Backend)> {
+pub(super) async fn store(test: &str) -> Option<(TestDb, Backend)> {
     test_store(test).await
 }
 
-fn token(id: &str, secret_text: &str, uses: i64) -> TokenRow {
+pub(super) fn token(id: &str, secret_text: &str, uses: i64) -> TokenRow {
     TokenRow {
         id: id.into(),
         secret_hash: secret::hash_secret(secret_text),
@@ -36,7 +36,7 @@ fn token(id: &str, secret_text: &str, uses: i64) -> TokenRow {
     }
 }
 
-fn node(id: &str, token_secret: &str) -> NewNode {
+pub(super) fn node(id: &str, token_secret: &str) -> NewNode {
     NewNode {
         token_id: "t1".into(),
         token_secret: token_secret.into(),
@@ -57,7 +57,7 @@ async fn a_refused_write_releases_the_database_at_once() {
     s.create_segment(
         NewSegment {
             name: "web".into(),
-            net: "100.64.1.0/24".parse::<Ipv4Net>().unwrap(),
+            net: Some("100.64.1.0/24".parse::<Ipv4Net>().unwrap()),
             net6: None,
             default: DefaultAction::Allow,
             psk: "p".into(),
@@ -88,7 +88,7 @@ async fn versions_grow_and_addresses_are_quarantined() {
     s.create_segment(
         NewSegment {
             name: "web".into(),
-            net: "100.64.1.0/30".parse::<Ipv4Net>().unwrap(),
+            net: Some("100.64.1.0/30".parse::<Ipv4Net>().unwrap()),
             net6: None,
             default: DefaultAction::Allow,
             psk: "p".into(),
@@ -116,19 +116,28 @@ async fn versions_grow_and_addresses_are_quarantined() {
     assert_eq!(touched, vec!["a".to_string()]);
     let v1 = s.node_versions("a").await.unwrap().version();
     assert!(v1 > v0);
-    assert_eq!(m1.address.to_string(), "100.64.1.1");
+    assert_eq!(
+        m1.address.expect("an IPv4 address").to_string(),
+        "100.64.1.1"
+    );
     s.detach("a", &m1.id, NOW).await.unwrap();
     assert!(s.node_versions("a").await.unwrap().version() > v1);
     // .1 is quarantined: the next member gets .2, and then the /30 is full.
     let (m2, _) = s.attach(attach("y"), NOW + 1).await.unwrap();
-    assert_eq!(m2.address.to_string(), "100.64.1.2");
+    assert_eq!(
+        m2.address.expect("an IPv4 address").to_string(),
+        "100.64.1.2"
+    );
     assert!(matches!(
         s.attach(attach("z"), NOW + 2).await,
         Err(StoreError::Conflict(_))
     ));
     // After the quarantine the address comes back.
     let (m3, _) = s.attach(attach("z"), NOW + 601).await.unwrap();
-    assert_eq!(m3.address.to_string(), "100.64.1.1");
+    assert_eq!(
+        m3.address.expect("an IPv4 address").to_string(),
+        "100.64.1.1"
+    );
 }
 
 #[tokio::test]
@@ -142,7 +151,7 @@ async fn a_segment_is_prepared_once_per_version_and_again_after_a_change() {
         .create_segment(
             NewSegment {
                 name: "web".into(),
-                net: "100.64.1.0/24".parse::<Ipv4Net>().unwrap(),
+                net: Some("100.64.1.0/24".parse::<Ipv4Net>().unwrap()),
                 net6: None,
                 default: DefaultAction::Allow,
                 psk: "p".into(),

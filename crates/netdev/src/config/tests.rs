@@ -40,7 +40,7 @@ async fn configure_is_idempotent_and_replaces_the_address() {
     assert_eq!(ours[0].addr, "100.64.9.5/32".parse().expect("net"));
 
     // A new address and MTU replace the old ones; still exactly one route.
-    config.address = Ipv4Addr::new(100, 64, 9, 6);
+    config.ipv4 = Some((Ipv4Addr::new(100, 64, 9, 6), segment()));
     config.mtu = 1380;
     configure(&netns, &config).await.expect("reconfigure");
     let addrs = ip(&["-n", &ns.name, "-4", "addr", "show", "dev", "sw-cfg"]);
@@ -117,8 +117,8 @@ async fn host_addresses_skip_loopback() {
     if !privileged("host_addresses_skip_loopback") {
         return;
     }
-    // One address of each kind: only the routable IPv4 one is reported (a dual-stack
-    // host reports IPv4 only).
+    // One address of each kind: the routable ones are reported, IPv4 first (a dual-stack
+    // host reports both families).
     let addrs = host_addrs_with(
         "hostaddr",
         &[
@@ -130,7 +130,7 @@ async fn host_addresses_skip_loopback() {
     );
     assert_eq!(
         addrs,
-        ["198.18.5.1".parse::<std::net::IpAddr>().expect("ip")]
+        ["198.18.5.1", "2001:2:5::1"].map(|a| a.parse::<std::net::IpAddr>().expect("ip"))
     );
 }
 
