@@ -11,6 +11,9 @@
 #   - boringtun-cli 0.7.1 host -> host (--threads 1), the baseline
 #   - Debian's wireguard-go host -> host
 #   - plain veth host -> host (reference)
+# Ping is measured first on each path, on the idle tunnel (100 echoes 10 ms apart).
+# The policy's cost is measured again in PAIRS (default 3) alternating TCP 1-stream runs,
+# allow-all then 10,000 rules, compared by medians.
 # Usage: sudo tests/bench/throughput.sh [seconds-per-run]   (default 10)
 #        PROFILE=1 also records the whole machine with perf during segwire's 1-stream run and
 #        prints where the cycles went (by process and by symbol).
@@ -69,7 +72,9 @@ iperf() { # src-ns dst-ns dst-addr args... -> JSON on stdout
 declare -A TCP1 TCP4
 measure() { # key label src-ns dst-ns dst-addr tunnel-pids...
   local key=$1 label=$2 src=$3 dst=$4 addr=$5; shift 5
-  local c0 c1 j1 j4 ju
+  local c0 c1 j1 j4 ju rtt
+  # Ping first, on the idle tunnel (session up, no load behind it): 100 echoes 10 ms apart.
+  rtt=$(ip netns exec "$src" ping -c 100 -i 0.01 -q "$addr" | awk -F/ '/rtt/ {print $5}')
   c0=$(cpu_ticks "$@")
   local perf_pid=""
   if [ -n "${PROFILE:-}" ] && [ "$key" = sw ]; then # the whole machine during segwire's TCP 1 stream
@@ -80,14 +85,13 @@ measure() { # key label src-ns dst-ns dst-addr tunnel-pids...
   j4=$(iperf "$src" "$dst" "$addr" -P 4)
   c1=$(cpu_ticks "$@")
   ju=$(iperf "$src" "$dst" "$addr" -u -b "$UDP_RATE" -l 1300)
-  local one four retr bytes udp loss rtt cpu
+  local one four retr bytes udp loss cpu
   one=$(jq '.end.sum_received.bits_per_second/1e9' <<<"$j1")
   four=$(jq '.end.sum_received.bits_per_second/1e9' <<<"$j4")
   retr=$(jq -r '"\(.end.sum_sent.retransmits // 0)"' <<<"$j1")/$(jq -r '"\(.end.sum_sent.retransmits // 0)"' <<<"$j4")
   bytes=$(jq -n --argjson a "$(jq '.end.sum_received.bytes' <<<"$j1")" --argjson b "$(jq '.end.sum_received.bytes' <<<"$j4")" '$a + $b')
   loss=$(jq '.end.sum.lost_percent' <<<"$ju")
   udp=$(jq '.end.sum.bits_per_second * (1 - .end.sum.lost_percent / 100) / 1e9' <<<"$ju") # delivered
-  rtt=$(ip netns exec "$src" ping -c 20 -i 0.05 -q "$addr" | awk -F/ '/rtt/ {print $5}')
   if [ $# -gt 0 ]; then
     cpu=$(awk -v t=$((c1 - c0)) -v h="$TCK" -v b="$bytes" 'BEGIN { printf "%.2f", (t / h) / (b / 1e9) }')
   else
@@ -149,7 +153,7 @@ ip -n $P-b addr add 100.97.0.2/24 dev wgb; ip -n $P-b link set wgb mtu 1420 up
 for _ in $(seq 50); do ip netns exec $P-a ping -c1 -W0.2 -q 100.97.0.2 >/dev/null 2>&1 && break; done
 
 echo "$SECS s per run, $(nproc) cores, UDP offered at $UDP_RATE; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-34s %7s %7s %9s %6s %7s %11s %7s\n' "path" "TCP 1" "TCP 4" "retr 1/4" "UDP" "loss" "ping avg" "CPU s/GB"
+printf '%-34s %7s %7s %9s %6s %7s %11s %7s\n' "path" "TCP 1" "TCP 4" "retr 1/4" "UDP" "loss" "idle ping" "CPU s/GB"
 printf '%-34s %7s %7s %9s %6s %7s %11s %7s\n' "" "Gbit/s" "Gbit/s" "" "deliv." "" "" "(both)"
 measure sw "segwire, no policy" $P-ca $P-cb "$addr_b" "${AGENTS[@]}"
 measure sw6 "segwire, no policy, IPv6 inside" $P-ca $P-cb "$addr_b6" "${AGENTS[@]}"
@@ -166,6 +170,18 @@ measure sw6 "segwire, no policy, IPv6 inside" $P-ca $P-cb "$addr_b6" "${AGENTS[@
 sw policy set bench --file "$WORK/rules.json" >/dev/null
 sleep 2
 measure sw10k "segwire, 10,000 policy rules" $P-ca $P-cb "$addr_b" "${AGENTS[@]}"
+# One row each is too noisy to tell a few per cent apart, so the policy's cost is also
+# measured in alternating TCP 1-stream runs (allow-all, then the 10,000 rules, PAIRS
+# times) and compared by their medians: drift of the machine hits both alike.
+echo '{"default":"allow","rules":[]}' > "$WORK/allow.json"
+ALLOW1=(); RULES1=()
+for _ in $(seq "${PAIRS:-3}"); do
+  sw policy set bench --file "$WORK/allow.json" >/dev/null; sleep 2
+  ALLOW1+=("$(iperf $P-ca $P-cb "$addr_b" | jq '.end.sum_received.bits_per_second/1e9')")
+  sw policy set bench --file "$WORK/rules.json" >/dev/null; sleep 2
+  RULES1+=("$(iperf $P-ca $P-cb "$addr_b" | jq '.end.sum_received.bits_per_second/1e9')")
+done
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 measure bt "boringtun-cli --threads 1" $P-a $P-b 100.96.0.2 "${BTS[@]}"
 measure wg "wireguard-go (Debian)" $P-a $P-b 100.97.0.2 "${WGS[@]}"
 measure veth "plain veth (reference)" $P-a $P-b 198.18.0.3
@@ -175,6 +191,10 @@ printf '%-34s %9s %9s\n' "boringtun-cli --threads 1" "$(ratio "${TCP1[sw]}" "${T
 printf '%-34s %9s %9s\n' "wireguard-go (Debian)" "$(ratio "${TCP1[sw]}" "${TCP1[wg]}")" "$(ratio "${TCP4[sw]}" "${TCP4[wg]}")"
 printf '%-34s %9s %9s\n' "IPv6 / IPv4 inside" "$(ratio "${TCP1[sw6]}" "${TCP1[sw]}")" "$(ratio "${TCP4[sw6]}" "${TCP4[sw]}")"
 printf '%-34s %9s %9s\n' "10,000 rules / no policy" "$(ratio "${TCP1[sw10k]}" "${TCP1[sw]}")" "$(ratio "${TCP4[sw10k]}" "${TCP4[sw]}")"
+echo
+echo "policy cost, alternating TCP 1-stream runs (Gbit/s):"
+printf '  %-32s %s\n' "allow-all" "${ALLOW1[*]}" "10,000 rules" "${RULES1[*]}"
+printf '  %-32s %s\n' "median ratio 10,000 / allow-all" "$(ratio "$(median "${RULES1[@]}")" "$(median "${ALLOW1[@]}")")"
 if [ -n "${PROFILE:-}" ] && [ -s "$WORK/perf.data" ]; then
   echo
   echo "where the cycles went during segwire's TCP 1-stream run (perf, whole machine):"
