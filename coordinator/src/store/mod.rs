@@ -10,6 +10,8 @@ macro_rules! sql_modules {
     () => {
         #[path = "sql/access.rs"]
         mod access;
+        #[path = "sql/cluster.rs"]
+        mod cluster;
         #[path = "sql/flows.rs"]
         mod flows;
         #[path = "sql/keys.rs"]
@@ -40,6 +42,7 @@ macro_rules! sql_modules {
 
 pub mod access;
 pub mod audit;
+pub mod cluster;
 pub mod flows;
 pub mod peers;
 pub mod postgres;

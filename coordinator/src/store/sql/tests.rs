@@ -184,7 +184,7 @@ async fn a_segment_is_prepared_once_per_version_and_again_after_a_change() {
     assert!(!std::sync::Arc::ptr_eq(&first, &next));
     assert_eq!(next.members_of("a").len(), 2);
     let node = s.get_node("a").await.unwrap();
-    let crate::fanout::Answer::Full(body) = cache.answer(&s, &node, &v2, None).await.unwrap()
+    let crate::fanout::Answer::Full(body) = cache.answer(&s, &node, &v2, None, &[]).await.unwrap()
     else {
         panic!("a full map was asked for");
     };
