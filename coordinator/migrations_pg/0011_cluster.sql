@@ -19,3 +19,11 @@ CREATE TABLE coordinators (
     started_at BIGINT NOT NULL,
     last_seen  BIGINT NOT NULL
 );
+
+-- Presence across coordinators: which coordinator last took the node's long-polls
+-- (its instance id) and since when it is reported offline, so that `node.offline` and
+-- `node.online` are emitted once, by the coordinator the node polled, even when the node
+-- moves between coordinators. Written only on PostgreSQL (several coordinators), and only
+-- when a node changes coordinator or goes offline or comes back.
+ALTER TABLE nodes ADD COLUMN polled_by TEXT;
+ALTER TABLE nodes ADD COLUMN offline_at BIGINT;

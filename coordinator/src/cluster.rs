@@ -101,6 +101,57 @@ pub async fn shared_ca(dir: &Path, store: &dyn ClusterStore) -> Result<SharedCa>
     Ok(SharedCa { ca, joined })
 }
 
+/// Presence shared through the database when several coordinators may serve one node
+/// (PostgreSQL): the coordinator a node polls takes it over (`nodes.polled_by`), and only
+/// the one holding it reports it offline, once; whichever it polls next reports it back.
+#[derive(Clone)]
+pub struct SharedPresence {
+    store: Arc<dyn ClusterStore>,
+    instance: String,
+}
+
+impl SharedPresence {
+    /// Presence kept in `store` for the coordinator `instance`.
+    pub fn new(store: Arc<dyn ClusterStore>, instance: String) -> Self {
+        SharedPresence { store, instance }
+    }
+
+    /// Whether this coordinator must take over a node that starts a poll here: it is held
+    /// by another (or none), or this coordinator saw it go offline (`back`).
+    pub fn must_claim(&self, polled_by: Option<&str>, back: bool) -> bool {
+        back || polled_by != Some(self.instance.as_str())
+    }
+
+    /// Takes the node over; true when it was reported offline (it is back). A database
+    /// failure is logged and counts as `back_here`, what this coordinator saw itself.
+    pub async fn claim(&self, node_id: &str, back_here: bool) -> bool {
+        match self.store.claim_node(node_id, &self.instance).await {
+            Ok(was_offline) => was_offline,
+            Err(e) => {
+                tracing::warn!(error = %e, node_id, "cannot record which coordinator polls this node");
+                back_here
+            }
+        }
+    }
+
+    /// Whether this coordinator reports the quiet node offline: it still holds the node
+    /// (no other coordinator took it over) and nobody reported it yet. A database failure
+    /// is logged and reports it (a duplicate event rather than a missing one).
+    pub async fn report_offline(&self, node_id: &str) -> bool {
+        match self
+            .store
+            .mark_offline(node_id, &self.instance, now())
+            .await
+        {
+            Ok(mine) => mine,
+            Err(e) => {
+                tracing::warn!(error = %e, node_id, "cannot record a node offline in the database");
+                true
+            }
+        }
+    }
+}
+
 /// This coordinator's entry in the registry and its view of the live coordinators.
 pub struct Registry {
     store: Arc<dyn ClusterStore>,

@@ -87,7 +87,10 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     let opened = crate::db::open(args.db.as_deref(), &args.data_dir).await?;
     let store = opened.store;
     let flows = opened.flows;
-    let ops = crate::ops::start(&args.ops, opened.access)?;
+    let shared = opened.postgres.as_ref().map(|pg| {
+        crate::cluster::SharedPresence::new(opened.cluster.clone(), pg.instance().to_string())
+    });
+    let ops = crate::ops::start(&args.ops, opened.access.clone(), shared)?;
 
     let listener = TcpListener::bind(args.listen).with_context(|| {
         format!(
@@ -103,8 +106,11 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         names.push(local.ip().to_string());
     }
     names.extend(["localhost".into(), "127.0.0.1".into(), "::1".into()]);
-    let shared = crate::cluster::shared_ca(&args.data_dir, opened.cluster.as_ref()).await?;
-    let pki = pki::issue(&shared.ca, &names)?;
+    let ca = crate::cluster::shared_ca(&args.data_dir, opened.cluster.as_ref()).await?;
+    let pki = pki::issue(&ca.ca, &names)?;
+    // On SQLite there is never another coordinator: a data directory restored without
+    // admin.conf gets a new admin key there, as before the CA moved into the database.
+    let joined = ca.joined && opened.postgres.is_some();
 
     let url_host = match (args.advertise.first(), local.ip().is_unspecified()) {
         (Some(a), _) => host_for_url(a),
@@ -115,7 +121,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         }
     };
     let url = format!("https://{url_host}:{}", local.port());
-    bootstrap::admin_conf(&args.data_dir, store.as_ref(), &url, pki.pin, shared.joined).await?;
+    bootstrap::admin_conf(&args.data_dir, store.as_ref(), &url, pki.pin, joined).await?;
     let mut own = vec![url.clone()];
     for a in &args.advertise {
         let u = format!("https://{}:{}", host_for_url(a), local.port());

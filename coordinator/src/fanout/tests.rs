@@ -24,6 +24,7 @@ fn node(id: &str, ip: &str) -> NodeRow {
         last_seen: None,
         version: 3,
         members: 0,
+        polled_by: None,
     }
 }
 

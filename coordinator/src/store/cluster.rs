@@ -55,6 +55,14 @@ pub trait ClusterStore: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// The coordinators seen at or after `since` (unix seconds), the longest running first.
     async fn live_coordinators(&self, since: i64) -> StoreResult<Vec<CoordinatorRow>>;
+    /// Coordinator `instance` takes node `node_id`'s long-polls (the node moved to it, or
+    /// is back): records it and clears the node's offline mark; true when the node was
+    /// marked offline (it is back: `node.online` is due).
+    async fn claim_node(&self, node_id: &str, instance: &str) -> StoreResult<bool>;
+    /// Marks node `node_id` offline at `now` if coordinator `instance` still holds its
+    /// long-polls and nobody marked it yet; true when this call marked it (`node.offline`
+    /// is due, from this coordinator alone).
+    async fn mark_offline(&self, node_id: &str, instance: &str, now: i64) -> StoreResult<bool>;
     /// Removes the coordinator `id` from the registry (at a clean shutdown) and the rows
     /// not seen since `stale_before`.
     async fn deregister(&self, id: &str, stale_before: i64) -> StoreResult<()>;

@@ -242,6 +242,8 @@ pub struct NodeRow {
     pub version: i64,
     /// Members it has.
     pub members: i64,
+    /// The coordinator (instance id) that last took its long-polls, on PostgreSQL.
+    pub polled_by: Option<String>,
 }
 
 /// A member row, joined with its node and segment names.

@@ -87,6 +87,40 @@ impl ClusterStore for Backend {
             .collect()
     }
 
+    async fn claim_node(&self, node_id: &str, instance: &str) -> StoreResult<bool> {
+        let (_w, mut tx) = begin_write(self).await?;
+        let res: StoreResult<bool> = async {
+            let was: Option<Option<i64>> =
+                sqlx::query_scalar("SELECT offline_at FROM nodes WHERE id = $1")
+                    .bind(node_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            sqlx::query("UPDATE nodes SET polled_by = $2, offline_at = NULL WHERE id = $1")
+                .bind(node_id)
+                .bind(instance)
+                .execute(&mut *tx)
+                .await?;
+            Ok(was.flatten().is_some())
+        }
+        .await;
+        finish(tx, res).await
+    }
+
+    async fn mark_offline(&self, node_id: &str, instance: &str, now: i64) -> StoreResult<bool> {
+        let (_w, mut tx) = begin_write(self).await?;
+        let res = sqlx::query(
+            "UPDATE nodes SET offline_at = $3 WHERE id = $1 AND polled_by = $2 AND offline_at IS NULL",
+        )
+        .bind(node_id)
+        .bind(instance)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map(|r| r.rows_affected() == 1)
+        .map_err(StoreError::from);
+        finish(tx, res).await
+    }
+
     async fn deregister(&self, id: &str, stale_before: i64) -> StoreResult<()> {
         let (_w, mut tx) = begin_write(self).await?;
         let res = sqlx::query("DELETE FROM coordinators WHERE id = $1 OR last_seen < $2")
