@@ -1,5 +1,6 @@
 //! The shared CA and the registry, on both backends: a temp-dir SQLite file and a
 //! throwaway PostgreSQL cluster.
+#![allow(clippy::unwrap_used)]
 
 use std::path::Path;
 use std::sync::Arc;
@@ -65,11 +66,10 @@ async fn one_ca_for_every_coordinator_and_a_different_one_is_refused() {
         assert!(shared_ca(b.path(), store.as_ref()).await.unwrap().joined);
 
         pki::write_local(c.path(), &Ca::new().unwrap(), true).unwrap();
-        let err = shared_ca(c.path(), store.as_ref())
-            .await
-            .err()
-            .expect("another CA in the data directory is refused")
-            .to_string();
+        let Err(err) = shared_ca(c.path(), store.as_ref()).await else {
+            panic!("another CA in the data directory is refused");
+        };
+        let err = err.to_string();
         assert!(err.contains("other than the one in the database"), "{err}");
     })
     .await;

@@ -268,11 +268,9 @@ mod tests {
         ]);
         assert_eq!(c.urls(), ["https://127.0.0.1:1", "https://127.0.0.2:1"]);
         let shared = c.clone();
-        let err = c
-            .netmap_update(0, 0, false)
-            .await
-            .err()
-            .expect("nothing answers");
+        let Err(err) = c.netmap_update(0, 0, false).await else {
+            panic!("nothing answers");
+        };
         assert!(err.is_unreachable(), "{err}");
         assert_eq!(shared.url(), "https://127.0.0.2:1", "clones move together");
         let _ = c.netmap_update(0, 0, false).await;
