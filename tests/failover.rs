@@ -228,6 +228,49 @@ fn agents_fail_over_to_the_second_coordinator() {
         !ping(&lab, &boxes[2], &addrs[0], "1"),
         "c3 -> c1 is denied now"
     );
+
+    // A comes back (same data dir: same CA, its own admin key kept); then B's host
+    // vanishes without closing anything (its link goes down): the agents' long-polls to
+    // B see no reset and run out (their 30 s wait plus the client's 5 s grace), and the
+    // agents move to A.
+    let _pid_a = start_coordinator_with(
+        &mut lab,
+        &ns_a,
+        &data_a,
+        &log_a,
+        &listen_a,
+        A,
+        &["--db", &db],
+    );
+    ctl_a.wait_ready(&lab, &log_a);
+    for link in lab.links(&ns_b) {
+        segwire_testkit::netlab::sh(
+            std::process::Command::new("ip").args(["-n", &ns_b, "link", "set", &link, "down"]),
+        );
+    }
+    let vanished = Instant::now();
+    let back = wait_until(Duration::from_secs(45), || {
+        agents
+            .iter()
+            .all(|a| a.status(&lab)["coordinator"] == url(A))
+    });
+    assert!(
+        back.is_some(),
+        "the agents did not leave B's vanished host for A:\n{}",
+        agents
+            .iter()
+            .map(|a| std::fs::read_to_string(&a.log).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n----\n")
+    );
+    figure(
+        "failover: every agent polling A after B's host vanished (link down, no reset) (s)",
+        format!("{:.2}", vanished.elapsed().as_secs_f64()),
+    );
+    assert!(
+        ping(&lab, &boxes[0], &addrs[1], "2"),
+        "c1 -> c2 still flows"
+    );
     for a in agents.iter_mut() {
         a.stop(&mut lab);
     }

@@ -17,7 +17,7 @@ const NO_BODY: Option<&()> = None;
 
 /// How long past its `wait` a netmap long-poll may take before the coordinator counts as
 /// gone (the client then moves to the next one it knows).
-pub const LONG_POLL_GRACE: Duration = Duration::from_secs(10);
+pub const LONG_POLL_GRACE: Duration = Duration::from_secs(5);
 
 /// What a delta-capable netmap poll brought.
 #[derive(Debug)]
