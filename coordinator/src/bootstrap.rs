@@ -15,7 +15,15 @@ use crate::store::Store;
 ///
 /// On first start a new admin key is made and stored hashed; its only plain copy is in
 /// admin.conf. Later starts keep the key and rewrite only the URL and pin if they changed.
-pub async fn admin_conf(dir: &Path, store: &dyn Store, url: &str, pin: CaPin) -> Result<()> {
+/// A coordinator that `joined` a database another coordinator set up makes no admin key:
+/// the first coordinator's admin.conf, copied into `dir`, works against it.
+pub async fn admin_conf(
+    dir: &Path,
+    store: &dyn Store,
+    url: &str,
+    pin: CaPin,
+    joined: bool,
+) -> Result<()> {
     let path = dir.join("admin.conf");
     let existing = match read_if_exists(&path)? {
         Some(text) => Some(AdminConf::parse(&text).map_err(|e| {
@@ -29,6 +37,10 @@ pub async fn admin_conf(dir: &Path, store: &dyn Store, url: &str, pin: CaPin) ->
     let api_key = match existing {
         Some(conf) if conf.url == url && conf.ca_pin == pin => return Ok(()),
         Some(conf) => conf.api_key,
+        None if joined => {
+            tracing::info!(path = %path.display(), "no admin.conf: this coordinator shares the database of another one and makes no admin key; copy that coordinator's admin.conf here (its url is then rewritten to this coordinator's)");
+            return Ok(());
+        }
         None => {
             let (id, secret_text) = (secret::new_id(), secret::new_secret());
             store

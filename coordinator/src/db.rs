@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Context, Result};
 
 use crate::store::access::AccessStore;
+use crate::store::cluster::ClusterStore;
 use crate::store::flows::FlowStore;
 use crate::store::postgres::{self, PgStore};
 use crate::store::sqlite::SqliteStore;
@@ -20,15 +21,18 @@ pub struct Opened {
     pub flows: Arc<dyn FlowStore>,
     /// API keys, audit and events.
     pub access: Arc<dyn AccessStore>,
+    /// The shared CA and the registry of coordinators.
+    pub cluster: Arc<dyn ClusterStore>,
     /// The PostgreSQL store, whose change notifications the server listens to.
     pub postgres: Option<Arc<PgStore>>,
 }
 
 impl Opened {
-    fn of<S: Store + FlowStore + AccessStore>(s: Arc<S>) -> Self {
+    fn of<S: Store + FlowStore + AccessStore + ClusterStore>(s: Arc<S>) -> Self {
         Opened {
             store: s.clone(),
             flows: s.clone(),
+            cluster: s.clone(),
             access: s,
             postgres: None,
         }

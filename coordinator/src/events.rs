@@ -272,8 +272,14 @@ impl Events {
 }
 
 /// Watches presence: emits `node.offline` after `offline_after` without a poll and keeps
-/// the connected-nodes gauge current. Runs until the process ends.
-pub async fn monitor(presence: Arc<Presence>, events: Arc<Events>, offline_after: Duration) {
+/// the connected-nodes gauge current. Runs until the process ends. With `shared`, a quiet
+/// node another coordinator took over is forgotten here instead (that one reports it).
+pub async fn monitor(
+    presence: Arc<Presence>,
+    events: Arc<Events>,
+    offline_after: Duration,
+    shared: Option<crate::cluster::SharedPresence>,
+) {
     let tick = (offline_after / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
     let mut interval = tokio::time::interval(tick);
     loop {
@@ -282,6 +288,13 @@ pub async fn monitor(presence: Arc<Presence>, events: Arc<Events>, offline_after
         metrics::gauge!("segwire_connected_nodes")
             .set(presence.connected(now, Duration::from_secs(60)) as f64);
         for n in presence.sweep(now, offline_after) {
+            if let Some(shared) = &shared {
+                if !shared.report_offline(&n.id).await {
+                    tracing::debug!(node = %n.name, node_id = %n.id, "node polls another coordinator now");
+                    presence.forget(&n.id);
+                    continue;
+                }
+            }
             tracing::warn!(node = %n.name, node_id = %n.id, "node offline: no netmap poll");
             events
                 .emit(EventKind::NodeOffline {

@@ -101,13 +101,15 @@ impl NetmapCache {
     }
 
     /// `node`'s answer: a delta from its map at `since` when asked for (`since` given)
-    /// and every segment's view at that version is remembered, else its full map.
+    /// and every segment's view at that version is remembered, else its full map; either
+    /// names the `coordinators` URLs.
     pub async fn answer(
         &self,
         store: &dyn Store,
         node: &NodeRow,
         versions: &NodeVersions,
         since: Option<u64>,
+        coordinators: &[String],
     ) -> StoreResult<Answer> {
         let (version, views) = self.views(store, versions).await?;
         let refs: Vec<&SegmentView> = views.iter().map(|(_, v)| v.as_ref()).collect();
@@ -126,11 +128,20 @@ impl NetmapCache {
                     .map(|(o, n)| (Some(o.as_ref()), *n))
                     .collect();
                 return Ok(Answer::Delta(delta::render_delta(
-                    node, version, base, &parts,
+                    node,
+                    version,
+                    base,
+                    &parts,
+                    coordinators,
                 )));
             }
         }
-        Ok(Answer::Full(view::render(node, version, &refs)))
+        Ok(Answer::Full(view::render(
+            node,
+            version,
+            &refs,
+            coordinators,
+        )))
     }
 
     /// The prepared segments of `versions` (by id) and the netmap version they make.

@@ -2,6 +2,7 @@
 
 mod api;
 mod bootstrap;
+mod cluster;
 mod convert;
 mod db;
 mod events;

@@ -68,6 +68,7 @@ pub fn build(rows: &NetmapRows) -> NetMap {
         version: rows.version as u64,
         node_id: rows.node.id.clone(),
         node_name: rows.node.name.clone(),
+        coordinators: Vec::new(),
         members,
     }
 }

@@ -56,6 +56,8 @@ pub struct Ops {
     pub enroll_failures: Mutex<FailureLimiter>,
     /// Renders `/metrics`; `None` when another recorder was installed first.
     pub prometheus: Option<PrometheusHandle>,
+    /// Presence shared with the other coordinators of a PostgreSQL database.
+    pub shared: Option<crate::cluster::SharedPresence>,
 }
 
 fn webhook_config(args: &OpsArgs) -> Result<WebhookConfig> {
@@ -91,7 +93,12 @@ fn webhook_config(args: &OpsArgs) -> Result<WebhookConfig> {
 }
 
 /// Builds the state, installs the metrics recorder and starts webhooks and the presence monitor.
-pub fn start(args: &OpsArgs, access: Arc<dyn AccessStore>) -> Result<Arc<Ops>> {
+/// With `shared`, node presence is shared with the other coordinators of the database.
+pub fn start(
+    args: &OpsArgs,
+    access: Arc<dyn AccessStore>,
+    shared: Option<crate::cluster::SharedPresence>,
+) -> Result<Arc<Ops>> {
     let webhooks = Dispatcher::start(webhook_config(args)?)?;
     let prometheus = match PrometheusBuilder::new().install_recorder() {
         Ok(h) => Some(h),
@@ -106,6 +113,7 @@ pub fn start(args: &OpsArgs, access: Arc<dyn AccessStore>) -> Result<Arc<Ops>> {
         presence.clone(),
         events.clone(),
         args.node_offline_after,
+        shared.clone(),
     ));
     if !args.webhooks.is_empty() {
         tracing::info!(webhooks = args.webhooks.len(), "webhook delivery on");
@@ -123,5 +131,6 @@ pub fn start(args: &OpsArgs, access: Arc<dyn AccessStore>) -> Result<Arc<Ops>> {
         auth_failures: limiter(),
         enroll_failures: limiter(),
         prometheus,
+        shared,
     }))
 }

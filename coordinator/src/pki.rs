@@ -1,6 +1,7 @@
 //! The coordinator's CA and server certificate.
 //!
-//! The CA (ECDSA P-256) is made once and kept in the data directory; nodes and the CLI
+//! The CA (ECDSA P-256) is made once and kept in the database, so every coordinator
+//! sharing it presents certificates from one CA (see `cluster`); nodes and the CLI
 //! trust it through its pin. The server certificate is issued afresh at every start, so
 //! its names always cover the current `--listen` address and every `--advertise` name.
 
@@ -28,34 +29,91 @@ pub struct Pki {
     pub key: PrivateKeyDer<'static>,
 }
 
-/// Loads the CA from `dir` (making it on first start) and issues a server certificate for `names`.
-pub fn load_or_create(dir: &Path, names: &[String]) -> Result<Pki> {
+/// The CA: its key pair and certificate, and the pin of the certificate.
+pub struct Ca {
+    key: KeyPair,
+    cert_pem: String,
+    /// Pin of the CA certificate.
+    pub pin: CaPin,
+}
+
+impl Ca {
+    /// Makes a new CA.
+    pub fn new() -> Result<Ca> {
+        let (key, pem) = make_ca()?;
+        Ca::from_pem(&key.serialize_pem(), &pem, "the new CA")
+    }
+
+    /// The CA from its key and certificate PEM; `origin` names where they come from in
+    /// the error ("ca.crt in the data directory", "the CA in the database").
+    pub fn from_pem(key_pem: &str, cert_pem: &str, origin: &str) -> Result<Ca> {
+        let key = KeyPair::from_pem(key_pem)
+            .with_context(|| format!("the key of {origin} is damaged"))?;
+        let pin = pin_of_pem(cert_pem).with_context(|| format!("{origin} is damaged"))?;
+        Ok(Ca {
+            key,
+            cert_pem: cert_pem.to_string(),
+            pin,
+        })
+    }
+
+    /// The private key, PEM. Secret.
+    pub fn key_pem(&self) -> String {
+        self.key.serialize_pem()
+    }
+
+    /// The certificate, PEM.
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+}
+
+/// What the data directory holds of a CA.
+pub enum LocalCa {
+    /// `ca.key` and `ca.crt` (PEM): this coordinator made or uploaded the CA.
+    Both(String, String),
+    /// Only `ca.crt`: the copy a coordinator writes of a CA it took from the database.
+    CertOnly(String),
+    /// No CA yet.
+    Nothing,
+}
+
+/// Reads what `dir` holds of a CA (a `ca.key` without `ca.crt` is an error).
+pub fn read_local(dir: &Path) -> Result<LocalCa> {
     let key_path = dir.join("ca.key");
     let cert_path = dir.join("ca.crt");
-    let (ca_key, ca_pem) = match (read_if_exists(&key_path)?, read_if_exists(&cert_path)?) {
-        (Some(k), Some(c)) => (
-            KeyPair::from_pem(&k).context("ca.key in the data directory is damaged")?,
-            c,
-        ),
-        (None, None) => {
-            let (key, pem) = make_ca()?;
-            write_private(&key_path, key.serialize_pem().as_bytes())?;
-            write_private(&cert_path, pem.as_bytes())?;
-            tracing::info!(path = %cert_path.display(), "created a new CA");
-            (key, pem)
+    match (read_if_exists(&key_path)?, read_if_exists(&cert_path)?) {
+        (Some(k), Some(c)) => Ok(LocalCa::Both(k, c)),
+        (None, Some(c)) => Ok(LocalCa::CertOnly(c)),
+        (None, None) => Ok(LocalCa::Nothing),
+        (Some(_), None) => {
+            anyhow::bail!("the data directory has ca.key but no ca.crt; restore ca.crt from backup")
         }
-        _ => anyhow::bail!(
-            "the data directory has only one of ca.key and ca.crt; restore both from backup"
-        ),
-    };
-    let ca_params = CertificateParams::from_ca_cert_pem(&ca_pem)
-        .context("ca.crt in the data directory is damaged")?;
+    }
+}
+
+/// Writes `ca` into `dir`: the certificate always (for operators), the key when `with_key`.
+pub fn write_local(dir: &Path, ca: &Ca, with_key: bool) -> Result<()> {
+    if with_key {
+        write_private(&dir.join("ca.key"), ca.key_pem().as_bytes())?;
+    }
+    write_private(&dir.join("ca.crt"), ca.cert_pem.as_bytes())
+}
+
+/// The pin of a PEM certificate.
+pub fn pin_of_pem(cert_pem: &str) -> Result<CaPin> {
+    let der = pem_to_der(cert_pem)?;
+    segwire_client::pinning::pin_of_cert(&der).context("not a certificate")
+}
+
+/// Issues a server certificate for `names` from `ca`.
+pub fn issue(ca: &Ca, names: &[String]) -> Result<Pki> {
+    let ca_params = CertificateParams::from_ca_cert_pem(&ca.cert_pem)
+        .context("the CA certificate is damaged")?;
     let ca_cert = ca_params
-        .self_signed(&ca_key)
+        .self_signed(&ca.key)
         .context("cannot load the CA")?;
-    let ca_der = pem_to_der(&ca_pem)?;
-    let pin = segwire_client::pinning::pin_of_cert(&ca_der)
-        .context("ca.crt in the data directory is damaged")?;
+    let ca_der = pem_to_der(&ca.cert_pem)?;
 
     let server_key = KeyPair::generate().context("cannot make a server key")?;
     let mut params = CertificateParams::default();
@@ -69,10 +127,10 @@ pub fn load_or_create(dir: &Path, names: &[String]) -> Result<Pki> {
     params.not_before = now - Duration::hours(1);
     params.not_after = now + Duration::days(825);
     let server = params
-        .signed_by(&server_key, &ca_cert, &ca_key)
+        .signed_by(&server_key, &ca_cert, &ca.key)
         .context("cannot issue the server certificate")?;
     Ok(Pki {
-        pin,
+        pin: ca.pin,
         chain: vec![server.der().clone(), CertificateDer::from(ca_der)],
         key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
     })
@@ -120,7 +178,7 @@ fn pem_to_der(pem: &str) -> Result<Vec<u8>> {
     let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
     base64::engine::general_purpose::STANDARD
         .decode(body.trim())
-        .context("ca.crt in the data directory is damaged")
+        .context("the CA certificate is not valid PEM")
 }
 
 #[cfg(test)]
@@ -129,11 +187,10 @@ mod tests {
 
     #[test]
     fn ipv6_names_become_ip_sans_not_dns_names() {
-        let dir = tempfile::tempdir().expect("dir");
         let names: Vec<String> = ["2001:2::1", "198.18.0.1", "coord.example", "::1"]
             .map(String::from)
             .to_vec();
-        let pki = load_or_create(dir.path(), &names).expect("pki");
+        let pki = issue(&Ca::new().expect("ca"), &names).expect("pki");
         let issued = CertificateParams::from_ca_cert_der(&pki.chain[0]).expect("parse");
         let ip = |s: &str| SanType::IpAddress(s.parse().expect("ip"));
         assert_eq!(

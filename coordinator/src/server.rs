@@ -33,7 +33,7 @@ pub struct ServeArgs {
     #[arg(long, env = "SEGWIRE_DB")]
     pub db: Option<String>,
     /// Host name or IP nodes use to reach this coordinator (repeatable; the first goes into
-    /// tokens). An IPv6 literal may be bracketed (`[2001:db8::1]`) or not; URLs bracket it.
+    /// tokens first, every one is announced to agents as a coordinator URL). An IPv6 literal may be bracketed (`[2001:db8::1]`) or not; URLs bracket it.
     #[arg(long, value_parser = advertise_name)]
     pub advertise: Vec<String>,
     /// How long a released overlay address is held back before reuse (e.g. 10m, 1h).
@@ -87,7 +87,10 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     let opened = crate::db::open(args.db.as_deref(), &args.data_dir).await?;
     let store = opened.store;
     let flows = opened.flows;
-    let ops = crate::ops::start(&args.ops, opened.access)?;
+    let shared = opened.postgres.as_ref().map(|pg| {
+        crate::cluster::SharedPresence::new(opened.cluster.clone(), pg.instance().to_string())
+    });
+    let ops = crate::ops::start(&args.ops, opened.access.clone(), shared)?;
 
     let listener = TcpListener::bind(args.listen).with_context(|| {
         format!(
@@ -103,7 +106,11 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         names.push(local.ip().to_string());
     }
     names.extend(["localhost".into(), "127.0.0.1".into(), "::1".into()]);
-    let pki = pki::load_or_create(&args.data_dir, &names)?;
+    let ca = crate::cluster::shared_ca(&args.data_dir, opened.cluster.as_ref()).await?;
+    let pki = pki::issue(&ca.ca, &names)?;
+    // On SQLite there is never another coordinator: a data directory restored without
+    // admin.conf gets a new admin key there, as before the CA moved into the database.
+    let joined = ca.joined && opened.postgres.is_some();
 
     let url_host = match (args.advertise.first(), local.ip().is_unspecified()) {
         (Some(a), _) => host_for_url(a),
@@ -114,7 +121,20 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         }
     };
     let url = format!("https://{url_host}:{}", local.port());
-    bootstrap::admin_conf(&args.data_dir, store.as_ref(), &url, pki.pin).await?;
+    bootstrap::admin_conf(&args.data_dir, store.as_ref(), &url, pki.pin, joined).await?;
+    let mut own = vec![url.clone()];
+    for a in &args.advertise {
+        let u = format!("https://{}:{}", host_for_url(a), local.port());
+        if !own.contains(&u) {
+            own.push(u);
+        }
+    }
+    let instance = opened
+        .postgres
+        .as_ref()
+        .map_or_else(crate::secret::new_id, |pg| pg.instance().to_string());
+    let cluster = crate::cluster::Registry::register(opened.cluster.clone(), instance, own).await?;
+    tokio::spawn(cluster.clone().heartbeat_loop());
 
     let mut tls = rustls::ServerConfig::builder_with_provider(segwire_client::pinning::provider())
         .with_safe_default_protocol_versions()
@@ -135,6 +155,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         flow_retention_secs: args.flow_retention.as_secs() as i64,
         incidents: Arc::default(),
         limits,
+        cluster: cluster.clone(),
     };
     tokio::spawn(crate::incidents::expire_loop(state.clone()));
     tokio::spawn(crate::rotation::drive_loop(
@@ -175,6 +196,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         .serve(app.into_make_service_with_connect_info::<SocketAddr>())
         .await
         .context("the HTTPS server failed")?;
+    cluster.deregister().await;
     tracing::info!("shutting down");
     Ok(())
 }

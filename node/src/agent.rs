@@ -67,8 +67,8 @@ pub async fn run(
     let listener = control::bind(&socket)?;
     let _socket_file = RemoveOnDrop(socket);
     let mut probes = telemetry::start(metrics_listen).await?;
-    let client = Client::with_connect_timeout(
-        &state.coordinator_url,
+    let client = Client::with_urls(
+        &state.coordinators(),
         state.ca_pin,
         Some(state.credential.clone()),
         CONNECT_TIMEOUT,
@@ -83,7 +83,7 @@ pub async fn run(
     let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     tracing::info!(
         node = %state.name,
-        coordinator = %state.coordinator_url,
+        coordinators = ?state.coordinators(),
         members = state.members.len(),
         netmap_version = netmap.as_ref().map_or(0, |m| m.version),
         "agent starting"
@@ -291,6 +291,7 @@ impl Agent {
         if self.revoked {
             return;
         }
+        self.learn_coordinators(&map.coordinators);
         if let Some(current) = &self.netmap {
             // Any other version is taken, lower too: a coordinator restored from a backup
             // counts from an older version. Maps come in order from the single poller.
@@ -318,6 +319,19 @@ impl Agent {
         self.netmap = Some(map);
         self.reconcile("netmap").await;
         self.reap_orphans();
+    }
+
+    /// Takes the live coordinators a netmap lists as the ones to move to (and saves them),
+    /// so a coordinator started after the join is known too.
+    fn learn_coordinators(&mut self, listed: &[String]) {
+        if listed.is_empty() {
+            return;
+        }
+        if let Some(urls) = self.client.set_urls(listed) {
+            tracing::info!(coordinators = ?urls, "coordinators updated from the netmap");
+            self.state.coordinator_urls = urls;
+            self.save_state();
+        }
     }
 
     /// Names a member's detection from its peers and queues it for the reporter.
@@ -562,7 +576,7 @@ impl Agent {
         AgentStatus {
             node: self.state.name.clone(),
             node_id: self.state.node_id.clone(),
-            coordinator: self.state.coordinator_url.clone(),
+            coordinator: self.client.url(),
             coordinator_reachable: self.reachable,
             coordinator_error: self.last_error.clone(),
             revoked: self.revoked,

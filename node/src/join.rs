@@ -64,7 +64,8 @@ pub async fn join(dir: &StateDir, opts: JoinOptions) -> anyhow::Result<Joined> {
     };
     dir.ensure()?;
     let identity = PrivateKey::generate();
-    let client = Client::new(&token.url, token.pin, None)?;
+    let urls = token.urls();
+    let client = Client::with_urls(&urls, token.pin, None, std::time::Duration::from_secs(10))?;
     let request = EnrollRequest {
         token_id: token.id.clone(),
         token_secret: token.secret.clone(),
@@ -72,12 +73,23 @@ pub async fn join(dir: &StateDir, opts: JoinOptions) -> anyhow::Result<Joined> {
         public_key: identity.public_key().to_base64(),
         endpoints: endpoints.iter().map(ToString::to_string).collect(),
     };
-    let enrolled = client.enroll(&request).await.map_err(explain)?;
+    // A coordinator that does not answer: the token's next one (the client moved to it).
+    let mut tries = urls.len();
+    let enrolled = loop {
+        tries -= 1;
+        match client.enroll(&request).await {
+            Err(e) if e.is_unreachable() && tries > 0 => {
+                tracing::info!(error = %e, next = %client.url(), "trying the token's next coordinator");
+            }
+            other => break other.map_err(explain)?,
+        }
+    };
     let state = NodeState {
         format: STATE_FORMAT,
         node_id: enrolled.node_id.clone(),
         name: enrolled.name.clone(),
         coordinator_url: token.url.clone(),
+        coordinator_urls: if urls.len() > 1 { urls } else { Vec::new() },
         ca_pin: token.pin,
         credential: enrolled.credential,
         identity_key: identity,

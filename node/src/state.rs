@@ -77,8 +77,13 @@ pub struct NodeState {
     pub node_id: String,
     /// Node name.
     pub name: String,
-    /// Coordinator base URL.
+    /// Coordinator base URL (the one the join token named first).
     pub coordinator_url: String,
+    /// Every coordinator sharing the database, as the token and then the last netmap
+    /// listed them: the agent moves to the next when its coordinator stops answering.
+    /// Empty in the state of an older agent: then `coordinator_url` alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub coordinator_urls: Vec<String>,
     /// Pin of the coordinator's CA: the only way the node trusts it.
     pub ca_pin: CaPin,
     /// Bearer credential for the node API. Secret.
@@ -151,12 +156,26 @@ impl LocalMember {
     }
 }
 
+impl NodeState {
+    /// The coordinator URLs to try, in order: the saved list, or the one URL of an
+    /// older state file.
+    #[must_use]
+    pub fn coordinators(&self) -> Vec<String> {
+        if self.coordinator_urls.is_empty() {
+            vec![self.coordinator_url.clone()]
+        } else {
+            self.coordinator_urls.clone()
+        }
+    }
+}
+
 impl std::fmt::Debug for NodeState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NodeState")
             .field("node_id", &self.node_id)
             .field("name", &self.name)
             .field("coordinator_url", &self.coordinator_url)
+            .field("coordinator_urls", &self.coordinator_urls)
             .field("ca_pin", &self.ca_pin)
             .field("credential", &"<redacted>")
             .field("members", &self.members)
@@ -346,6 +365,7 @@ mod tests {
             node_id: "n1".into(),
             name: "host-a".into(),
             coordinator_url: "https://198.18.0.1:7443".into(),
+            coordinator_urls: Vec::new(),
             ca_pin: CaPin([1; 32]),
             credential: "swn_secret".into(),
             identity_key: PrivateKey::generate(),

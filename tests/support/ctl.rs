@@ -61,6 +61,19 @@ pub fn start_coordinator(
     listen: &str,
     advertise: &str,
 ) -> u32 {
+    start_coordinator_with(lab, ns, data, log, listen, advertise, &[])
+}
+
+/// [`start_coordinator`] with more `serve` options (`--db URL`, say).
+pub fn start_coordinator_with(
+    lab: &mut Lab,
+    ns: &str,
+    data: &Path,
+    log: &Path,
+    listen: &str,
+    advertise: &str,
+    extra: &[&str],
+) -> u32 {
     let mut c = lab.cmd(ns, bin("segwire-coordinator").to_str().unwrap());
     c.args([
         "serve",
@@ -71,6 +84,7 @@ pub fn start_coordinator(
         "--data-dir",
     ])
     .arg(data)
+    .args(extra)
     .env("RUST_LOG", "info");
     lab.spawn(c, log)
 }

@@ -59,6 +59,8 @@ pub struct AppState {
     pub incidents: Arc<crate::incidents::ReportBudgets>,
     /// Connection and per-node limits.
     pub limits: Arc<crate::limits::Limits>,
+    /// The live coordinators sharing the database (their URLs go into tokens and netmaps).
+    pub cluster: Arc<crate::cluster::Registry>,
 }
 
 impl AppState {

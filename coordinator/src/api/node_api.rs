@@ -192,7 +192,7 @@ pub async fn netmap(
             let answer = st
                 .hub
                 .netmaps
-                .answer(&*st.store, &node, &versions, delta_from)
+                .answer(&*st.store, &node, &versions, delta_from, &st.cluster.urls())
                 .await?;
             crate::api::node_presence::pushed(started);
             let (kind, body) = match answer {

@@ -18,13 +18,21 @@ pub struct PollGuard {
 
 impl PollGuard {
     /// Starts a poll of `node`, which has applied netmap version `applied`; emits
-    /// `node.online` when the node was offline.
+    /// `node.online` when the node was offline (on PostgreSQL: reported offline by any
+    /// coordinator; this one takes the node over when another held it).
     pub async fn start(st: &AppState, node: &NodeRow, applied: u64) -> PollGuard {
-        if st
+        let back = st
             .ops
             .presence
-            .poll_started(&node.id, &node.name, applied, Instant::now())
-        {
+            .poll_started(&node.id, &node.name, applied, Instant::now());
+        let back = match &st.ops.shared {
+            Some(shared) if shared.must_claim(node.polled_by.as_deref(), back) => {
+                shared.claim(&node.id, back).await
+            }
+            Some(_) => false,
+            None => back,
+        };
+        if back {
             tracing::info!(node = %node.name, node_id = %node.id, "node back online");
             st.ops
                 .events

@@ -76,6 +76,12 @@ pub async fn create(
         pin: st.pin,
         id: id.clone(),
         secret: secret_text,
+        more_urls: st
+            .cluster
+            .urls()
+            .into_iter()
+            .filter(|u| *u != st.url)
+            .collect(),
     };
     tracing::info!(actor = %admin.key_id, token_id = %id, uses, ttl, "join token created");
     Ok((

@@ -64,8 +64,14 @@ fn segment_diff(old: &SegmentView, new: &SegmentView) -> Arc<SegmentDiff> {
 pub type Part<'a> = (Option<&'a SegmentView>, &'a SegmentView);
 
 /// The JSON [`NetMapDelta`] from the node's map at `base` (made of the older views) to
-/// its map at `version` (made of the newer ones).
-pub fn render_delta(node: &NodeRow, version: i64, base: u64, parts: &[Part<'_>]) -> String {
+/// its map at `version` (made of the newer ones), which names the `coordinators` URLs.
+pub fn render_delta(
+    node: &NodeRow,
+    version: i64,
+    base: u64,
+    parts: &[Part<'_>],
+    coordinators: &[String],
+) -> String {
     let mut own: Vec<(Option<&SegmentView>, &SegmentView, usize)> = parts
         .iter()
         .flat_map(|(old, new)| {
@@ -79,6 +85,7 @@ pub fn render_delta(node: &NodeRow, version: i64, base: u64, parts: &[Part<'_>])
         version: version as u64,
         node_id: node.id.clone(),
         node_name: node.name.clone(),
+        coordinators: coordinators.to_vec(),
         members: Vec::new(),
     };
     let top_json = serde_json::to_string(&top).unwrap_or_default();

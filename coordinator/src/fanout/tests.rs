@@ -24,6 +24,7 @@ fn node(id: &str, ip: &str) -> NodeRow {
         last_seen: None,
         version: 3,
         members: 0,
+        polled_by: None,
     }
 }
 
@@ -112,7 +113,7 @@ fn assert_same_as_rows(segs: &[SegmentRows], nodes: &[NodeRow]) {
             .filter(|v| !v.members_of(&n.id).is_empty())
             .collect();
         let got: NetMap =
-            serde_json::from_str(&render(n, version, &refs)).expect("rendered netmap parses");
+            serde_json::from_str(&render(n, version, &refs, &[])).expect("rendered netmap parses");
         assert_eq!(got, expected, "netmap of {}", n.id);
     }
 }
@@ -166,7 +167,8 @@ fn a_quarantined_member_has_no_peers_and_no_peer_has_it() {
         seg.members[1].quarantined_until = Some(1_900_000_000);
         assert_same_as_rows(std::slice::from_ref(&seg), &nodes);
         let view = SegmentView::new(seg.clone());
-        let map: NetMap = serde_json::from_str(&render(&nodes[1], 7, &[&view])).expect("parses");
+        let map: NetMap =
+            serde_json::from_str(&render(&nodes[1], 7, &[&view], &[])).expect("parses");
         let cut = map
             .members
             .iter()
@@ -185,7 +187,8 @@ fn a_quarantined_member_has_no_peers_and_no_peer_has_it() {
                 "{m:?}"
             );
         }
-        let other: NetMap = serde_json::from_str(&render(&nodes[0], 7, &[&view])).expect("parses");
+        let other: NetMap =
+            serde_json::from_str(&render(&nodes[0], 7, &[&view], &[])).expect("parses");
         assert!(
             other.members.iter().all(|m| m.peers.len() == 3),
             "{other:?}"

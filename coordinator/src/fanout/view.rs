@@ -242,8 +242,14 @@ pub(super) fn push_open<T: serde::Serialize>(out: &mut String, value: &T, tail: 
     out.push_str(&tail[..tail.len() - 2]);
 }
 
-/// The JSON netmap of `node`: its members (by address) in the given views.
-pub fn render(node: &NodeRow, version: i64, views: &[&SegmentView]) -> String {
+/// The JSON netmap of `node`: its members (by address) in the given views, and the
+/// `coordinators` URLs.
+pub fn render(
+    node: &NodeRow,
+    version: i64,
+    views: &[&SegmentView],
+    coordinators: &[String],
+) -> String {
     let mut own: Vec<(&SegmentView, usize)> = views
         .iter()
         .flat_map(|v| v.members_of(&node.id).iter().map(move |i| (*v, *i)))
@@ -253,6 +259,7 @@ pub fn render(node: &NodeRow, version: i64, views: &[&SegmentView]) -> String {
         version: version as u64,
         node_id: node.id.clone(),
         node_name: node.name.clone(),
+        coordinators: coordinators.to_vec(),
         members: Vec::new(),
     };
     let mut out = String::new();

@@ -10,6 +10,8 @@ macro_rules! sql_modules {
     () => {
         #[path = "sql/access.rs"]
         mod access;
+        #[path = "sql/cluster.rs"]
+        mod cluster;
         #[path = "sql/flows.rs"]
         mod flows;
         #[path = "sql/keys.rs"]
@@ -61,6 +63,7 @@ fn migrations_below(dir: &str, below: i64) -> tempfile::TempDir {
 
 pub mod access;
 pub mod audit;
+pub mod cluster;
 pub mod flows;
 pub mod peers;
 pub mod postgres;
@@ -260,6 +263,8 @@ pub struct NodeRow {
     pub version: i64,
     /// Members it has.
     pub members: i64,
+    /// The coordinator (instance id) that last took its long-polls, on PostgreSQL.
+    pub polled_by: Option<String>,
 }
 
 /// A member row, joined with its node and segment names.

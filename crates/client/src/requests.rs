@@ -1,5 +1,7 @@
 //! One typed method per coordinator route.
 
+use std::time::Duration;
+
 use reqwest::Method;
 use segwire_proto::api::{
     AttachRequest, CreateSegment, CreateToken, DetectionReport, EndpointReport, EnrollRequest,
@@ -12,6 +14,10 @@ use segwire_proto::netmap::NetMap;
 use crate::{Client, ClientError};
 
 const NO_BODY: Option<&()> = None;
+
+/// How long past its `wait` a netmap long-poll may take before the coordinator counts as
+/// gone (the client then moves to the next one it knows).
+pub const LONG_POLL_GRACE: Duration = Duration::from_secs(5);
 
 /// What a delta-capable netmap poll brought.
 #[derive(Debug)]
@@ -172,7 +178,12 @@ impl Client {
             "/v1/node/netmap?since={since}&wait={wait_secs}&delta=1&full={}",
             u8::from(full)
         );
-        let Some((kind, bytes)) = self.fetch(Method::GET, &path, NO_BODY).await? else {
+        // A coordinator that holds the poll past its wait is as good as gone.
+        let timeout = Duration::from_secs(wait_secs) + LONG_POLL_GRACE;
+        let Some((kind, bytes)) = self
+            .fetch_within(Method::GET, &path, NO_BODY, Some(timeout))
+            .await?
+        else {
             return Ok(None);
         };
         let decode = |e: serde_json::Error| ClientError::Decode(e.to_string());

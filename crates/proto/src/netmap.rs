@@ -14,6 +14,11 @@ pub struct NetMap {
     pub node_id: String,
     /// Node name.
     pub node_name: String,
+    /// Base URLs of every live coordinator sharing the database, the answering one first:
+    /// an agent whose coordinator stops answering moves to the next. (Empty from an older
+    /// coordinator; before `members`, which the coordinator writes last.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub coordinators: Vec<String>,
     /// The node's members.
     pub members: Vec<MemberMap>,
 }

@@ -1,8 +1,10 @@
 //! The join token: one string a node needs to enrol.
 //!
 //! Format: `swt1_` followed by base64url (no padding) of a compact JSON object
-//! `{"u": coordinator URL, "p": CA pin, "i": token id, "s": secret}`. The secret is at
-//! least 128 bits of randomness; the coordinator stores only its hash.
+//! `{"u": coordinator URL, "p": CA pin, "i": token id, "s": secret, "c": [more URLs]}`.
+//! The secret is at least 128 bits of randomness; the coordinator stores only its hash.
+//! `c` (optional, absent in tokens of a single coordinator and in older tokens) lists
+//! the other live coordinators sharing the database, tried after `u`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -43,6 +45,9 @@ pub struct JoinToken {
     /// Token secret (private; never logged).
     #[serde(rename = "s")]
     pub secret: String,
+    /// The other coordinators sharing the database (base URLs), tried after `url`.
+    #[serde(rename = "c", default, skip_serializing_if = "Vec::is_empty")]
+    pub more_urls: Vec<String>,
 }
 
 impl fmt::Debug for JoinToken {
@@ -51,12 +56,25 @@ impl fmt::Debug for JoinToken {
             .field("url", &self.url)
             .field("pin", &self.pin)
             .field("id", &self.id)
+            .field("more_urls", &self.more_urls)
             .field("secret", &"<redacted>")
             .finish()
     }
 }
 
 impl JoinToken {
+    /// Every coordinator URL the token names: `url` first, then the others, each once.
+    #[must_use]
+    pub fn urls(&self) -> Vec<String> {
+        let mut out = vec![self.url.clone()];
+        for u in &self.more_urls {
+            if !out.contains(u) {
+                out.push(u.clone());
+            }
+        }
+        out
+    }
+
     /// Encodes the token as the one-line string users copy.
     pub fn encode(&self) -> String {
         // Serialising a struct of strings cannot fail.
@@ -95,7 +113,31 @@ mod tests {
             pin: CaPin([3; 32]),
             id: "abc123".into(),
             secret: "s3cr3t".into(),
+            more_urls: Vec::new(),
         }
+    }
+
+    #[test]
+    fn older_tokens_parse_and_more_urls_round_trip() {
+        // A token of a coordinator without the `c` field.
+        let old = format!(
+            "{TOKEN_PREFIX}{}",
+            URL_SAFE_NO_PAD.encode(
+                r#"{"u":"https://198.18.0.1:7443","p":"sha256:0303030303030303030303030303030303030303030303030303030303030303","i":"abc123","s":"s3cr3t"}"#
+            )
+        );
+        let t: JoinToken = old.parse().expect("an older token parses");
+        assert_eq!(t.urls(), vec!["https://198.18.0.1:7443".to_string()]);
+        let mut ha = sample();
+        ha.more_urls = vec!["https://198.18.0.2:7443".into(), ha.url.clone()];
+        let back: JoinToken = ha.encode().parse().expect("parses");
+        assert_eq!(
+            back.urls(),
+            vec![
+                "https://198.18.0.1:7443".to_string(),
+                "https://198.18.0.2:7443".into()
+            ]
+        );
     }
 
     #[test]

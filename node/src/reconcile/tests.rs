@@ -32,6 +32,7 @@ fn state(members: Vec<LocalMember>) -> NodeState {
         node_id: "node-a".into(),
         name: "host-a".into(),
         coordinator_url: "https://198.18.0.1:7443".into(),
+        coordinator_urls: Vec::new(),
         ca_pin: CaPin([0; 32]),
         credential: "swn_x".into(),
         identity_key: PrivateKey::generate(),
@@ -84,6 +85,7 @@ fn netmap(version: u64, members: Vec<MemberMap>) -> NetMap {
         version,
         node_id: "node-a".into(),
         node_name: "host-a".into(),
+        coordinators: Vec::new(),
         members,
     }
 }

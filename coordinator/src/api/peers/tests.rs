@@ -48,6 +48,7 @@ fn view(policy: Option<&str>) -> PeerView {
         last_seen: None,
         version: 1,
         members: 2,
+        polled_by: None,
     };
     let laptop = member("laptop", "external", 9, labels("role", "laptop"), vec![]);
     PeerView {

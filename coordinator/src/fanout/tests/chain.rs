@@ -177,7 +177,7 @@ proptest! {
             let views: Vec<SegmentView> = world.segs.iter().cloned().map(SegmentView::new).collect();
             for n in &world.nodes {
                 let (version, refs) = mine(&views, n);
-                let full: NetMap = serde_json::from_str(&render(n, version, &refs)).expect("full map parses");
+                let full: NetMap = serde_json::from_str(&render(n, version, &refs, &[])).expect("full map parses");
                 if let Some((map, old_views)) = held.get(&n.id) {
                     if map.version as i64 != version {
                         // The old view of each current segment (the cache's `view_at`).
@@ -188,7 +188,7 @@ proptest! {
                                 (old, *v)
                             })
                             .collect();
-                        let text = render_delta(n, version, map.version, &parts);
+                        let text = render_delta(n, version, map.version, &parts, &[]);
                         let delta: NetMapDelta = serde_json::from_str(&text).expect("delta parses");
                         let got = delta.apply(map).expect("the delta applies and its digest matches");
                         prop_assert_eq!(&got, &full, "node {} at version {}", n.id, version);
@@ -232,8 +232,8 @@ fn a_join_in_a_large_allow_all_segment_sends_one_peer_to_each() {
     };
     new.segment.version = 6;
     let (old, new) = (SegmentView::new(old), SegmentView::new(new));
-    let full = render(&nodes[0], 6, &[&new]);
-    let text = render_delta(&nodes[0], 6, 5, &[(Some(&old), &new)]);
+    let full = render(&nodes[0], 6, &[&new], &[]);
+    let text = render_delta(&nodes[0], 6, 5, &[(Some(&old), &new)], &[]);
     let delta: NetMapDelta = serde_json::from_str(&text).expect("parses");
     assert_eq!(delta.members[0].peers_set.len(), 1);
     assert!(delta.members[0].set.is_empty() && delta.members[0].peers_removed.is_empty());

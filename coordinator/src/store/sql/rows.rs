@@ -21,7 +21,7 @@ pub(super) const SEGMENT_SELECT: &str =
 
 pub(super) const NODE_SELECT: &str =
     "SELECT n.id, n.name, n.public_key, n.cred_hash, n.segments, n.labels, \
-    n.endpoints, n.observed, n.created_at, n.last_seen, n.version, \
+    n.endpoints, n.observed, n.created_at, n.last_seen, n.version, n.polled_by, \
     (SELECT COUNT(*) FROM members m WHERE m.node_id = n.id) AS members \
     FROM nodes n WHERE n.revoked_at IS NULL AND n.kind = 'agent'";
 
@@ -129,6 +129,7 @@ pub(super) fn node_row(r: &DbRow) -> StoreResult<NodeRow> {
         last_seen: r.try_get("last_seen")?,
         version: r.try_get("version")?,
         members: r.try_get("members")?,
+        polled_by: r.try_get("polled_by")?,
     })
 }
 

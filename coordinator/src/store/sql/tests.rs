@@ -193,7 +193,7 @@ async fn a_segment_is_prepared_once_per_version_and_again_after_a_change() {
     assert!(!std::sync::Arc::ptr_eq(&first, &next));
     assert_eq!(next.members_of("a").len(), 2);
     let node = s.get_node("a").await.unwrap();
-    let crate::fanout::Answer::Full(body) = cache.answer(&s, &node, &v2, None).await.unwrap()
+    let crate::fanout::Answer::Full(body) = cache.answer(&s, &node, &v2, None, &[]).await.unwrap()
     else {
         panic!("a full map was asked for");
     };
@@ -266,4 +266,35 @@ async fn audit_log_is_append_only_and_keys_round_trip() {
         "the writes waited {:?}",
         t.elapsed()
     );
+}
+
+#[tokio::test]
+async fn presence_moves_with_the_node_and_offline_is_reported_once() {
+    use crate::store::cluster::ClusterStore;
+    let Some((_d, s)) = store("presence_moves_with_the_node_and_offline_is_reported_once").await
+    else {
+        return;
+    };
+    s.create_token(token("t1", "secret", 1)).await.unwrap();
+    s.enroll(node("a", "secret"), NOW).await.unwrap();
+    assert_eq!(s.get_node("a").await.unwrap().polled_by, None);
+    assert!(
+        !s.claim_node("a", "coord-a").await.unwrap(),
+        "a first poll is no return"
+    );
+    assert_eq!(
+        s.get_node("a").await.unwrap().polled_by.as_deref(),
+        Some("coord-a")
+    );
+    // The node moved to B: A may no longer report it offline; B may, once.
+    assert!(!s.claim_node("a", "coord-b").await.unwrap());
+    assert!(!s.mark_offline("a", "coord-a", NOW).await.unwrap());
+    assert!(s.mark_offline("a", "coord-b", NOW).await.unwrap());
+    assert!(
+        !s.mark_offline("a", "coord-b", NOW + 1).await.unwrap(),
+        "once"
+    );
+    // Back through A: A reports it back.
+    assert!(s.claim_node("a", "coord-a").await.unwrap());
+    assert!(!s.claim_node("a", "coord-a").await.unwrap());
 }

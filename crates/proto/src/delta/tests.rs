@@ -48,6 +48,7 @@ fn map(version: u64, members: Vec<MemberMap>) -> NetMap {
         version,
         node_id: "n1".into(),
         node_name: "host-a".into(),
+        coordinators: Vec::new(),
         members,
     }
 }

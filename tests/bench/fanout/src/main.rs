@@ -11,6 +11,12 @@
 //!
 //! The agents ask for deltas (`delta=1`) like `segwire-node`; `--full-maps` makes them
 //! behave like agents that do not, so both byte counts can be compared.
+//!
+//! `--postgres` runs the coordinator on a throwaway PostgreSQL (testkit::postgres, Debian's
+//! server binaries); `--coordinators N` starts N coordinators on that one database, spreads
+//! the agents over them (agent i polls coordinator i mod N), makes the changes through the
+//! first and so measures the wake-ups across coordinators too; CPU and RSS are then summed
+//! over the coordinators.
 
 mod agent;
 mod procstat;
@@ -66,6 +72,13 @@ struct Args {
     /// Agents ask for full maps only (as agents before deltas did).
     #[arg(long)]
     full_maps: bool,
+    /// Run the coordinators on a throwaway PostgreSQL cluster (testkit::postgres).
+    #[arg(long)]
+    postgres: bool,
+    /// Coordinators on the one database (more than one needs --postgres or a
+    /// `--serve-arg=--db=postgres://…`).
+    #[arg(long, default_value_t = 1)]
+    coordinators: usize,
 }
 
 /// A coordinator process this benchmark started; killed on drop.
@@ -73,6 +86,8 @@ struct Coordinator {
     child: Child,
     dir: tempfile::TempDir,
     conf: AdminConf,
+    /// `serve` arguments beyond `--serve-arg` (`--db` of `--postgres`).
+    extra: Vec<String>,
 }
 
 impl Drop for Coordinator {
@@ -82,7 +97,12 @@ impl Drop for Coordinator {
     }
 }
 
-fn spawn_coordinator(args: &Args, dir: &std::path::Path, listen: &str) -> Result<Child> {
+fn spawn_coordinator(
+    args: &Args,
+    extra: &[String],
+    dir: &std::path::Path,
+    listen: &str,
+) -> Result<Child> {
     let bin = match &args.coordinator {
         Some(p) => p.clone(),
         None => std::env::current_exe()?
@@ -99,6 +119,7 @@ fn spawn_coordinator(args: &Args, dir: &std::path::Path, listen: &str) -> Result
         .args(["--listen", listen, "--data-dir"])
         .arg(dir.join("data"))
         .args(&args.serve_args)
+        .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(log)
@@ -106,14 +127,30 @@ fn spawn_coordinator(args: &Args, dir: &std::path::Path, listen: &str) -> Result
         .with_context(|| format!("starting {}", bin.display()))
 }
 
-fn start_coordinator(args: &Args) -> Result<Coordinator> {
+/// Starts a coordinator with `extra` arguments; a later one on a shared database (`first`
+/// given) gets a copy of the first one's admin.conf, which it rewrites with its own URL.
+fn start_coordinator(
+    args: &Args,
+    extra: Vec<String>,
+    first: Option<&Coordinator>,
+) -> Result<Coordinator> {
     let dir = tempfile::tempdir()?;
-    let child = spawn_coordinator(args, dir.path(), "127.0.0.1:0")?;
     let conf_path = dir.path().join("data/admin.conf");
+    if let Some(first) = first {
+        std::fs::create_dir(dir.path().join("data"))?;
+        std::fs::copy(first.dir.path().join("data/admin.conf"), &conf_path)?;
+    }
+    let child = spawn_coordinator(args, &extra, dir.path(), "127.0.0.1:0")?;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(conf) = AdminConf::load(&conf_path) {
-            return Ok(Coordinator { child, dir, conf });
+        let ours = |c: &AdminConf| first.is_none_or(|f| c.url != f.conf.url);
+        if let Some(conf) = AdminConf::load(&conf_path).ok().filter(ours) {
+            return Ok(Coordinator {
+                child,
+                dir,
+                conf,
+                extra,
+            });
         }
         if Instant::now() > deadline {
             bail!("the coordinator wrote no admin.conf in 30 s");
@@ -130,7 +167,7 @@ impl Coordinator {
         self.child.wait()?;
         std::thread::sleep(outage);
         let hostport = self.conf.url.trim_start_matches("https://").to_string();
-        self.child = spawn_coordinator(args, self.dir.path(), &hostport)?;
+        self.child = spawn_coordinator(args, &self.extra, self.dir.path(), &hostport)?;
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(&hostport).is_err() {
             if Instant::now() > deadline {
@@ -189,8 +226,35 @@ async fn main() -> Result<()> {
     if args.segments == 0 || (args.segments > 1 && args.agents / args.segments > 250) {
         bail!("use --segments 1, or at most 250 agents per segment");
     }
-    let mut coord = start_coordinator(&args)?;
+    if args.coordinators == 0 {
+        bail!("--coordinators must be at least 1");
+    }
+    let shared_db = args.postgres || args.serve_args.iter().any(|a| a.starts_with("--db"));
+    if args.coordinators > 1 && !shared_db {
+        bail!("--coordinators above 1 needs --postgres (or --serve-arg=--db=postgres://…)");
+    }
+    let pg = match args.postgres {
+        true => Some(segwire_testkit::postgres::Cluster::start("fanout").context(
+            "--postgres needs PostgreSQL's server binaries (apt-get install postgresql)",
+        )?),
+        false => None,
+    };
+    let extra: Vec<String> = pg
+        .iter()
+        .map(|c| format!("--db={}", c.create_database()))
+        .collect();
+    let mut coord = start_coordinator(&args, extra.clone(), None)?;
+    let mut others = Vec::new();
+    for _ in 1..args.coordinators {
+        others.push(start_coordinator(&args, extra.clone(), Some(&coord))?);
+    }
     let pid = coord.child.id();
+    let pids: Vec<u32> = std::iter::once(pid)
+        .chain(others.iter().map(|c| c.child.id()))
+        .collect();
+    let urls: Vec<String> = std::iter::once(coord.conf.url.clone())
+        .chain(others.iter().map(|c| c.conf.url.clone()))
+        .collect();
     let (url, pin) = (coord.conf.url.clone(), coord.conf.ca_pin);
     let admin = Client::new(&url, pin, Some(coord.conf.api_key.clone()))?;
     let per_seg = args.agents.div_ceil(args.segments);
@@ -210,7 +274,9 @@ async fn main() -> Result<()> {
     let mut tasks = Vec::new();
     for i in 0..args.agents {
         let seg = i % args.segments;
-        let (tok, sem) = (tokens[seg].clone(), sem.clone());
+        let mut tok = (*tokens[seg]).clone();
+        tok.url = urls[i % urls.len()].clone();
+        let sem = sem.clone();
         tasks.push(tokio::spawn(async move {
             let _permit = sem.acquire_owned().await?;
             agent::enrol(&tok, &format!("bench-{i}"), &format!("bench-{seg}")).await
@@ -244,13 +310,13 @@ async fn main() -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     settle(args.agents).await;
-    let idle_rss = procstat::rss_mib(pid)?;
+    let idle_rss = procstat::rss_mib_all(&pids)?;
     eprintln!("all agents have their first map; coordinator RSS {idle_rss:.0} MiB");
     let affected: Vec<Arc<AgentLog>> = logs.iter().step_by(args.segments).cloned().collect();
     let mut results = Vec::new();
     for round in 0..args.rounds {
         for name in ["member join", "policy change", "key rotation"] {
-            let m = measure(name, &affected, pid, args.timeout, async {
+            let m = measure(name, &affected, &pids, args.timeout, async {
                 change(name, &admin, &tokens[0], round).await
             })
             .await?;
@@ -258,16 +324,17 @@ async fn main() -> Result<()> {
             settle(args.agents).await;
         }
     }
-    let final_rss = procstat::rss_mib(pid)?;
+    let final_rss = procstat::rss_mib_all(&pids)?;
     if args.storm_outage > 0 {
         let outage = Duration::from_secs(args.storm_outage);
         coord.crash_and_restart(&args, outage)?;
-        let pid = coord.child.id();
+        let mut pids = pids.clone();
+        pids[0] = coord.child.id();
         let round = args.rounds;
         let m = measure(
             "policy change at a restart after kill -9",
             &affected,
-            pid,
+            &pids,
             args.timeout,
             async { change("policy change", &admin, &tokens[0], round).await },
         )
@@ -275,9 +342,11 @@ async fn main() -> Result<()> {
         results.push(m);
     }
     println!(
-        "agents={} segments={} affected={} deltas={} idle_rss_mib={idle_rss:.0} final_rss_mib={final_rss:.0}",
+        "agents={} segments={} coordinators={} postgres={} affected={} deltas={} idle_rss_mib={idle_rss:.0} final_rss_mib={final_rss:.0}",
         args.agents,
         args.segments,
+        args.coordinators,
+        shared_db,
         affected.len(),
         !args.full_maps,
     );
@@ -368,7 +437,7 @@ async fn change(name: &str, admin: &Client, tok: &JoinToken, round: usize) -> Re
 async fn measure(
     name: &'static str,
     affected: &[Arc<AgentLog>],
-    pid: u32,
+    pids: &[u32],
     timeout: u64,
     make: impl std::future::Future<Output = Result<()>>,
 ) -> Result<Measured> {
@@ -379,7 +448,7 @@ async fn measure(
             (d.last().map_or(0, |d| d.version), d.len())
         })
         .collect();
-    let cpu0 = procstat::cpu_secs(pid)?;
+    let cpu0 = procstat::cpu_secs_all(pids)?;
     make.await?;
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_secs(timeout);
@@ -394,7 +463,7 @@ async fn measure(
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let cpu = procstat::cpu_secs(pid)? - cpu0;
+    let cpu = procstat::cpu_secs_all(pids)? - cpu0;
     let mut latencies = Vec::new();
     let mut bytes = 0;
     let mut missing = 0;

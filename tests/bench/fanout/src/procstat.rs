@@ -33,3 +33,13 @@ pub fn rss_mib(pid: u32) -> Result<f64> {
         .parse()?;
     Ok(kib / 1024.0)
 }
+
+/// [`cpu_secs`] summed over `pids`.
+pub fn cpu_secs_all(pids: &[u32]) -> Result<f64> {
+    pids.iter().map(|p| cpu_secs(*p)).sum()
+}
+
+/// [`rss_mib`] summed over `pids`.
+pub fn rss_mib_all(pids: &[u32]) -> Result<f64> {
+    pids.iter().map(|p| rss_mib(*p)).sum()
+}
