@@ -24,6 +24,16 @@ use segwire_proto::CaPin;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+/// Silence on a coordinator connection after which TCP keepalive probes start.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(2);
+/// Time between unanswered keepalive probes.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
+/// Unanswered keepalive probes after which the connection is dropped.
+const KEEPALIVE_RETRIES: u32 = 2;
+/// How long sent data or probes may stay unacknowledged before the connection is dropped
+/// (`TCP_USER_TIMEOUT`): a coordinator that vanished is left within this.
+pub const DEAD_PEER_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A connection to a coordinator with one credential (an API key, a node credential, or none).
 ///
 /// A client may know several coordinators sharing one database ([`Client::with_urls`]):
@@ -90,6 +100,14 @@ impl Client {
             .use_preconfigured_tls(tls)
             .connect_timeout(connect)
             .timeout(Duration::from_secs(90))
+            // A coordinator whose host vanishes (no reset, no FIN) leaves a long-poll
+            // hanging for its whole wait; TCP keepalive probes from 2 s of silence, 1 s
+            // apart, and a user timeout bound how long unanswered probes or unacknowledged
+            // data may last, so the connection fails, and the client moves on, within 5 s.
+            .tcp_keepalive(KEEPALIVE_IDLE)
+            .tcp_keepalive_interval(KEEPALIVE_INTERVAL)
+            .tcp_keepalive_retries(KEEPALIVE_RETRIES)
+            .tcp_user_timeout(DEAD_PEER_TIMEOUT)
             .build()
             .map_err(|e| ClientError::Setup(e.to_string()))?;
         Ok(Client {
