@@ -65,34 +65,38 @@ pub fn family(net: IpNet) -> &'static str {
     }
 }
 
-/// The name of a new member of `segment`: the requested one if free (else `Conflict`),
-/// otherwise the default name with the first free `-N` suffix.
-pub fn member_name(
+/// The names a new member may get, in order: the requested one alone; or the default
+/// name ([`default_member_name`]) and then its `-2`, `-3`… variants, without end. The
+/// store tries them one by one, so an attach reads only the names it asks about.
+pub fn name_candidates(
     requested: Option<&str>,
-    segment: &str,
     node: &str,
     workload: &str,
-    taken: &HashSet<String>,
-) -> StoreResult<String> {
+) -> Box<dyn Iterator<Item = String> + Send> {
     match requested {
-        Some(n) if taken.contains(n) => Err(StoreError::Conflict(format!(
-            "segment {segment:?} already has a member named {n:?}"
-        ))),
-        Some(n) => Ok(n.to_string()),
+        Some(n) => Box::new(std::iter::once(n.to_string())),
         None => {
             let base = default_member_name(node, workload);
-            Ok((1..)
-                .map(|i| {
-                    if i == 1 {
-                        base.clone()
-                    } else {
-                        format!("{base}-{i}")
-                    }
-                })
-                .find(|c| !taken.contains(c))
-                .unwrap_or(base))
+            Box::new((1u64..).map(move |i| match i {
+                1 => base.clone(),
+                _ => format!("{base}-{i}"),
+            }))
         }
     }
+}
+
+/// The error for a requested name a member of `segment` already holds.
+pub fn name_held(segment: &str, name: &str) -> StoreError {
+    StoreError::Conflict(format!(
+        "segment {segment:?} already has a member named {name:?}"
+    ))
+}
+
+/// The error for a requested name another node's claim keeps ([`name_reserved`]).
+pub fn name_claimed(segment: &str, name: &str) -> StoreError {
+    StoreError::Conflict(format!(
+        "member name {name:?} in segment {segment:?} belongs to another node (a released name is held for the address quarantine, and for as long as the segment's policy names it); choose another name"
+    ))
 }
 
 /// A claim on a member name by a node other than the one attaching.
@@ -264,15 +268,10 @@ mod tests {
     }
 
     #[test]
-    fn a_taken_default_name_gets_a_suffix_and_a_taken_request_conflicts() {
-        let taken: HashSet<String> = ["n1".to_string(), "n1-2".to_string()].into();
-        assert_eq!(
-            member_name(None, "s", "n1", "host", &taken).ok(),
-            Some("n1-3".into())
-        );
-        assert!(matches!(
-            member_name(Some("n1"), "s", "n1", "host", &taken),
-            Err(StoreError::Conflict(_))
-        ));
+    fn default_names_go_on_with_suffixes_and_a_request_is_its_only_candidate() {
+        let default: Vec<String> = name_candidates(None, "n1", "host").take(3).collect();
+        assert_eq!(default, ["n1", "n1-2", "n1-3"]);
+        let requested: Vec<String> = name_candidates(Some("db"), "n1", "host").collect();
+        assert_eq!(requested, ["db"]);
     }
 }

@@ -12,7 +12,7 @@ use super::{record, Backend};
 use crate::secret;
 use crate::store::audit::{self, Change};
 use crate::store::{
-    rules, Labels, MemberRow, NewMember, SegmentRow, StoreError, StoreResult, Touched,
+    rules, Labels, MemberRow, NewMember, NodeRow, SegmentRow, StoreError, StoreResult, Touched,
 };
 
 pub(super) async fn nodes_in_segment(
@@ -96,41 +96,90 @@ pub(super) async fn allocate_address6(
     Ok(picked)
 }
 
-/// Names of `seg` that other nodes' claims keep from `node_id` (see
-/// [`rules::name_reserved`]); forgets claims that reserve nothing any more.
-async fn reserved_names(
+/// Whether a member name is free in a segment, held by a member, or kept by another
+/// node's claim.
+enum NameState {
+    Free,
+    Held,
+    Claimed,
+}
+
+/// Where `name` stands in `seg` for a member of `node_id` (see [`rules::name_reserved`]);
+/// a claim of another node that reserves nothing any more is forgotten on the way. Reads
+/// one member row and one claim, whatever the segment's size.
+async fn name_state(
     tx: &mut Tx<'_>,
     seg: &SegmentRow,
     node_id: &str,
+    name: &str,
     released_after: i64,
-) -> StoreResult<HashSet<String>> {
-    let rows: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
-        "SELECT c.name, c.released_at, n.revoked_at FROM member_name_claims c \
-         LEFT JOIN nodes n ON n.id = c.node_id WHERE c.segment_id = $1 AND c.node_id <> $2",
+    policy_names: &HashSet<String>,
+) -> StoreResult<NameState> {
+    let held: Option<String> =
+        sqlx::query_scalar("SELECT id FROM members WHERE segment_id = $1 AND name = $2")
+            .bind(&seg.id)
+            .bind(name)
+            .fetch_optional(&mut **tx)
+            .await?;
+    if held.is_some() {
+        return Ok(NameState::Held);
+    }
+    let claim: Option<(Option<i64>, Option<i64>)> = sqlx::query_as(
+        "SELECT c.released_at, n.revoked_at FROM member_name_claims c \
+         LEFT JOIN nodes n ON n.id = c.node_id \
+         WHERE c.segment_id = $1 AND c.name = $2 AND c.node_id <> $3",
     )
     .bind(&seg.id)
+    .bind(name)
     .bind(node_id)
-    .fetch_all(&mut **tx)
+    .fetch_optional(&mut **tx)
     .await?;
+    let Some((released_at, revoked_at)) = claim else {
+        return Ok(NameState::Free);
+    };
+    let claim = rules::NameClaim {
+        name: name.to_string(),
+        released_at,
+        node_revoked: revoked_at.is_some(),
+    };
+    if rules::name_reserved(&claim, policy_names, released_after) {
+        return Ok(NameState::Claimed);
+    }
+    sqlx::query("DELETE FROM member_name_claims WHERE segment_id = $1 AND name = $2")
+        .bind(&seg.id)
+        .bind(name)
+        .execute(&mut **tx)
+        .await?;
+    Ok(NameState::Free)
+}
+
+/// The name of a new member of `node` in `seg`: the requested one if free, else a
+/// `Conflict`; or the first free of [`rules::name_candidates`]. Asks about each candidate
+/// in turn instead of reading every name of the segment (an attach stays cheap in a
+/// segment of 10,000 members).
+async fn pick_name(
+    tx: &mut Tx<'_>,
+    seg: &SegmentRow,
+    node: &NodeRow,
+    m: &NewMember,
+    released_after: i64,
+) -> StoreResult<String> {
     let policy_names = rules::policy_member_names(&crate::policy::effective(seg));
-    let mut reserved = HashSet::new();
-    for (name, released_at, revoked_at) in rows {
-        let claim = rules::NameClaim {
-            name,
-            released_at,
-            node_revoked: revoked_at.is_some(),
-        };
-        if rules::name_reserved(&claim, &policy_names, released_after) {
-            reserved.insert(claim.name);
-        } else {
-            sqlx::query("DELETE FROM member_name_claims WHERE segment_id = $1 AND name = $2")
-                .bind(&seg.id)
-                .bind(&claim.name)
-                .execute(&mut **tx)
-                .await?;
+    let requested = m.name.as_deref();
+    for candidate in rules::name_candidates(requested, &node.name, &m.workload) {
+        let state =
+            name_state(tx, seg, &node.id, &candidate, released_after, &policy_names).await?;
+        match (state, requested) {
+            (NameState::Free, _) => return Ok(candidate),
+            (NameState::Held, Some(n)) => return Err(rules::name_held(&seg.name, n)),
+            (NameState::Claimed, Some(n)) => return Err(rules::name_claimed(&seg.name, n)),
+            _ => {}
         }
     }
-    Ok(reserved)
+    Err(StoreError::Conflict(format!(
+        "no free member name in segment {:?}",
+        seg.name
+    )))
 }
 
 /// Records that `node_id` holds `name` in the segment now.
@@ -283,22 +332,7 @@ pub(super) async fn attach(
                 }
                 let addr = allocate_address(&mut tx, &seg, now - m.quarantine_secs).await?;
                 let addr6 = allocate_address6(&mut tx, &seg, now - m.quarantine_secs).await?;
-                let mut names: HashSet<String> =
-                    sqlx::query_scalar("SELECT name FROM members WHERE segment_id = $1")
-                        .bind(&seg.id)
-                        .fetch_all(&mut *tx)
-                        .await?
-                        .into_iter()
-                        .collect();
-                let reserved = reserved_names(&mut tx, &seg, &node.id, now - m.quarantine_secs).await?;
-                if let Some(n) = m.name.as_deref().filter(|n| reserved.contains(*n) && !names.contains(*n)) {
-                    return Err(StoreError::Conflict(format!(
-                        "member name {n:?} in segment {:?} belongs to another node (a released name is held for the address quarantine, and for as long as the segment's policy names it); choose another name",
-                        seg.name
-                    )));
-                }
-                names.extend(reserved);
-                let name = rules::member_name(m.name.as_deref(), &seg.name, &node.name, &m.workload, &names)?;
+                let name = pick_name(&mut tx, &seg, &node, &m, now - m.quarantine_secs).await?;
                 claim_name(&mut tx, &seg.id, &name, &node.id).await?;
                 let id = secret::new_id();
                 let res = sqlx::query(
