@@ -25,6 +25,25 @@ fn url(host: &str) -> String {
 }
 
 /// The policy version each agent applied to its member, by host.
+/// Whether every agent polls coordinator `host` within 10 s.
+fn all_polling(lab: &Lab, agents: &[Agent], host: &str) -> bool {
+    wait_until(Duration::from_secs(10), || {
+        agents
+            .iter()
+            .all(|a| a.status(lab)["coordinator"] == url(host))
+    })
+    .is_some()
+}
+
+/// The agents' logs, for a failure message.
+fn logs(agents: &[Agent]) -> String {
+    agents
+        .iter()
+        .map(|a| std::fs::read_to_string(&a.log).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n----\n")
+}
+
 fn policy_versions(lab: &Lab, agents: &[&Agent]) -> Vec<u64> {
     agents
         .iter()
@@ -178,19 +197,10 @@ fn agents_fail_over_to_the_second_coordinator() {
         "the write A acknowledged is lost: {shown}"
     );
 
-    let moved = wait_until(Duration::from_secs(10), || {
-        agents
-            .iter()
-            .all(|a| a.status(&lab)["coordinator"] == url(B))
-    });
     assert!(
-        moved.is_some(),
+        all_polling(&lab, &agents, B),
         "the agents are not on B 10 s after A died:\n{}",
-        agents
-            .iter()
-            .map(|a| std::fs::read_to_string(&a.log).unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join("\n----\n")
+        logs(&agents)
     );
     for a in &agents {
         let log = std::fs::read_to_string(&a.log).unwrap_or_default();
@@ -249,19 +259,10 @@ fn agents_fail_over_to_the_second_coordinator() {
         );
     }
     let vanished = Instant::now();
-    let back = wait_until(Duration::from_secs(10), || {
-        agents
-            .iter()
-            .all(|a| a.status(&lab)["coordinator"] == url(A))
-    });
     assert!(
-        back.is_some(),
+        all_polling(&lab, &agents, A),
         "the agents did not leave B's vanished host for A:\n{}",
-        agents
-            .iter()
-            .map(|a| std::fs::read_to_string(&a.log).unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join("\n----\n")
+        logs(&agents)
     );
     figure(
         "failover: every agent polling A after B's host vanished (link down, no reset) (s)",

@@ -5,13 +5,9 @@
 
 mod common;
 
-use common::{attach_req, Env};
+use common::{attach_req, Env, PG_ONLY};
 use segwire_proto::api::{PolicyCheckResult, Segment};
 use segwire_testkit::{cli, cli_ok};
-
-const PG_ONLY: &str = r#"{ "default": "deny", "rules": [
-    { "name": "pg", "from": { "labels": { "app": "web" } },
-      "to": { "labels": { "app": "db" } }, "ports": ["tcp/5432"] } ] }"#;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dual_stack_segments_allocate_and_route_ipv6() {

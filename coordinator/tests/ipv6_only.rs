@@ -6,14 +6,10 @@
 
 mod common;
 
-use common::{attach_req, Env};
+use common::{attach_req, Env, PG_ONLY};
 use reqwest::{Method, StatusCode};
 use segwire_proto::api::{PolicyCheckResult, Segment};
 use segwire_testkit::{cli, cli_ok};
-
-const PG_ONLY: &str = r#"{ "default": "deny", "rules": [
-    { "name": "pg", "from": { "labels": { "app": "web" } },
-      "to": { "labels": { "app": "db" } }, "ports": ["tcp/5432"] } ] }"#;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ipv6_only_segments_work_end_to_end_in_the_api() {

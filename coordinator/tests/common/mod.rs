@@ -182,3 +182,8 @@ pub fn flow_record(segment: &str, member: &str, src: &str, dst: &str, port: u16)
         last_seen: 1,
     }
 }
+
+/// A policy that lets members labelled `app=web` reach `app=db` on tcp/5432 and nothing else.
+pub const PG_ONLY: &str = r#"{ "default": "deny", "rules": [
+    { "name": "pg", "from": { "labels": { "app": "web" } },
+      "to": { "labels": { "app": "db" } }, "ports": ["tcp/5432"] } ] }"#;

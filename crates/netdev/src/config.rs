@@ -209,13 +209,7 @@ async fn configure_here(config: &InterfaceConfig, netns: &str) -> Result<(), Net
             .pref_source(a)
             .scope(RouteScope::Link)
             .build();
-        handle
-            .route()
-            .add(route)
-            .replace()
-            .execute()
-            .await
-            .map_err(|e| failed(format!("add the route {segment} dev {name}"), netns, e))?;
+        replace_route(&handle, route, format!("{segment} dev {name}"), netns).await?;
     }
     if let Some((a6, net6)) = config.ipv6 {
         let net6 = net6.trunc();
@@ -224,15 +218,26 @@ async fn configure_here(config: &InterfaceConfig, netns: &str) -> Result<(), Net
             .output_interface(index)
             .pref_source(a6)
             .build();
-        handle
-            .route()
-            .add(route)
-            .replace()
-            .execute()
-            .await
-            .map_err(|e| failed(format!("add the route {net6} dev {name}"), netns, e))?;
+        replace_route(&handle, route, format!("{net6} dev {name}"), netns).await?;
     }
     Ok(())
+}
+
+/// Adds `route` (IPv4 or IPv6), replacing one to the same destination; `what` names it
+/// in the error.
+async fn replace_route(
+    handle: &Handle,
+    route: rtnetlink::packet_route::route::RouteMessage,
+    what: String,
+    netns: &str,
+) -> Result<(), NetdevError> {
+    handle
+        .route()
+        .add(route)
+        .replace()
+        .execute()
+        .await
+        .map_err(|e| failed(format!("add the route {what}"), netns, e))
 }
 
 /// Makes the IPv4 address (if any) as a /32 the only IPv4 address of link `index`, and
