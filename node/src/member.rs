@@ -15,7 +15,7 @@ use segwire_datapath::{
 };
 use segwire_netdev::{
     bind_udp_any, create_interface, BatchSocket, InterfaceConfig, NetdevError, Netns, TunDevice,
-    DEFAULT_MTU, DEFAULT_SOCKET_BUFFER, DEFAULT_TX_QUEUE_LEN,
+    DEFAULT_SOCKET_BUFFER,
 };
 use segwire_policy::{CompiledPolicy, ConntrackConfig, Counters};
 use segwire_tunnel::{
@@ -137,23 +137,11 @@ pub fn bind_port(port: u16) -> Result<std::net::UdpSocket, MemberError> {
     bind_udp_any(port, DEFAULT_SOCKET_BUFFER).map_err(|source| MemberError::Bind { port, source })
 }
 
-/// Starts the member: binds its port (unless `socket` is already bound), creates and
-/// configures its interface, adds its peers and spawns its data path, which sends its
-/// detections to `found` as they happen (dropping them when the channel is full).
-///
-/// # Errors
-/// [`MemberError`]; nothing is left behind on error.
 /// How the member's interface is configured: an address and a route per family the
 /// segment has (IPv4, IPv6 or both).
 #[must_use]
 pub fn interface_config(config: &MemberConfig) -> InterfaceConfig {
-    InterfaceConfig {
-        name: config.interface.clone(),
-        mtu: DEFAULT_MTU,
-        tx_queue_len: DEFAULT_TX_QUEUE_LEN,
-        ipv4: config.ipv4,
-        ipv6: config.ipv6,
-    }
+    InterfaceConfig::with_families(config.interface.clone(), config.ipv4, config.ipv6)
 }
 
 /// The address the member's router reports: its IPv4 one, or its IPv6 one on an
@@ -166,6 +154,12 @@ fn overlay_address(config: &MemberConfig) -> std::net::IpAddr {
     }
 }
 
+/// Starts the member: binds its port (unless `socket` is already bound), creates and
+/// configures its interface, adds its peers and spawns its data path, which sends its
+/// detections to `found` as they happen (dropping them when the channel is full).
+///
+/// # Errors
+/// [`MemberError`]; nothing is left behind on error.
 pub async fn start(
     config: &MemberConfig,
     socket: Option<std::net::UdpSocket>,

@@ -46,29 +46,34 @@ pub struct InterfaceConfig {
 }
 
 impl InterfaceConfig {
-    /// An IPv4 configuration with the [`DEFAULT_MTU`] and [`DEFAULT_TX_QUEUE_LEN`].
+    /// A configuration with an address and route per family given (IPv4, IPv6 or both),
+    /// the [`DEFAULT_MTU`] and the [`DEFAULT_TX_QUEUE_LEN`].
     #[must_use]
-    pub fn new(name: impl Into<String>, address: Ipv4Addr, segment: Ipv4Net) -> Self {
+    pub fn with_families(
+        name: impl Into<String>,
+        ipv4: Option<(Ipv4Addr, Ipv4Net)>,
+        ipv6: Option<(Ipv6Addr, Ipv6Net)>,
+    ) -> Self {
         Self {
             name: name.into(),
             mtu: DEFAULT_MTU,
             tx_queue_len: DEFAULT_TX_QUEUE_LEN,
-            ipv4: Some((address, segment)),
-            ipv6: None,
+            ipv4,
+            ipv6,
         }
     }
 
-    /// An IPv6-only configuration (no IPv4 address, no IPv4 route) with the
-    /// [`DEFAULT_MTU`] and [`DEFAULT_TX_QUEUE_LEN`].
+    /// An IPv4 configuration (see [`InterfaceConfig::with_families`]).
+    #[must_use]
+    pub fn new(name: impl Into<String>, address: Ipv4Addr, segment: Ipv4Net) -> Self {
+        Self::with_families(name, Some((address, segment)), None)
+    }
+
+    /// An IPv6-only configuration: no IPv4 address, no IPv4 route (see
+    /// [`InterfaceConfig::with_families`]).
     #[must_use]
     pub fn ipv6_only(name: impl Into<String>, address6: Ipv6Addr, segment6: Ipv6Net) -> Self {
-        Self {
-            name: name.into(),
-            mtu: DEFAULT_MTU,
-            tx_queue_len: DEFAULT_TX_QUEUE_LEN,
-            ipv4: None,
-            ipv6: Some((address6, segment6)),
-        }
+        Self::with_families(name, None, Some((address6, segment6)))
     }
 
     /// The same configuration with the member's IPv6 address and the segment's prefix.
