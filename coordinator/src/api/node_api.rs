@@ -185,7 +185,14 @@ pub async fn netmap(
         tokio::pin!(notified);
         notified.as_mut().enable();
         let started = std::time::Instant::now();
-        let versions = st.store.node_versions(&node.id).await?;
+        let versions = poll_versions(&st, &node.id, started).await?;
+        // A revocation wakes the node too: tell it at once rather than at its next poll.
+        if !versions.live {
+            return Err(match st.store.revoked_node_cred(&node.id).await? {
+                Some(_) => ApiError::node_revoked(),
+                None => ApiError::unauthorized(),
+            });
+        }
         // Any difference counts: a coordinator restored from an older backup has lower
         // versions than its nodes hold, and they must still get its map.
         if versions.version() as u64 != q.since {
@@ -204,14 +211,25 @@ pub async fn netmap(
         if tokio::time::timeout_at(deadline, notified).await.is_err() {
             return Ok(StatusCode::NO_CONTENT.into_response());
         }
-        // A revocation wakes the node too: tell it at once rather than at its next poll.
-        if st.store.node_for_auth(&node.id).await?.is_none() {
-            return Err(match st.store.revoked_node_cred(&node.id).await? {
-                Some(_) => ApiError::node_revoked(),
-                None => ApiError::unauthorized(),
-            });
-        }
     }
+}
+
+/// The node's versions: remembered by the hub when nothing woke the node since they were
+/// read (the poll right after an answer costs no query), else read from the store.
+async fn poll_versions(
+    st: &AppState,
+    node_id: &str,
+    now: std::time::Instant,
+) -> ApiResult<crate::store::NodeVersions> {
+    let (known, ticket) = st.hub.versions(node_id, now);
+    if let Some(v) = known {
+        return Ok(v);
+    }
+    let v = st.store.node_versions(node_id).await?;
+    if v.live {
+        st.hub.remember(node_id, ticket, &v, now);
+    }
+    Ok(v)
 }
 
 /// Attach a workload of the calling node to a segment; allocates its overlay address.

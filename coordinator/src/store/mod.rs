@@ -386,6 +386,8 @@ pub struct NodeVersions {
     pub node: i64,
     /// `(segment id, version)` of every segment the node has a member in, by name.
     pub segments: Vec<(String, i64)>,
+    /// False when the node is revoked or gone (its credential no longer counts).
+    pub live: bool,
 }
 
 impl NodeVersions {

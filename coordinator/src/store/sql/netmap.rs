@@ -75,22 +75,29 @@ pub(super) async fn netmap_rows(s: &Backend, node_id: &str) -> StoreResult<Netma
 }
 
 pub(super) async fn node_versions(s: &Backend, node_id: &str) -> StoreResult<NodeVersions> {
-    let mut conn = s.pool.acquire().await?;
-    let node: Option<i64> = sqlx::query_scalar("SELECT version FROM nodes WHERE id = $1")
-        .bind(node_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    let segments: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT s.id, s.version FROM segments s \
-         WHERE s.id IN (SELECT segment_id FROM members WHERE node_id = $1) ORDER BY s.name",
+    // One query (one round trip to the database) per long-poll answer: the node's own
+    // row, without a segment id, and then its segments by name.
+    let rows: Vec<(Option<String>, i64, Option<String>)> = sqlx::query_as(
+        "SELECT NULL AS id, version, NULL AS name FROM nodes \
+         WHERE id = $1 AND revoked_at IS NULL AND kind = 'agent' \
+         UNION ALL \
+         SELECT s.id, s.version, s.name FROM segments s \
+         WHERE s.id IN (SELECT segment_id FROM members WHERE node_id = $1) ORDER BY 3",
     )
     .bind(node_id)
-    .fetch_all(&mut *conn)
+    .fetch_all(&s.pool)
     .await?;
-    Ok(NodeVersions {
-        node: node.unwrap_or(0),
-        segments,
-    })
+    let mut versions = NodeVersions::default();
+    for (id, version, _) in rows {
+        match id {
+            Some(id) => versions.segments.push((id, version)),
+            None => {
+                versions.node = version;
+                versions.live = true;
+            }
+        }
+    }
+    Ok(versions)
 }
 
 pub(super) async fn segment_rows(s: &Backend, segment_id: &str) -> StoreResult<SegmentRows> {

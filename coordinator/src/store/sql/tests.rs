@@ -114,8 +114,15 @@ async fn versions_grow_and_addresses_are_quarantined() {
     let v0 = s.node_versions("a").await.unwrap().version();
     let (m1, touched) = s.attach(attach("x"), NOW).await.unwrap();
     assert_eq!(touched, vec!["a".to_string()]);
-    let v1 = s.node_versions("a").await.unwrap().version();
+    let after = s.node_versions("a").await.unwrap();
+    let v1 = after.version();
     assert!(v1 > v0);
+    assert!(after.live);
+    assert_eq!(after.segments.len(), 1, "{after:?}");
+    assert!(
+        after.node > 0,
+        "the node's own version is read too: {after:?}"
+    );
     assert_eq!(
         m1.address.expect("an IPv4 address").to_string(),
         "100.64.1.1"
@@ -138,6 +145,10 @@ async fn versions_grow_and_addresses_are_quarantined() {
         m3.address.expect("an IPv4 address").to_string(),
         "100.64.1.1"
     );
+    // A revoked node's versions say so: its long-poll ends with "revoked".
+    s.revoke_node("a", NOW + 602).await.unwrap();
+    assert!(!s.node_versions("a").await.unwrap().live);
+    assert!(!s.node_versions("nobody").await.unwrap().live);
 }
 
 #[tokio::test]
