@@ -98,7 +98,7 @@ pub async fn expire_loop(st: AppState) {
 /// Publishes a lifted quarantine: wakes the nodes whose netmaps give the member its
 /// peers back and emits `member.released` by `actor`.
 pub async fn lifted(st: &AppState, m: MemberRow, touched: &Touched, actor: String) {
-    st.commit(touched);
+    st.commit(touched).await;
     tracing::info!(segment = %m.segment, member = %m.name, %actor, "quarantine lifted");
     st.ops
         .events

@@ -99,7 +99,7 @@ async fn drive_once(st: &AppState, grace: Duration) -> StoreResult<()> {
         let Some((row, touched)) = moved else {
             continue;
         };
-        st.commit(&touched);
+        st.commit(&touched).await;
         let phase = row
             .rotation
             .as_ref()

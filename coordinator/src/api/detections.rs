@@ -92,7 +92,7 @@ pub async fn report(
     let ctx = AuditCtx::new(ACTOR_DETECTION.into(), None);
     let cut = st.store.quarantine(&member.id, until, trigger.as_str());
     if let Some((m, touched)) = audit::scope(ctx, cut).await? {
-        st.commit(&touched);
+        st.commit(&touched).await;
         metrics::counter!("segwire_quarantines_total", "reason" => trigger.as_str()).increment(1);
         tracing::warn!(segment = %m.segment, member = %m.name, reason = trigger.as_str(), until,
             "member quarantined: cut off from every peer");

@@ -64,15 +64,18 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Publishes a committed change: wakes the long-polls of the nodes it touched (each
-    /// then reads only the segments whose version moved), here and, on a shared
-    /// PostgreSQL, on every other coordinator. Every write handler ends here.
-    pub fn commit(&self, touched: &crate::store::Touched) {
-        self.hub.wake(touched);
+    /// Publishes a committed change: tells the other coordinators on a shared PostgreSQL
+    /// (one round trip), then wakes the long-polls of the nodes it touched here (each
+    /// then reads only the segments whose version moved). Every write handler ends here.
+    ///
+    /// The others are told first: the local wake-ups make thousands of answers ready at
+    /// once, and a notification queued behind them would reach the other coordinators'
+    /// nodes that much later.
+    pub async fn commit(&self, touched: &crate::store::Touched) {
         if !touched.is_empty() {
-            let (store, touched) = (self.store.clone(), touched.clone());
-            tokio::spawn(async move { store.announce(&touched).await });
+            self.store.announce(touched).await;
         }
+        self.hub.wake(touched);
     }
 }
 

@@ -173,7 +173,7 @@ pub async fn netmap(
             .store
             .set_endpoints(&node.id, node.endpoints.clone(), Some(observed), now())
             .await?;
-        st.commit(&touched);
+        st.commit(&touched).await;
     } else if stale && node.observed.as_deref() == Some(observed.as_str()) {
         st.store.touch_node(&node.id, None, now()).await?;
     }
@@ -282,7 +282,7 @@ pub async fn attach(
             now(),
         )
         .await?;
-    st.commit(&touched);
+    st.commit(&touched).await;
     let body = Json(convert::member(&row, Some(&auth.node)));
     if touched.is_empty() {
         // The same attach again: answered as before, nothing written.
@@ -302,7 +302,7 @@ pub async fn detach(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let touched = st.store.detach(&auth.node.id, &id, now()).await?;
-    st.commit(&touched);
+    st.commit(&touched).await;
     tracing::info!(node = %auth.node.name, member_id = %id, "member detached");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -326,7 +326,7 @@ pub async fn endpoints(
             now(),
         )
         .await?;
-    st.commit(&touched);
+    st.commit(&touched).await;
     let mut resp = StatusCode::NO_CONTENT.into_response();
     if touched.is_empty() {
         resp.extensions_mut().insert(super::roles::Unchanged);

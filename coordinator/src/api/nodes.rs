@@ -84,7 +84,7 @@ pub async fn revoke(
         }
     }
     let (row, touched) = st.store.revoke_node(&node, now()).await?;
-    st.commit(&touched);
+    st.commit(&touched).await;
     st.ops.presence.forget(&row.id);
     tracing::info!(actor = %admin.key_id, node = %row.name, node_id = %row.id, "node revoked");
     st.ops

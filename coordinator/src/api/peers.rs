@@ -112,7 +112,7 @@ pub async fn add(
             now(),
         )
         .await?;
-    st.commit(&touched);
+    st.commit(&touched).await;
     tracing::info!(actor = %admin.key_id, segment = %row.segment, peer = %row.name, address = ?row.address, address6 = ?row.address6, "external peer added");
     let view = st.store.peer_view(Some(&row.segment), &row.name).await?;
     Ok((StatusCode::CREATED, Json(config(&view))))
@@ -239,7 +239,7 @@ pub async fn remove(
         .store
         .remove_peer(Some(&view.segment.name), &name, now())
         .await?;
-    st.commit(&touched);
+    st.commit(&touched).await;
     tracing::info!(actor = %admin.key_id, segment = %row.segment, peer = %row.name, "external peer removed");
     Ok(StatusCode::NO_CONTENT)
 }

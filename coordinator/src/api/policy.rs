@@ -47,7 +47,7 @@ pub async fn set(
         .store
         .set_policy(&name, stored, policy::default_of(&parsed), now())
         .await?;
-    st.commit(&touched);
+    st.commit(&touched).await;
     tracing::info!(actor = %admin.key_id, segment = %name, version = row.policy_version, rules = parsed.rules.len(), "policy set");
     Ok(Json(doc(&row)))
 }

@@ -157,7 +157,7 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     admin.check_segment(&name)?;
     let touched = st.store.delete_segment(&name, q.force, now()).await?;
-    st.commit(&touched);
+    st.commit(&touched).await;
     tracing::info!(actor = %admin.key_id, segment = %name, force = q.force, "segment deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -195,7 +195,7 @@ pub async fn update(
     // A segment always has one family, so at most one is added.
     if let Some(g) = add {
         let (row, touched) = st.store.add_prefix(&name, g, now()).await?;
-        st.commit(&touched);
+        st.commit(&touched).await;
         tracing::info!(actor = %admin.key_id, segment = %name, cidr = %g, "segment prefix added");
         seg = row;
     }
@@ -218,7 +218,7 @@ pub async fn rotate_key(
         .store
         .rotate_psk(&name, STANDARD.encode(secret::new_key()), now())
         .await?;
-    st.commit(&touched);
+    st.commit(&touched).await;
     tracing::info!(actor = %admin.key_id, segment = %name, psk_version = row.psk_version, "segment key rotation started (accepting the next key)");
     Ok(Json(convert::segment(&row)))
 }

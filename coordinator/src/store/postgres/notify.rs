@@ -43,15 +43,20 @@ pub fn payloads(from: &str, nodes: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// Sends the notifications for a committed change that touched `nodes`.
+/// Sends the notifications for a committed change that touched `nodes`, all in one
+/// statement (one round trip however many nodes it touched).
 pub async fn announce(pool: &PgPool, from: &str, nodes: &[String]) -> StoreResult<()> {
-    for payload in payloads(from, nodes) {
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(payload)
-            .execute(pool)
-            .await?;
+    let payloads = payloads(from, nodes);
+    if payloads.is_empty() {
+        return Ok(());
     }
+    sqlx::query(
+        "SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS t(p, i) ORDER BY i",
+    )
+    .bind(CHANNEL)
+    .bind(payloads)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
