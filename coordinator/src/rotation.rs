@@ -82,8 +82,14 @@ async fn drive_once(st: &AppState, grace: Duration) -> StoreResult<()> {
         let Some(rotation) = &seg.rotation else {
             continue;
         };
-        let rows = st.store.segment_rows(&seg.id).await?;
-        let nodes: BTreeSet<&str> = rows.members.iter().map(|m| m.node_id.as_str()).collect();
+        // The view the netmaps are answered from, read once per segment version: the
+        // drive loop runs every second on every coordinator, in the middle of fan-outs.
+        let view = st
+            .hub
+            .netmaps
+            .segment(&*st.store, &seg.id, seg.version)
+            .await?;
+        let nodes: BTreeSet<&str> = view.node_ids().collect();
         let now = crate::convert::now();
         let seen = nodes.iter().map(|id| st.ops.presence.seen(id));
         let Some(why) = decide(rotation, now, grace, seen) else {

@@ -114,6 +114,11 @@ impl SegmentView {
         self.by_node.get(node_id).map(Vec::as_slice).unwrap_or(&[])
     }
 
+    /// The nodes with a member in the segment.
+    pub fn node_ids(&self) -> impl Iterator<Item = &str> {
+        self.by_node.keys().map(String::as_str)
+    }
+
     /// The member at index `i`.
     pub fn member(&self, i: usize) -> &MemberRow {
         &self.rows.members[i]
