@@ -390,19 +390,17 @@ impl DataPath {
         control: &Control,
     ) {
         tracing::info!("data path up");
-        let now = self.now();
+        let mut now = self.now();
         self.core.initiate_pending_handshakes(now);
         self.flush_udp();
         loop {
-            let now = self.now();
-            let due = self.core.poll_timeout();
-            if now >= due {
+            if now >= self.core.poll_timeout() {
                 self.core.handle_timeout(now);
                 self.flush_udp();
-                continue;
             }
+            let wait = self.core.poll_timeout().saturating_sub(now);
             let (mut tun, mut udp, mut wake) = (false, false, false);
-            match poller.wait(Some(due - now)) {
+            match poller.wait(Some(wait)) {
                 Ok(ready) => {
                     for token in ready {
                         match token {
@@ -417,8 +415,8 @@ impl DataPath {
                     break;
                 }
             }
-            // One clock read per wake-up serves everything it brought.
-            let now = self.now();
+            // One clock read per wake-up serves everything it brought (and the next wait).
+            now = self.now();
             if wake {
                 control.waker.reset();
                 if control.stop.load(Ordering::Acquire) || !self.commands(now, commands) {

@@ -36,7 +36,7 @@ cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
   sleep 0.5
   for ns in $(ip netns list | awk '{print $1}' | grep "^$P-"); do ip netns del "$ns"; done
-  [ -z "${KEEP_LOGS:-}" ] || cp "$WORK"/*.log "$KEEP_LOGS"/ 2>/dev/null
+  [ -z "${KEEP_LOGS:-}" ] || cp "$WORK"/*.log "$WORK"/*.data "$KEEP_LOGS"/ 2>/dev/null
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -127,15 +127,15 @@ latency() { # label src-ns dst-addr tunnel-pids...
   rtt=$(awk '/rtt/ { split($0, a, "= "); split(a[2], v, "/"); printf "%s / %s / %s", v[1], v[2], v[3] }' <<<"$out")
   printf '%-34s %24s ms %9s\n' "$label" "$rtt" "$cpu"
 }
-profile_echoes() { # label src-ns dst-addr pids...: perf record over 1,000 echoes
-  local label=$1 src=$2 addr=$3; shift 3
+profile_echoes() { # tag label src-ns dst-addr pids...: perf record over 1,000 echoes
+  local tag=$1 label=$2 src=$3 addr=$4; shift 4
   local pids; pids=$(IFS=,; echo "$*")
-  perf record -q -g -o "$WORK/lat.data" -p "$pids" -- \
+  perf record -q -g -o "$WORK/$tag.data" -p "$pids" -- \
     ip netns exec "$src" ping -c 1000 -i 0.01 -q "$addr" >/dev/null 2>&1
   echo "$label during 1,000 idle echoes (perf: by thread, by object, by symbol):"
-  perf report -i "$WORK/lat.data" --stdio --no-children --sort comm --percent-limit 2 -g none 2>/dev/null | grep '%' | head -6
-  perf report -i "$WORK/lat.data" --stdio --no-children --sort dso --percent-limit 1 -g none 2>/dev/null | grep '%' | head -6
-  perf report -i "$WORK/lat.data" --stdio --no-children --sort dso,sym --percent-limit 0.7 -g none 2>/dev/null | grep '%' | head -40
+  perf report -i "$WORK/$tag.data" --stdio --no-children --sort comm --percent-limit 2 -g none 2>/dev/null | grep '%' | head -6
+  perf report -i "$WORK/$tag.data" --stdio --no-children --sort dso --percent-limit 1 -g none 2>/dev/null | grep '%' | head -6
+  perf report -i "$WORK/$tag.data" --stdio --no-children --sort dso,sym --percent-limit 0.7 -g none 2>/dev/null | grep '%' | head -40
 }
 syscalls() { # label src-ns dst-addr pids...: strace -c over 200 echoes
   local label=$1 src=$2 addr=$3; shift 3
@@ -156,8 +156,8 @@ latency_table() {
   latency "wireguard-go (Debian)" $P-a 100.97.0.2 "${WGS[@]}"
   latency "plain veth (reference)" $P-a 198.18.0.3
   if [ -n "${PROFILE:-}" ]; then # where the tunnels spend the CPU of idle echoes
-    profile_echoes "segwire's agents" $P-ca "$addr_b" "${AGENTS[@]}"
-    profile_echoes "boringtun-cli" $P-a 100.96.0.2 "${BTS[@]}"
+    profile_echoes segwire "segwire's agents" $P-ca "$addr_b" "${AGENTS[@]}"
+    profile_echoes boringtun "boringtun-cli" $P-a 100.96.0.2 "${BTS[@]}"
     if command -v strace >/dev/null; then # system calls per echo, both tunnels
       syscalls "segwire" $P-ca "$addr_b" "${AGENTS[@]}"
       syscalls "boringtun-cli" $P-a 100.96.0.2 "${BTS[@]}"
