@@ -1,29 +1,34 @@
 //! One member's data path: a TUN device in the workload's namespace, a UDP socket in the
 //! host namespace and the sans-IO member core ([`segwire_datapath::Member`]: router,
-//! firewall, flow log), moved by one tokio task. This module only moves bytes.
+//! firewall, flow log), moved by one OS thread (`dp-<interface>`). This module only moves
+//! bytes.
 //!
-//! The task owns the core (no lock): peer updates and status queries arrive on a
-//! command channel. Buffers are made once when the task starts; in the steady state no
-//! packet allocates. Both directions are drained in batches (until the kernel has no more
-//! or the batch is full), and the core's timers run when its `poll_timeout` says.
+//! The thread owns the core (no lock) and blocks in one level-triggered epoll over the TUN
+//! device, the UDP socket and an eventfd: no async scheduler runs per packet (see
+//! docs/datapath.md for what that saved). Peer updates and status queries arrive on the
+//! handle's tokio channel; a small task forwards them to the thread and rings the
+//! eventfd. Buffers are made once when the thread starts; in the steady state no packet
+//! allocates. Both directions are read in batches, the clock is read once per wake-up,
+//! and the epoll timeout is the core's `poll_timeout`.
 
 use std::io;
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use segwire_datapath::{
     DetectConfig, Detection, Member, MemberConfig as DatapathConfig, NamedFlow,
 };
 use segwire_netdev::{
-    bind_udp_any, create_interface, BatchSocket, InterfaceConfig, NetdevError, Netns, TunDevice,
-    DEFAULT_SOCKET_BUFFER,
+    bind_udp_any, create_interface, BatchSocket, InterfaceConfig, NetdevError, Netns, Poller,
+    TunDevice, Waker, DEFAULT_SOCKET_BUFFER,
 };
 use segwire_policy::{CompiledPolicy, ConntrackConfig, Counters};
 use segwire_tunnel::{
     PacketBatch, PeerConfig, PresharedKey, PublicKey, RouterConfig, RouterError, RouterStatus,
 };
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
-use tracing::Instrument;
 
 use crate::reconcile::MemberConfig;
 
@@ -33,6 +38,10 @@ const BATCH: usize = 64;
 const SLOT: usize = 2048;
 /// `recvmmsg` rounds per wake-up before the TUN side and commands get a turn.
 const UDP_ROUNDS: usize = 8;
+/// Epoll tokens of the data path's descriptors.
+const TOKEN_TUN: u64 = 0;
+const TOKEN_UDP: u64 = 1;
+const TOKEN_WAKE: u64 = 2;
 
 /// Why a member's data path could not start.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +60,9 @@ pub enum MemberError {
     /// The router refused a peer.
     #[error("a peer was refused: {0}")]
     Router(#[from] RouterError),
+    /// The data path's thread or its epoll instance could not be made.
+    #[error("cannot start the data path's thread: {0}")]
+    Thread(#[source] io::Error),
 }
 
 /// Commands to a running data path.
@@ -119,13 +131,46 @@ pub struct IoStats {
 /// A detection of one member's data path: (member id, detection).
 pub type Found = (String, Detection);
 
-/// A running member: its command channel and task.
+/// A running member: its command channel and data-path thread.
 #[derive(Debug)]
 pub struct MemberHandle {
     tx: mpsc::Sender<MemberCmd>,
-    task: JoinHandle<()>,
+    thread: std::thread::JoinHandle<()>,
+    forward: tokio::task::JoinHandle<()>,
+    control: Arc<Control>,
     interface: String,
     netns: Netns,
+}
+
+/// What the handle (and the forwarding task) share with the thread: its eventfd and the
+/// request to stop.
+#[derive(Debug)]
+struct Control {
+    waker: Waker,
+    stop: AtomicBool,
+}
+
+impl Control {
+    fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+}
+
+/// Moves commands from the handle's tokio channel to the thread and wakes it; when every
+/// sender is gone (or the thread is), the data path stops.
+async fn forward(
+    mut rx: mpsc::Receiver<MemberCmd>,
+    to: std_mpsc::Sender<MemberCmd>,
+    control: Arc<Control>,
+) {
+    while let Some(cmd) = rx.recv().await {
+        if to.send(cmd).is_err() {
+            break;
+        }
+        control.waker.wake();
+    }
+    control.stop();
 }
 
 /// Binds the member's UDP socket in the host namespace (all addresses of both families,
@@ -155,8 +200,8 @@ fn overlay_address(config: &MemberConfig) -> std::net::IpAddr {
 }
 
 /// Starts the member: binds its port (unless `socket` is already bound), creates and
-/// configures its interface, adds its peers and spawns its data path, which sends its
-/// detections to `found` as they happen (dropping them when the channel is full).
+/// configures its interface, adds its peers and starts its data-path thread, which sends
+/// its detections to `found` as they happen (dropping them when the channel is full).
 ///
 /// # Errors
 /// [`MemberError`]; nothing is left behind on error.
@@ -198,7 +243,18 @@ pub async fn start(
         // Started during a key rotation (or restarted from a netmap saved in one).
         core.set_keys(Duration::ZERO, config.psk.clone(), config.psk_also.clone());
     }
+    let control = Arc::new(Control {
+        waker: Waker::new().map_err(MemberError::Thread)?,
+        stop: AtomicBool::new(false),
+    });
+    let poller = Poller::new().map_err(MemberError::Thread)?;
+    poller
+        .add(tun.as_fd(), TOKEN_TUN)
+        .and_then(|()| poller.add(udp.as_fd(), TOKEN_UDP))
+        .and_then(|()| poller.add(control.waker.as_fd(), TOKEN_WAKE))
+        .map_err(MemberError::Thread)?;
     let (tx, rx) = mpsc::channel(64);
+    let (to_thread, commands) = std_mpsc::channel();
     let span = tracing::info_span!(
         "member",
         segment = %config.segment,
@@ -206,10 +262,20 @@ pub async fn start(
         interface = %config.interface,
     );
     let path = DataPath::new(core, tun, udp, epoch, (config.id.clone(), found));
-    let task = tokio::spawn(path.run(rx).instrument(span));
+    let thread_control = Arc::clone(&control);
+    let thread = std::thread::Builder::new()
+        .name(format!("dp-{}", config.interface))
+        .spawn(move || {
+            let _entered = span.enter();
+            path.run(poller, &commands, &thread_control);
+        })
+        .map_err(MemberError::Thread)?;
+    let forward = tokio::spawn(forward(rx, to_thread, Arc::clone(&control)));
     Ok(MemberHandle {
         tx,
-        task,
+        thread,
+        forward,
+        control,
         interface: config.interface.clone(),
         netns,
     })
@@ -236,18 +302,24 @@ impl MemberHandle {
         rx.await.ok()
     }
 
-    /// Whether the data path task has ended (e.g. its interface was deleted).
+    /// Whether the data path's thread has ended (e.g. its interface was deleted, or it
+    /// panicked).
     #[must_use]
     pub fn is_finished(&self) -> bool {
-        self.task.is_finished()
+        self.thread.is_finished()
     }
 
-    /// Stops the data path, waits for it (closing the TUN device deletes the interface)
-    /// and makes sure the interface is gone.
+    /// Stops the data path, joins its thread (closing the TUN device deletes the
+    /// interface) and makes sure the interface is gone.
     pub async fn stop(self) {
+        self.control.stop();
+        self.forward.abort();
         drop(self.tx);
-        if let Err(e) = self.task.await {
-            tracing::warn!(error = %e, "member task ended abnormally");
+        let thread = self.thread;
+        match tokio::task::spawn_blocking(move || thread.join()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_panic)) => tracing::warn!("member data path panicked"),
+            Err(e) => tracing::warn!(error = %e, "could not join the member data path"),
         }
         match segwire_netdev::remove_link(&self.netns, &self.interface).await {
             Ok(_) => {}
@@ -261,7 +333,7 @@ impl MemberHandle {
     }
 }
 
-/// The task's state: the sans-IO member core, the devices and the buffers made once.
+/// The thread's state: the sans-IO member core, the devices and the buffers made once.
 struct DataPath {
     core: Member,
     tun: TunDevice,
@@ -308,51 +380,93 @@ impl DataPath {
         self.epoch.elapsed()
     }
 
-    async fn run(mut self, mut rx: mpsc::Receiver<MemberCmd>) {
+    /// The event loop: waits in `poller` until a device is readable, a command is
+    /// announced on the eventfd or the core's next timeout; returns when asked to stop,
+    /// when every command sender is gone, or when the TUN device fails.
+    fn run(
+        mut self,
+        mut poller: Poller,
+        commands: &std_mpsc::Receiver<MemberCmd>,
+        control: &Control,
+    ) {
         tracing::info!("data path up");
-        let now = self.now();
+        let mut now = self.now();
         self.core.initiate_pending_handshakes(now);
-        self.flush_udp().await;
+        self.flush_udp();
         loop {
-            let deadline = tokio::time::Instant::from_std(self.epoch + self.core.poll_timeout());
-            tokio::select! {
-                cmd = rx.recv() => match cmd {
-                    Some(cmd) => {
-                        self.command(cmd);
-                        self.flush_udp().await;
+            if now >= self.core.poll_timeout() {
+                self.core.handle_timeout(now);
+                self.flush_udp();
+            }
+            let wait = self.core.poll_timeout().saturating_sub(now);
+            let (mut tun, mut udp, mut wake) = (false, false, false);
+            match poller.wait(Some(wait)) {
+                Ok(ready) => {
+                    for token in ready {
+                        match token {
+                            TOKEN_TUN => tun = true,
+                            TOKEN_UDP => udp = true,
+                            _ => wake = true,
+                        }
                     }
-                    None => break,
-                },
-                read = self.tun.recv_batch(&mut self.tun_in) => match read {
-                    Ok(n) => {
-                        self.io.tun_reads += 1;
-                        self.io.tun_read_packets += n as u64;
-                        let now = self.now();
-                        self.core.handle_tun(now, &self.tun_in);
-                        self.report_detections();
-                        self.flush_udp().await;
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "the interface failed; stopping this member's data path");
-                        break;
-                    }
-                },
-                ready = self.udp.readable() => match ready {
-                    Ok(()) => self.drain_udp().await,
-                    Err(e) => tracing::warn!(error = %e, "UDP socket error"),
-                },
-                () = tokio::time::sleep_until(deadline) => {
-                    let now = self.now();
-                    self.core.handle_timeout(now);
-                    self.flush_udp().await;
                 }
+                Err(e) => {
+                    tracing::error!(error = %e, "epoll failed; stopping this member's data path");
+                    break;
+                }
+            }
+            // One clock read per wake-up serves everything it brought (and the next wait).
+            now = self.now();
+            if wake {
+                control.waker.reset();
+                if control.stop.load(Ordering::Acquire) || !self.commands(now, commands) {
+                    break;
+                }
+            }
+            if udp {
+                self.drain_udp(now);
+            }
+            if tun && !self.read_tun(now) {
+                break;
             }
         }
         tracing::info!("data path down");
     }
 
-    fn command(&mut self, cmd: MemberCmd) {
-        let now = self.now();
+    /// Runs the commands waiting; false when every sender is gone.
+    fn commands(&mut self, now: Duration, commands: &std_mpsc::Receiver<MemberCmd>) -> bool {
+        loop {
+            match commands.try_recv() {
+                Ok(cmd) => self.command(now, cmd),
+                Err(std_mpsc::TryRecvError::Empty) => break,
+                Err(std_mpsc::TryRecvError::Disconnected) => return false,
+            }
+        }
+        self.flush_udp();
+        true
+    }
+
+    /// Reads a batch from the TUN device and hands it to the core; false when the device
+    /// failed (the data path stops).
+    fn read_tun(&mut self, now: Duration) -> bool {
+        match self.tun.try_recv_batch(&mut self.tun_in) {
+            Ok(n) => {
+                self.io.tun_reads += 1;
+                self.io.tun_read_packets += n as u64;
+                self.core.handle_tun(now, &self.tun_in);
+                self.report_detections();
+                self.flush_udp();
+                true
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
+            Err(e) => {
+                tracing::error!(error = %e, "the interface failed; stopping this member's data path");
+                false
+            }
+        }
+    }
+
+    fn command(&mut self, now: Duration, cmd: MemberCmd) {
         match cmd {
             MemberCmd::UpsertPeer(peer) => {
                 if let Err(e) = self.core.upsert_peer(now, &peer) {
@@ -391,10 +505,11 @@ impl DataPath {
     /// Reads datagrams (one `recvmmsg` per round, GRO-coalesced where the kernel does it)
     /// until the socket has no more, handing each round to the core and writing what it
     /// decrypted to the TUN device. At most [`UDP_ROUNDS`] rounds before the loop looks
-    /// at the TUN device and the commands again.
-    async fn drain_udp(&mut self) {
+    /// at the TUN device and the commands again. A round that fills fewer buffers than the
+    /// batch has ends the drain: the epoll is level-triggered, so what arrived since wakes
+    /// the loop again, and no read is spent only to see `EAGAIN`.
+    fn drain_udp(&mut self, now: Duration) {
         for _ in 0..UDP_ROUNDS {
-            let now = self.now();
             let full = match self.udp.try_recv_batch() {
                 Ok(batch) => {
                     self.io.udp_recv_calls += 1;
@@ -409,8 +524,8 @@ impl DataPath {
                 }
             };
             self.report_detections();
-            self.flush_tun().await;
-            self.flush_udp().await;
+            self.flush_tun();
+            self.flush_udp();
             if !full {
                 return;
             }
@@ -429,12 +544,12 @@ impl DataPath {
     }
 
     /// Writes the packets the core let through to the TUN device.
-    async fn flush_tun(&mut self) {
+    fn flush_tun(&mut self) {
         if self.core.packets().is_empty() {
             return;
         }
         let batch = self.core.packets();
-        match self.tun.send_batch(batch).await {
+        match self.tun.send_batch(batch) {
             Ok(sent) => self.tun_write_errors += (batch.len() - sent) as u64,
             Err(e) => {
                 self.tun_write_errors += batch.len() as u64;
@@ -445,11 +560,11 @@ impl DataPath {
     }
 
     /// Sends the core's datagrams: GSO runs where the socket has it, one call each otherwise.
-    async fn flush_udp(&mut self) {
+    fn flush_udp(&mut self) {
         if self.core.datagrams().is_empty() {
             return;
         }
-        let report = self.udp.send_batch(self.core.datagrams()).await;
+        let report = self.udp.send_batch(self.core.datagrams());
         self.udp_send_errors += report.failed as u64;
         self.io.udp_send_calls += report.calls as u64;
         self.io.udp_sent_datagrams += report.sent as u64;

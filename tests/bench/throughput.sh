@@ -14,7 +14,11 @@
 # Ping is measured first on each path, on the idle tunnel (100 echoes 10 ms apart).
 # The policy's cost is measured again in PAIRS (default 3) alternating TCP 1-stream runs,
 # allow-all then 10,000 rules, compared by medians.
+# Latency: then, on each idle path again, 1,000 echoes 10 ms apart with the CPU both tunnel
+# processes spent per round trip (perf stat task-clock; /proc ticks without perf).
 # Usage: sudo tests/bench/throughput.sh [seconds-per-run]   (default 10)
+#        LATENCY_ONLY=1 prints only the latency table (ping and CPU per round trip).
+#        BIN=DIR runs the binaries in DIR instead of building target/release (A/B runs).
 #        PROFILE=1 also records the whole machine with perf during segwire's 1-stream run and
 #        prints where the cycles went (by process and by symbol).
 # Share of the machine matters: say whether other work ran at the same time.
@@ -32,7 +36,7 @@ cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
   sleep 0.5
   for ns in $(ip netns list | awk '{print $1}' | grep "^$P-"); do ip netns del "$ns"; done
-  [ -z "${KEEP_LOGS:-}" ] || cp "$WORK"/*.log "$KEEP_LOGS"/ 2>/dev/null
+  [ -z "${KEEP_LOGS:-}" ] || cp "$WORK"/*.log "$WORK"/*.data "$KEEP_LOGS"/ 2>/dev/null
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -43,8 +47,10 @@ if [ ! -x "$BT" ]; then
   echo "installing boringtun-cli 0.7.1 (baseline) with cargo install..."
   cargo install -q boringtun-cli --version 0.7.1 --locked
 fi
-(cd "$ROOT" && cargo build --release --bins -q)
-BIN="$ROOT/target/release"
+if [ -z "${BIN:-}" ]; then
+  (cd "$ROOT" && cargo build --release --bins -q)
+  BIN="$ROOT/target/release"
+fi
 
 ip netns add $P-br; ip -n $P-br link add br0 type bridge; ip -n $P-br link set br0 up
 n=0
@@ -100,6 +106,64 @@ measure() { # key label src-ns dst-ns dst-addr tunnel-pids...
   TCP1[$key]=$one; TCP4[$key]=$four
   printf '%-34s %7.2f %7.2f %9s %6.2f %6.2f%% %8s ms %7s\n' "$label" "$one" "$four" "$retr" "$udp" "$loss" "$rtt" "$cpu"
 }
+# Idle latency and its CPU: 1,000 echoes 10 ms apart; the tunnel processes' task-clock over
+# them (perf stat, or utime+stime from /proc at 10 ms resolution without perf), per echo.
+latency() { # label src-ns dst-addr tunnel-pids...
+  local label=$1 src=$2 addr=$3; shift 3
+  local out rtt cpu="-" c0 c1
+  if [ $# -gt 0 ] && command -v perf >/dev/null; then
+    local pids; pids=$(IFS=,; echo "$*")
+    out=$(perf stat -e task-clock -x, -o "$WORK/lat.perf" -p "$pids" -- \
+      ip netns exec "$src" ping -c 1000 -i 0.01 -q "$addr")
+    cpu=$(awk -F, '/task-clock/ { printf "%.0f", $1 }' "$WORK/lat.perf") # ms over 1,000 echoes = us per echo
+  else
+    [ $# -gt 0 ] && c0=$(cpu_ticks "$@")
+    out=$(ip netns exec "$src" ping -c 1000 -i 0.01 -q "$addr")
+    if [ $# -gt 0 ]; then
+      c1=$(cpu_ticks "$@")
+      cpu=$(awk -v t=$((c1 - c0)) -v h="$TCK" 'BEGIN { printf "%.0f", t / h * 1e6 / 1000 }')
+    fi
+  fi
+  rtt=$(awk '/rtt/ { split($0, a, "= "); split(a[2], v, "/"); printf "%s / %s / %s", v[1], v[2], v[3] }' <<<"$out")
+  printf '%-34s %24s ms %9s\n' "$label" "$rtt" "$cpu"
+}
+profile_echoes() { # tag label src-ns dst-addr pids...: perf record over 1,000 echoes
+  local tag=$1 label=$2 src=$3 addr=$4; shift 4
+  local pids; pids=$(IFS=,; echo "$*")
+  perf record -q -g -o "$WORK/$tag.data" -p "$pids" -- \
+    ip netns exec "$src" ping -c 1000 -i 0.01 -q "$addr" >/dev/null 2>&1
+  echo "$label during 1,000 idle echoes (perf: by thread, by object, by symbol):"
+  perf report -i "$WORK/$tag.data" --stdio --no-children --sort comm --percent-limit 2 -g none 2>/dev/null | grep '%' | head -6
+  perf report -i "$WORK/$tag.data" --stdio --no-children --sort dso --percent-limit 1 -g none 2>/dev/null | grep '%' | head -6
+  perf report -i "$WORK/$tag.data" --stdio --no-children --sort dso,sym --percent-limit 0.7 -g none 2>/dev/null | grep '%' | head -40
+}
+syscalls() { # label src-ns dst-addr pids...: strace -c over 200 echoes
+  local label=$1 src=$2 addr=$3; shift 3
+  local args=() pid
+  for pid in "$@"; do args+=(-p "$pid"); done
+  strace -f -c -o "$WORK/strace.txt" "${args[@]}" & local st=$!
+  sleep 1
+  ip netns exec "$src" ping -c 200 -i 0.01 -q "$addr" >/dev/null
+  kill -INT "$st"; wait "$st" 2>/dev/null || true
+  echo "$label: system calls over 200 echoes (both ends):"
+  awk 'NR > 2 && $NF != "total" && $1 !~ /^-/ { print "  " $0 }' "$WORK/strace.txt" | head -12
+}
+latency_table() {
+  echo "idle latency, 1,000 echoes 10 ms apart; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  printf '%-34s %27s %9s\n' "path" "rtt min / avg / max" "CPU us/rt"
+  latency "segwire, no policy" $P-ca "$addr_b" "${AGENTS[@]}"
+  latency "boringtun-cli --threads 1" $P-a 100.96.0.2 "${BTS[@]}"
+  latency "wireguard-go (Debian)" $P-a 100.97.0.2 "${WGS[@]}"
+  latency "plain veth (reference)" $P-a 198.18.0.3
+  if [ -n "${PROFILE:-}" ]; then # where the tunnels spend the CPU of idle echoes
+    profile_echoes segwire "segwire's agents" $P-ca "$addr_b" "${AGENTS[@]}"
+    profile_echoes boringtun "boringtun-cli" $P-a 100.96.0.2 "${BTS[@]}"
+    if command -v strace >/dev/null; then # system calls per echo, both tunnels
+      syscalls "segwire" $P-ca "$addr_b" "${AGENTS[@]}"
+      syscalls "boringtun-cli" $P-a 100.96.0.2 "${BTS[@]}"
+    fi
+  fi
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'; }
 
 # --- segwire ---
@@ -152,6 +216,7 @@ ip -n $P-a addr add 100.97.0.1/24 dev wga; ip -n $P-a link set wga mtu 1420 up
 ip -n $P-b addr add 100.97.0.2/24 dev wgb; ip -n $P-b link set wgb mtu 1420 up
 for _ in $(seq 50); do ip netns exec $P-a ping -c1 -W0.2 -q 100.97.0.2 >/dev/null 2>&1 && break; done
 
+if [ -n "${LATENCY_ONLY:-}" ]; then latency_table; exit 0; fi
 echo "$SECS s per run, $(nproc) cores, UDP offered at $UDP_RATE; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-34s %7s %7s %9s %6s %7s %11s %7s\n' "path" "TCP 1" "TCP 4" "retr 1/4" "UDP" "loss" "idle ping" "CPU s/GB"
 printf '%-34s %7s %7s %9s %6s %7s %11s %7s\n' "" "Gbit/s" "Gbit/s" "" "deliv." "" "" "(both)"
@@ -185,6 +250,9 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) 
 measure bt "boringtun-cli --threads 1" $P-a $P-b 100.96.0.2 "${BTS[@]}"
 measure wg "wireguard-go (Debian)" $P-a $P-b 100.97.0.2 "${WGS[@]}"
 measure veth "plain veth (reference)" $P-a $P-b 198.18.0.3
+echo
+sw policy set bench --file "$WORK/allow.json" >/dev/null; sleep 2
+latency_table
 echo
 printf '%-34s %9s %9s\n' "segwire (no policy) vs" "TCP 1" "TCP 4"
 printf '%-34s %9s %9s\n' "boringtun-cli --threads 1" "$(ratio "${TCP1[sw]}" "${TCP1[bt]}")" "$(ratio "${TCP4[sw]}" "${TCP4[bt]}")"

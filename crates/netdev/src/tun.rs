@@ -1,5 +1,7 @@
 //! TUN devices: IPv4/IPv6 packets in and out of a workload's namespace.
 //!
+//! Non-blocking and synchronous: one data-path thread waits on the descriptor (see
+//! [`crate::Poller`]) and reads and writes in batches, with no async runtime per packet.
 //! Two implementations behind one [`TunDevice`] type, chosen at runtime:
 //! - **offload** (tried first): `tun-rs` opens the device with `IFF_VNET_HDR` and
 //!   `TUNSETOFFLOAD` (CSUM, TSO4/6, and USO4/6 where the kernel has them). A read returns a
@@ -11,15 +13,14 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::OpenOptionsExt;
-
-use tokio::io::unix::AsyncFd;
-use tokio::io::Interest;
+use std::time::{Duration, Instant};
 
 use segwire_tunnel::{PacketBatch, MAX_PACKET};
-use tun_rs::{AsyncDevice, DeviceBuilder, GROTable, VIRTIO_NET_HDR_LEN};
+use tun_rs::{DeviceBuilder, GROTable, SyncDevice, VIRTIO_NET_HDR_LEN};
 
+use crate::poll::{wait_fd, Readiness};
 use crate::{validate_interface_name, NetdevError, Netns};
 
 /// The clone device.
@@ -34,10 +35,15 @@ const SPLIT_SLOT: usize = 4096;
 /// buffer only while it has the capacity, so MTU-sized buffers would cap GRO at two
 /// segments per write. Pages are touched only as far as packets fill them.
 const WRITE_SLOT: usize = 2 * VIRTIO_NET_HDR_LEN + 65_535;
+/// How long a write waits for room before the packet counts as dropped (a TUN device
+/// practically never pushes back).
+const WRITE_WAIT: Duration = Duration::from_secs(1);
 
-/// A layer-3 TUN interface, non-blocking and driven by the tokio runtime it was created on:
-/// every packet in and out is one bare IP packet, whatever the device does underneath (see
-/// the module docs: offload with GSO/GRO, or plain).
+/// A layer-3 TUN interface on a non-blocking descriptor, for one data-path thread: every
+/// packet in and out is one bare IP packet, whatever the device does underneath (see the
+/// module docs: offload with GSO/GRO, or plain). The thread waits for it with
+/// [`crate::Poller`] (it is [`AsFd`]) and reads with [`TunDevice::try_recv_batch`], or
+/// blocks in [`TunDevice::recv_batch`].
 ///
 /// The interface lives as long as this value: dropping it closes the descriptor and the
 /// kernel deletes the (non-persistent) interface, with its addresses and routes.
@@ -49,13 +55,13 @@ pub struct TunDevice {
 
 #[derive(Debug)]
 enum Io {
-    Plain(AsyncFd<File>),
+    Plain(File),
     Offload(Box<Offload>),
 }
 
 /// The offload device and the buffers its splitting and coalescing reuse.
 struct Offload {
-    dev: AsyncDevice,
+    dev: SyncDevice,
     read: Vec<u8>,
     split: Vec<Vec<u8>>,
     sizes: Vec<usize>,
@@ -70,12 +76,10 @@ impl std::fmt::Debug for Offload {
 }
 
 impl TunDevice {
-    /// Creates the TUN interface `name` inside `netns` and registers it with the current
-    /// tokio runtime: with offloads when the kernel accepts them, else plain. The interface
-    /// starts down, without addresses: configure it with [`crate::configure`] (or use
-    /// [`crate::create_interface`], which does both).
-    ///
-    /// Must be called from within a tokio runtime (the one that will drive the device).
+    /// Creates the TUN interface `name` inside `netns`, non-blocking: with offloads when
+    /// the kernel accepts them, else plain. The interface starts down, without addresses:
+    /// configure it with [`crate::configure`] (or use [`crate::create_interface`], which
+    /// does both).
     ///
     /// # Errors
     /// [`NetdevError::InvalidInterfaceName`], the namespace errors, [`NetdevError::TunUnavailable`],
@@ -106,7 +110,7 @@ impl TunDevice {
                         .build_sync()
                 })
                 .await?;
-            match built.and_then(AsyncDevice::new) {
+            match built.and_then(|dev| dev.set_nonblocking(true).map(|()| dev)) {
                 Ok(dev) => {
                     tracing::debug!(interface = name, %netns, "created TUN interface with offloads");
                     return Ok(Self {
@@ -122,19 +126,9 @@ impl TunDevice {
         let owned = name.to_owned();
         let label = netns.to_string();
         let file = netns.run(move || open_tun(&owned, &label)).await??;
-        // SAFETY: the `File` owns its descriptor, and `TunDevice` never closes or replaces
-        // it while the `AsyncFd` holds it.
-        let fd = unsafe {
-            AsyncFd::register_with_interest(file, Interest::READABLE | Interest::WRITABLE)
-        }
-        .map_err(|e| NetdevError::TunCreate {
-            name: name.to_owned(),
-            netns: netns.to_string(),
-            source: e.into_parts().1,
-        })?;
         tracing::debug!(interface = name, %netns, "created TUN interface");
         Ok(Self {
-            io: Io::Plain(fd),
+            io: Io::Plain(file),
             name: name.to_owned(),
         })
     }
@@ -151,14 +145,16 @@ impl TunDevice {
         matches!(self.io, Io::Offload(_))
     }
 
-    /// Receives one packet into `buf`, waiting until one is there; returns its length.
+    /// Receives one packet into `buf`, waiting up to `timeout`; returns its length.
     ///
     /// # Errors
-    /// The read error (e.g. the interface was deleted).
-    pub async fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    /// `TimedOut`, or the read error (e.g. the interface was deleted).
+    pub fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
         let mut batch = PacketBatch::new(1, buf.len());
+        let deadline = Instant::now() + timeout;
         loop {
-            self.recv_batch(&mut batch).await?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            self.recv_batch(&mut batch, left)?;
             if let Some(p) = batch.iter().next() {
                 let n = p.len().min(buf.len());
                 buf[..n].copy_from_slice(&p[..n]);
@@ -171,26 +167,44 @@ impl TunDevice {
     ///
     /// # Errors
     /// The write error: `EINVAL` for a malformed packet, `EIO` while the link is down.
-    pub async fn send(&mut self, packet: &[u8]) -> io::Result<usize> {
+    pub fn send(&mut self, packet: &[u8]) -> io::Result<usize> {
         let mut batch = PacketBatch::new(1, packet.len());
         batch.push(packet);
-        self.send_batch(&batch).await.map(|_| packet.len())
+        self.send_batch(&batch).map(|_| packet.len())
     }
 
-    /// Clears `batch`, waits until the device is readable, then reads packets without
-    /// waiting again until the kernel has no more or the batch is full (its
-    /// [`PacketBatch::limit`]): one wake-up serves many packets. With offloads one read may
-    /// bring a super-packet, split here into MTU-sized packets (the batch may then hold a
-    /// few more than its limit). Returns how many packets the batch now holds (at least one).
+    /// Clears `batch` and reads the packets waiting, without blocking, until the kernel
+    /// has no more or the batch is full (its [`PacketBatch::limit`]). With offloads one
+    /// read may bring a super-packet, split here into MTU-sized packets (the batch may
+    /// then hold a few more than its limit). Returns how many packets the batch now holds.
     ///
     /// # Errors
-    /// A read error when no packet was read; an error after some packets ends the batch
-    /// early and shows again on the next call.
-    pub async fn recv_batch(&mut self, batch: &mut PacketBatch) -> io::Result<usize> {
+    /// `WouldBlock` when nothing was waiting; a read error when no packet was read (an
+    /// error after some packets ends the batch early and shows again on the next call).
+    pub fn try_recv_batch(&mut self, batch: &mut PacketBatch) -> io::Result<usize> {
         batch.clear();
         match &mut self.io {
-            Io::Plain(fd) => recv_plain(fd, batch).await,
-            Io::Offload(o) => o.recv_batch(batch).await,
+            Io::Plain(file) => recv_plain(file, batch),
+            Io::Offload(o) => o.recv_batch(batch),
+        }
+    }
+
+    /// [`TunDevice::try_recv_batch`], waiting up to `timeout` for the first packet.
+    ///
+    /// # Errors
+    /// `TimedOut` when no packet came in time, or the read error.
+    pub fn recv_batch(&mut self, batch: &mut PacketBatch, timeout: Duration) -> io::Result<usize> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.try_recv_batch(batch) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() || !wait_fd(self.as_fd(), Readiness::Readable, left)? {
+                        return Err(io::ErrorKind::TimedOut.into());
+                    }
+                }
+                r => return r,
+            }
         }
     }
 
@@ -202,16 +216,27 @@ impl TunDevice {
     /// # Errors
     /// The plain device: the first write error, when no packet at all was accepted. With
     /// offloads: a write error of any of the coalesced writes (the others went out).
-    pub async fn send_batch(&mut self, batch: &PacketBatch) -> io::Result<usize> {
+    pub fn send_batch(&mut self, batch: &PacketBatch) -> io::Result<usize> {
         match &mut self.io {
-            Io::Plain(fd) => send_plain(fd, &self.name, batch).await,
-            Io::Offload(o) => o.send_batch(batch).await,
+            Io::Plain(file) => send_plain(file, &self.name, batch),
+            Io::Offload(o) => o.send_batch(batch),
+        }
+    }
+}
+
+impl AsFd for TunDevice {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match &self.io {
+            Io::Plain(file) => file.as_fd(),
+            // SAFETY: the descriptor is the device's own, open as long as `self` is, and
+            // the borrow cannot outlive `self`.
+            Io::Offload(o) => unsafe { BorrowedFd::borrow_raw(o.dev.as_raw_fd()) },
         }
     }
 }
 
 impl Offload {
-    fn new(dev: AsyncDevice) -> Self {
+    fn new(dev: SyncDevice) -> Self {
         Self {
             dev,
             read: vec![0; VIRTIO_NET_HDR_LEN + MAX_PACKET],
@@ -222,38 +247,36 @@ impl Offload {
         }
     }
 
-    async fn recv_batch(&mut self, batch: &mut PacketBatch) -> io::Result<usize> {
-        loop {
-            self.dev.readable().await?;
-            while !batch.is_full() {
-                let r =
-                    self.dev
-                        .try_recv_multiple(&mut self.read, &mut self.split, &mut self.sizes, 0);
-                match r {
-                    Ok(n) => {
-                        for (buf, &len) in self.split.iter().zip(&self.sizes).take(n) {
-                            batch.push(&buf[..len]);
-                        }
+    fn recv_batch(&mut self, batch: &mut PacketBatch) -> io::Result<usize> {
+        while !batch.is_full() {
+            let r = self
+                .dev
+                .recv_multiple(&mut self.read, &mut self.split, &mut self.sizes, 0);
+            match r {
+                Ok(n) => {
+                    for (buf, &len) in self.split.iter().zip(&self.sizes).take(n) {
+                        batch.push(&buf[..len]);
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) if batch.is_empty() && is_fatal(&e) => return Err(e),
-                    Err(e) => {
-                        // A super-packet that cannot be split: dropped, the device goes on.
-                        tracing::trace!(error = %e, "TUN read dropped");
-                        if !batch.is_empty() {
-                            break;
-                        }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if batch.is_empty() && e.kind() == io::ErrorKind::WouldBlock => {
+                    return Err(e)
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if batch.is_empty() && is_fatal(&e) => return Err(e),
+                Err(e) => {
+                    // A super-packet that cannot be split: dropped, the device goes on.
+                    tracing::trace!(error = %e, "TUN read dropped");
+                    if !batch.is_empty() {
+                        break;
                     }
                 }
             }
-            if !batch.is_empty() {
-                return Ok(batch.len());
-            }
         }
+        Ok(batch.len())
     }
 
-    async fn send_batch(&mut self, batch: &PacketBatch) -> io::Result<usize> {
+    fn send_batch(&mut self, batch: &PacketBatch) -> io::Result<usize> {
         if self.write.len() < batch.len() {
             self.write
                 .resize_with(batch.len(), || Vec::with_capacity(WRITE_SLOT));
@@ -278,7 +301,6 @@ impl Offload {
         match self
             .dev
             .send_multiple(&mut self.gro, &mut self.write[..n], VIRTIO_NET_HDR_LEN)
-            .await
         {
             Ok(_) => Ok(n),
             Err(e) => {
@@ -302,36 +324,31 @@ fn is_fatal(e: &io::Error) -> bool {
     )
 }
 
-async fn recv_plain(fd: &AsyncFd<File>, batch: &mut PacketBatch) -> io::Result<usize> {
-    loop {
-        let mut guard = fd.readable().await?;
-        while !batch.is_full() {
-            match batch.push_with(MAX_PACKET, |buf| read_packet(fd.get_ref(), buf)) {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    guard.clear_ready();
-                    break;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if batch.is_empty() => return Err(e),
-                Err(_) => break,
-            }
-        }
-        if !batch.is_empty() {
-            return Ok(batch.len());
+fn recv_plain(file: &File, batch: &mut PacketBatch) -> io::Result<usize> {
+    while !batch.is_full() {
+        match batch.push_with(MAX_PACKET, |buf| read_packet(file, buf)) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if batch.is_empty() => return Err(e),
+            Err(_) => break,
         }
     }
+    Ok(batch.len())
 }
 
-async fn send_plain(fd: &AsyncFd<File>, name: &str, batch: &PacketBatch) -> io::Result<usize> {
+fn send_plain(file: &File, name: &str, batch: &PacketBatch) -> io::Result<usize> {
     let mut sent = 0;
     let mut first_error = None;
     for packet in batch.iter() {
         let result = loop {
-            let mut guard = fd.writable().await?;
-            match guard.try_io(|fd| write_packet(fd.get_ref(), packet)) {
-                Ok(result) => break result,
-                Err(_would_block) => continue,
+            match write_packet(file, packet) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !wait_fd(file.as_fd(), Readiness::Writable, WRITE_WAIT)? {
+                        break Err(e);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                r => break r,
             }
         };
         match result {

@@ -6,12 +6,14 @@
 //! included, still receives one WireGuard datagram per inner packet.
 
 use std::io::{self, IoSliceMut};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::Duration;
 
 use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
 use segwire_tunnel::DatagramBatch;
-use tokio::io::Interest;
-use tokio::net::UdpSocket;
+
+use crate::poll::{wait_fd, Readiness};
 
 /// Datagrams one `recvmmsg(2)` fills at most (quinn-udp's batch on Linux).
 const RECV_SLOTS: usize = 32;
@@ -23,6 +25,9 @@ const GRO_SLOT: usize = 65_536;
 const GRO_SLOTS: usize = 8;
 /// The most bytes one GSO send carries (the kernel's limit for one UDP send).
 const GSO_MAX_BYTES: usize = 65_000;
+/// How long a send waits for room in a full socket buffer before its datagrams count as
+/// failed.
+const SEND_WAIT: Duration = Duration::from_secs(1);
 
 /// What the kernel and quinn-udp agreed to at runtime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +108,9 @@ pub struct SendReport {
     pub calls: usize,
 }
 
-/// A non-blocking UDP socket driven by tokio that reads and writes in batches.
+/// A non-blocking UDP socket that reads and writes in batches, for one data-path thread:
+/// it waits with [`crate::Poller`] (the socket is [`AsFd`]) and reads with
+/// [`BatchSocket::try_recv_batch`]; sends wait only while the socket buffer is full.
 #[derive(Debug)]
 pub struct BatchSocket {
     socket: UdpSocket,
@@ -115,11 +122,11 @@ pub struct BatchSocket {
 }
 
 impl BatchSocket {
-    /// Takes over a bound socket (e.g. from [`crate::bind_udp`]), probes GSO and GRO and
-    /// registers it with the current tokio runtime.
+    /// Takes over a bound socket (e.g. from [`crate::bind_udp`]), makes it non-blocking and
+    /// probes GSO and GRO.
     ///
     /// # Errors
-    /// The probe's `setsockopt(2)` error, or when called outside a tokio runtime.
+    /// The probe's `setsockopt(2)` or `fcntl(2)` error.
     pub fn from_std(socket: std::net::UdpSocket) -> io::Result<Self> {
         let state = UdpSocketState::new((&socket).into())?;
         let recv = if state.gro_segments() > 1 {
@@ -128,7 +135,7 @@ impl BatchSocket {
             RecvBatch::new(RECV_SLOTS, PLAIN_SLOT)
         };
         let ipv6 = socket.local_addr()?.is_ipv6();
-        let socket = UdpSocket::from_std(socket)?;
+        socket.set_nonblocking(true)?;
         let this = Self {
             socket,
             state,
@@ -161,12 +168,12 @@ impl BatchSocket {
         self.socket.local_addr()
     }
 
-    /// Waits until a datagram may be waiting.
+    /// Blocks until a datagram is waiting or `timeout` has passed; true when one is.
     ///
     /// # Errors
-    /// The socket's error.
-    pub async fn readable(&self) -> io::Result<()> {
-        self.socket.readable().await
+    /// The `poll(2)` error.
+    pub fn wait_readable(&self, timeout: Duration) -> io::Result<bool> {
+        wait_fd(self.socket.as_fd(), Readiness::Readable, timeout)
     }
 
     /// Reads what is waiting with one `recvmmsg(2)`, without waiting; `WouldBlock` when
@@ -182,18 +189,18 @@ impl BatchSocket {
         let mut iovs: [IoSliceMut<'_>; RECV_SLOTS] =
             std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()));
         let slots = recv.meta.len();
-        let (state, socket, meta) = (&self.state, &self.socket, &mut recv.meta);
-        let n = socket.try_io(Interest::READABLE, || {
-            state.recv(socket.into(), &mut iovs[..slots], meta)
-        })?;
+        let n = self
+            .state
+            .recv((&self.socket).into(), &mut iovs[..slots], &mut recv.meta)?;
         recv.filled = n;
         Ok(&self.recv)
     }
 
     /// Sends every datagram of `batch` in order, a GSO run per call where the kernel
-    /// allows, waiting while the socket buffer is full. A datagram the kernel refuses is
-    /// counted in [`SendReport::failed`] and the rest still go out.
-    pub async fn send_batch(&self, batch: &DatagramBatch) -> SendReport {
+    /// allows, blocking while the socket buffer is full (up to a second per run). A
+    /// datagram the kernel refuses is counted in [`SendReport::failed`] and the rest still
+    /// go out.
+    pub fn send_batch(&self, batch: &DatagramBatch) -> SendReport {
         let mut report = SendReport::default();
         let max_segments = self.state.max_gso_segments();
         for run in batch.runs(max_segments, GSO_MAX_BYTES) {
@@ -205,7 +212,7 @@ impl BatchSocket {
                 src_ip: None,
             };
             report.calls += 1;
-            match self.send_one(&transmit).await {
+            match self.send_one(&transmit) {
                 Ok(()) => report.sent += run.segments,
                 Err(e) => {
                     tracing::trace!(dst = %run.dst, segments = run.segments, error = %e, "UDP send failed");
@@ -216,17 +223,23 @@ impl BatchSocket {
         report
     }
 
-    async fn send_one(&self, transmit: &Transmit<'_>) -> io::Result<()> {
+    fn send_one(&self, transmit: &Transmit<'_>) -> io::Result<()> {
         loop {
-            self.socket.writable().await?;
-            let r = self.socket.try_io(Interest::WRITABLE, || {
-                self.state.try_send((&self.socket).into(), transmit)
-            });
-            match r {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            match self.state.try_send((&self.socket).into(), transmit) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !wait_fd(self.socket.as_fd(), Readiness::Writable, SEND_WAIT)? {
+                        return Err(e);
+                    }
+                }
                 r => return r,
             }
         }
+    }
+}
+
+impl AsFd for BatchSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.socket.as_fd()
     }
 }
 

@@ -195,10 +195,15 @@ impl Conntrack {
         entry.state = advance(entry.state, key.protocol, dir != entry.initiator, flags);
         entry.last_seen = now;
         let entry = *entry;
-        self.unlink(slot);
-        self.push_back(slot);
-        self.unlink_peer(slot, false);
-        self.push_back_peer(slot);
+        // Most packets belong to the connection that moved last: already at both tails.
+        if self.tail != slot {
+            self.unlink(slot);
+            self.push_back(slot);
+        }
+        if self.peers.get(&entry.key.remote).map(|l| l.tail) != Some(slot) {
+            self.unlink_peer(slot, false);
+            self.push_back_peer(slot);
+        }
         Some(entry)
     }
 

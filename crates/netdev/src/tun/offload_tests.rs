@@ -103,24 +103,23 @@ fn parse_to_peer(packet: &[u8]) -> Option<Segment> {
 }
 
 /// Reads from the device until `done` says the segments gathered so far are enough.
-async fn gather(tun: &mut TunDevice, mut done: impl FnMut(&[Segment]) -> bool) -> Vec<Segment> {
+fn gather(tun: &mut TunDevice, mut done: impl FnMut(&[Segment]) -> bool) -> Vec<Segment> {
     let mut got = Vec::new();
     let mut batch = PacketBatch::new(128, 2048);
-    tokio::time::timeout(TIMEOUT, async {
-        while !done(&got) {
-            tun.recv_batch(&mut batch).await.expect("recv_batch");
-            for packet in batch.iter() {
-                assert!(
-                    packet.len() <= 1420,
-                    "a packet larger than the MTU: {} B",
-                    packet.len()
-                );
-                got.extend(parse_to_peer(packet));
-            }
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while !done(&got) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        tun.recv_batch(&mut batch, left)
+            .expect("the kernel's TCP segments in time");
+        for packet in batch.iter() {
+            assert!(
+                packet.len() <= 1420,
+                "a packet larger than the MTU: {} B",
+                packet.len()
+            );
+            got.extend(parse_to_peer(packet));
         }
-    })
-    .await
-    .expect("the kernel's TCP segments in time");
+    }
     got
 }
 
@@ -181,8 +180,8 @@ async fn tso_super_packets_are_split_and_tcp_segments_coalesced() {
     });
 
     // The handshake, played by the test through the device.
-    tun.send(&tcp_packet(ISN, 0, SYN, &[])).await.expect("SYN");
-    let syn_ack = gather(&mut tun, |g| g.iter().any(|s| s.flags & SYN != 0)).await;
+    tun.send(&tcp_packet(ISN, 0, SYN, &[])).expect("SYN");
+    let syn_ack = gather(&mut tun, |g| g.iter().any(|s| s.flags & SYN != 0));
     let syn_ack = syn_ack
         .iter()
         .find(|s| s.flags & SYN != 0)
@@ -191,15 +190,13 @@ async fn tso_super_packets_are_split_and_tcp_segments_coalesced() {
     let server_isn = syn_ack.seq;
     let tx_before = counter(&ns.name, "tx_packets");
     tun.send(&tcp_packet(ISN + 1, server_isn + 1, ACK, &[]))
-        .await
         .expect("ACK");
 
     // GSO: the server's first flight leaves the kernel as super-packets (fewer device
     // transmits than segments) and arrives here as MTU-sized segments, in order.
     let flight = gather(&mut tun, |g| {
         g.iter().map(|s| s.payload.len()).sum::<usize>() >= down.len()
-    })
-    .await;
+    });
     let data: Vec<&Segment> = flight.iter().filter(|s| !s.payload.is_empty()).collect();
     let transmits = counter(&ns.name, "tx_packets") - tx_before;
     let mut next = server_isn + 1;
@@ -225,10 +222,7 @@ async fn tso_super_packets_are_split_and_tcp_segments_coalesced() {
         let seq = ISN + 1 + u32::try_from(i * MSS).expect("short");
         batch.push(&tcp_packet(seq, next, ACK, chunk));
     }
-    assert_eq!(
-        tun.send_batch(&batch).await.expect("send_batch"),
-        SEGMENTS_UP
-    );
+    assert_eq!(tun.send_batch(&batch).expect("send_batch"), SEGMENTS_UP);
     let read = tokio::task::spawn_blocking(move || server.join().expect("server"))
         .await
         .expect("join");

@@ -79,20 +79,20 @@ fn icmp_echo(src: Ipv4Addr, dst: Ipv4Addr, kind: u8, id: u16, seq: u16, data: &[
 }
 
 /// Waits for the next IPv4 packet on `tun` that `want` accepts, skipping others.
-async fn recv_matching(tun: &mut TunDevice, want: impl Fn(&Ipv4View<'_>) -> bool) -> Vec<u8> {
+fn recv_matching(tun: &mut TunDevice, want: impl Fn(&Ipv4View<'_>) -> bool) -> Vec<u8> {
     let mut buf = vec![0u8; 2048];
-    tokio::time::timeout(TIMEOUT, async {
-        loop {
-            let n = tun.recv(&mut buf).await.expect("tun recv");
-            if let Some(packet) = Ipv4View::parse(&buf[..n]) {
-                if want(&packet) {
-                    return buf[..n].to_vec();
-                }
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let n = tun
+            .recv(&mut buf, left)
+            .expect("a matching packet on the TUN device in time");
+        if let Some(packet) = Ipv4View::parse(&buf[..n]) {
+            if want(&packet) {
+                return buf[..n].to_vec();
             }
         }
-    })
-    .await
-    .expect("no matching packet on the TUN device in time")
+    }
 }
 
 /// A raw ICMP socket (a minimal `ping`), opened inside the calling thread's namespace.
@@ -214,15 +214,14 @@ async fn tun_in_netns_end_to_end() {
     raw_send(&ping, PEER, &request[20..]);
     let seen = recv_matching(&mut tun, |p| {
         p.protocol() == ICMP && p.dst() == PEER && p.payload().first() == Some(&ECHO_REQUEST)
-    })
-    .await;
+    });
     let seen = Ipv4View::parse(&seen).expect("ipv4");
     assert_eq!(seen.src(), LOCAL);
     assert_eq!(&seen.payload()[4..6], &ECHO_ID.to_be_bytes()[..]);
 
     // ...and a crafted echo reply written to it reaches the pinging socket.
     let reply = icmp_echo(PEER, LOCAL, ECHO_REPLY, ECHO_ID, 1, b"segwire");
-    assert_eq!(tun.send(&reply).await.expect("tun send"), reply.len());
+    assert_eq!(tun.send(&reply).expect("tun send"), reply.len());
     let got = tokio::task::spawn_blocking(move || loop {
         let packet = raw_recv(&ping);
         let view = Ipv4View::parse(&packet).expect("ipv4");
@@ -292,10 +291,9 @@ async fn batches_serve_many_packets_per_wake(netns: Netns, mut tun: TunDevice) {
 
     // ...and one call, after one wake-up, drains all of it.
     let mut batch = PacketBatch::new(64, 2048);
-    let n = tokio::time::timeout(TIMEOUT, tun.recv_batch(&mut batch))
-        .await
-        .expect("in time")
-        .expect("recv_batch");
+    let n = tun
+        .recv_batch(&mut batch, TIMEOUT)
+        .expect("recv_batch in time");
     assert_eq!(n, COUNT, "one recv_batch should drain the whole burst");
     for (i, packet) in batch.iter().enumerate() {
         let view = Ipv4View::parse(packet).expect("ipv4");
@@ -321,7 +319,7 @@ async fn batches_serve_many_packets_per_wake(netns: Netns, mut tun: TunDevice) {
             b"batch",
         ));
     }
-    let sent = tun.send_batch(&out).await.expect("send_batch");
+    let sent = tun.send_batch(&out).expect("send_batch");
     assert_eq!(
         sent, COUNT,
         "all valid packets written, the malformed one dropped"
@@ -330,10 +328,8 @@ async fn batches_serve_many_packets_per_wake(netns: Netns, mut tun: TunDevice) {
     let mut replies = 0;
     let mut batch = PacketBatch::new(8, 2048);
     while replies < COUNT {
-        tokio::time::timeout(TIMEOUT, tun.recv_batch(&mut batch))
-            .await
-            .expect("echo replies in time")
-            .expect("recv_batch");
+        tun.recv_batch(&mut batch, TIMEOUT)
+            .expect("echo replies in time");
         replies += batch
             .iter()
             .filter_map(Ipv4View::parse)
