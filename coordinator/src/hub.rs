@@ -19,9 +19,12 @@ use tokio::sync::Notify;
 use crate::fanout::NetmapCache;
 use crate::store::NodeVersions;
 
-/// Longest a node's remembered versions are trusted without a fresh read: a bound on how
-/// long a change could go unseen should its wake-up ever be missed.
-pub const VERSIONS_TTL: Duration = Duration::from_secs(10);
+/// Longest a node's remembered versions are trusted without a fresh read. A poll that
+/// answered "no change" from memory reads them again once they expire, so a change whose
+/// wake-up was missed (its write handler was cancelled by the client hanging up between
+/// the commit and the wake) is seen within this bound. An agent's next poll follows its
+/// answer within milliseconds, well inside it.
+pub const VERSIONS_TTL: Duration = Duration::from_secs(2);
 
 /// Per-node wake-up registry.
 #[derive(Default)]
@@ -70,9 +73,14 @@ impl Hub {
             .clone()
     }
 
-    /// The node's versions as last read, unless a wake or [`VERSIONS_TTL`] has passed
-    /// since, and the ticket to [`remember`](Self::remember) a fresh read with.
-    pub fn versions(&self, node_id: &str, now: Instant) -> (Option<NodeVersions>, Ticket) {
+    /// The node's versions as last read and when they expire, unless a wake or
+    /// [`VERSIONS_TTL`] has passed since; and the ticket to [`remember`](Self::remember) a
+    /// fresh read with.
+    pub fn versions(
+        &self,
+        node_id: &str,
+        now: Instant,
+    ) -> (Option<(NodeVersions, Instant)>, Ticket) {
         let mut inner = self.lock();
         let epoch = inner.epoch;
         let slot = inner.nodes.entry(node_id.to_string()).or_default();
@@ -84,7 +92,7 @@ impl Hub {
             Some((v, e, at))
                 if *e == epoch && now.saturating_duration_since(*at) < VERSIONS_TTL =>
             {
-                Some(v.clone())
+                Some((v.clone(), *at + VERSIONS_TTL))
             }
             _ => None,
         };
@@ -144,13 +152,17 @@ mod tests {
         let hub = Hub::default();
         let t0 = Instant::now();
         let (known, ticket) = hub.versions("a", t0);
-        assert_eq!(known, None);
+        assert!(known.is_none());
         hub.remember("a", ticket, &v(1), t0);
-        assert_eq!(hub.versions("a", t0).0, Some(v(1)));
+        assert_eq!(hub.versions("a", t0).0, Some((v(1), t0 + VERSIONS_TTL)));
         hub.wake([&"b".to_string()]);
-        assert_eq!(hub.versions("a", t0).0, Some(v(1)), "another node's wake");
+        assert_eq!(
+            hub.versions("a", t0).0.map(|k| k.0),
+            Some(v(1)),
+            "another node's wake"
+        );
         hub.wake([&"a".to_string()]);
-        assert_eq!(hub.versions("a", t0).0, None);
+        assert_eq!(hub.versions("a", t0).0.map(|k| k.0), None);
     }
 
     #[test]
@@ -161,11 +173,15 @@ mod tests {
         // The change commits and wakes the node while the poll is reading the old versions.
         hub.wake([&"a".to_string()]);
         hub.remember("a", ticket, &v(1), t0);
-        assert_eq!(hub.versions("a", t0).0, None);
+        assert_eq!(hub.versions("a", t0).0.map(|k| k.0), None);
         let (_, ticket) = hub.versions("a", t0);
         hub.wake_all();
         hub.remember("a", ticket, &v(1), t0);
-        assert_eq!(hub.versions("a", t0).0, None, "overtaken by wake_all");
+        assert_eq!(
+            hub.versions("a", t0).0.map(|k| k.0),
+            None,
+            "overtaken by wake_all"
+        );
     }
 
     #[test]
@@ -174,9 +190,13 @@ mod tests {
         let t0 = Instant::now();
         let (_, ticket) = hub.versions("a", t0);
         hub.remember("a", ticket, &v(1), t0);
-        assert_eq!(hub.versions("a", t0 + VERSIONS_TTL).0, None, "too old");
-        assert_eq!(hub.versions("a", t0).0, Some(v(1)));
+        assert_eq!(
+            hub.versions("a", t0 + VERSIONS_TTL).0.map(|k| k.0),
+            None,
+            "too old"
+        );
+        assert_eq!(hub.versions("a", t0).0.map(|k| k.0), Some(v(1)));
         hub.wake_all();
-        assert_eq!(hub.versions("a", t0).0, None);
+        assert_eq!(hub.versions("a", t0).0.map(|k| k.0), None);
     }
 }

@@ -185,7 +185,7 @@ pub async fn netmap(
         tokio::pin!(notified);
         notified.as_mut().enable();
         let started = std::time::Instant::now();
-        let versions = poll_versions(&st, &node.id, started).await?;
+        let (versions, recheck) = poll_versions(&st, &node.id, started).await?;
         // A revocation wakes the node too: tell it at once rather than at its next poll.
         if !versions.live {
             return Err(match st.store.revoked_node_cred(&node.id).await? {
@@ -208,28 +208,32 @@ pub async fn netmap(
             };
             return Ok(([(header::CONTENT_TYPE, kind)], body).into_response());
         }
-        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+        // Versions answered from memory are read again when they expire (a wake-up may
+        // have been missed); otherwise wait for a change or the end of the wait.
+        let until = recheck.map_or(deadline, |r| deadline.min(r.into()));
+        if tokio::time::timeout_at(until, notified).await.is_err() && until == deadline {
             return Ok(StatusCode::NO_CONTENT.into_response());
         }
     }
 }
 
 /// The node's versions: remembered by the hub when nothing woke the node since they were
-/// read (the poll right after an answer costs no query), else read from the store.
+/// read (the poll right after an answer costs no query), with when they expire; else read
+/// from the store.
 async fn poll_versions(
     st: &AppState,
     node_id: &str,
     now: std::time::Instant,
-) -> ApiResult<crate::store::NodeVersions> {
+) -> ApiResult<(crate::store::NodeVersions, Option<std::time::Instant>)> {
     let (known, ticket) = st.hub.versions(node_id, now);
-    if let Some(v) = known {
-        return Ok(v);
+    if let Some((v, expires)) = known {
+        return Ok((v, Some(expires)));
     }
     let v = st.store.node_versions(node_id).await?;
     if v.live {
         st.hub.remember(node_id, ticket, &v, now);
     }
-    Ok(v)
+    Ok((v, None))
 }
 
 /// Attach a workload of the calling node to a segment; allocates its overlay address.
