@@ -71,11 +71,21 @@ impl AppState {
     /// The others are told first: the local wake-ups make thousands of answers ready at
     /// once, and a notification queued behind them would reach the other coordinators'
     /// nodes that much later.
+    ///
+    /// Both run in a task of their own: a client that hangs up cancels its handler, and
+    /// a change already committed must still be announced and woken.
     pub async fn commit(&self, touched: &crate::store::Touched) {
-        if !touched.is_empty() {
-            self.store.announce(touched).await;
+        if touched.is_empty() {
+            return;
         }
-        self.hub.wake(touched);
+        let (store, hub, touched) = (self.store.clone(), self.hub.clone(), touched.clone());
+        let publish = tokio::spawn(async move {
+            store.announce(&touched).await;
+            hub.wake(&touched);
+        });
+        if let Err(e) = publish.await {
+            tracing::warn!(error = %e, "publishing a change failed");
+        }
     }
 }
 
