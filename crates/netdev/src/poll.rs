@@ -7,18 +7,24 @@
 //! rest, instead of reading again only to see `EAGAIN`.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
+use nix::sys::eventfd::{EfdFlags, EventFd};
 
 /// Events one [`Poller::wait`] reports at most.
 const MAX_EVENTS: usize = 8;
 
 /// A level-triggered `epoll(7)` instance: descriptors added with a token, waited on with a
-/// timeout.
+/// timeout. (Not `mio`: its registrations are always edge-triggered, which would make
+/// every reader drain to `EAGAIN`.)
 #[derive(Debug)]
 pub struct Poller {
-    epoll: OwnedFd,
-    events: Vec<libc::epoll_event>,
+    epoll: Epoll,
+    events: [EpollEvent; MAX_EVENTS],
 }
 
 impl Poller {
@@ -27,15 +33,9 @@ impl Poller {
     /// # Errors
     /// The `epoll_create1(2)` error.
     pub fn new() -> io::Result<Self> {
-        // SAFETY: plain system call; the result is checked before use.
-        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
         Ok(Self {
-            // SAFETY: `fd` is a fresh descriptor that nothing else owns.
-            epoll: unsafe { OwnedFd::from_raw_fd(fd) },
-            events: vec![libc::epoll_event { events: 0, u64: 0 }; MAX_EVENTS],
+            epoll: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?,
+            events: [EpollEvent::empty(); MAX_EVENTS],
         })
     }
 
@@ -45,23 +45,9 @@ impl Poller {
     /// # Errors
     /// The `epoll_ctl(2)` error.
     pub fn add(&self, fd: BorrowedFd<'_>, token: u64) -> io::Result<()> {
-        let mut event = libc::epoll_event {
-            events: libc::EPOLLIN as u32,
-            u64: token,
-        };
-        // SAFETY: `event` is a valid `epoll_event` for the duration of the call.
-        let rc = unsafe {
-            libc::epoll_ctl(
-                self.epoll.as_raw_fd(),
-                libc::EPOLL_CTL_ADD,
-                fd.as_raw_fd(),
-                &mut event,
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        Ok(self
+            .epoll
+            .add(fd, EpollEvent::new(EpollFlags::EPOLLIN, token))?)
     }
 
     /// Waits until a watched descriptor is readable or `timeout` has passed (`None`: no
@@ -74,40 +60,31 @@ impl Poller {
         &mut self,
         timeout: Option<Duration>,
     ) -> io::Result<impl Iterator<Item = u64> + '_> {
-        let ms = timeout.map_or(-1, timeout_ms);
-        // SAFETY: the buffer holds `events.len()` entries, which bounds what the kernel writes.
-        let n = unsafe {
-            libc::epoll_wait(
-                self.epoll.as_raw_fd(),
-                self.events.as_mut_ptr(),
-                i32::try_from(self.events.len()).unwrap_or(i32::MAX),
-                ms,
-            )
+        let timeout = timeout.map_or(PollTimeout::NONE, timeout_ms);
+        let n = match self.epoll.wait(&mut self.events, timeout) {
+            Ok(n) => n,
+            Err(Errno::EINTR) => 0,
+            Err(e) => return Err(e.into()),
         };
-        let n = if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-            0
-        } else {
-            n as usize
-        };
-        Ok(self.events[..n].iter().map(|e| e.u64))
+        Ok(self.events[..n].iter().map(EpollEvent::data))
     }
 }
 
-/// `timeout` in whole milliseconds, rounded up, for `epoll_wait(2)` and `poll(2)`.
-fn timeout_ms(timeout: Duration) -> i32 {
-    let ms = timeout.as_nanos().div_ceil(1_000_000);
-    i32::try_from(ms).unwrap_or(i32::MAX)
+/// `timeout` in whole milliseconds, rounded up, for `epoll_wait(2)` and `poll(2)` (in
+/// 64-bit arithmetic: this runs on every wake-up of a data path).
+fn timeout_ms(timeout: Duration) -> PollTimeout {
+    let ms = timeout
+        .as_secs()
+        .saturating_mul(1000)
+        .saturating_add(u64::from(timeout.subsec_nanos().div_ceil(1_000_000)));
+    PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
 }
 
 /// Wakes a thread waiting in a [`Poller`] that watches it: an `eventfd(2)` counter,
 /// readable from [`Waker::wake`] until [`Waker::reset`].
 #[derive(Debug)]
 pub struct Waker {
-    fd: OwnedFd,
+    fd: EventFd,
 }
 
 impl Waker {
@@ -116,41 +93,21 @@ impl Waker {
     /// # Errors
     /// The `eventfd(2)` error.
     pub fn new() -> io::Result<Self> {
-        // SAFETY: plain system call; the result is checked before use.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` is a fresh descriptor that nothing else owns.
         Ok(Self {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            fd: EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)?,
         })
     }
 
     /// Makes the eventfd readable (wakes the poller). Never blocks.
     pub fn wake(&self) {
-        let one: u64 = 1;
-        // SAFETY: writes the 8 bytes of `one`. A full counter (EAGAIN) is already awake.
-        let _ = unsafe {
-            libc::write(
-                self.fd.as_raw_fd(),
-                std::ptr::from_ref(&one).cast(),
-                std::mem::size_of::<u64>(),
-            )
-        };
+        // A full counter (EAGAIN) is already awake.
+        let _ = self.fd.write(1);
     }
 
     /// Clears the wake-ups so far (call before looking at what they announced).
     pub fn reset(&self) {
-        let mut count: u64 = 0;
-        // SAFETY: reads at most 8 bytes into `count`. EAGAIN: nothing to clear.
-        let _ = unsafe {
-            libc::read(
-                self.fd.as_raw_fd(),
-                std::ptr::from_mut(&mut count).cast(),
-                std::mem::size_of::<u64>(),
-            )
-        };
+        // EAGAIN: nothing to clear.
+        let _ = self.fd.read();
     }
 }
 
@@ -175,25 +132,14 @@ pub enum Readiness {
 /// The `poll(2)` error other than `EINTR` (which counts as not ready yet).
 pub fn wait_fd(fd: BorrowedFd<'_>, readiness: Readiness, timeout: Duration) -> io::Result<bool> {
     let events = match readiness {
-        Readiness::Readable => libc::POLLIN,
-        Readiness::Writable => libc::POLLOUT,
+        Readiness::Readable => PollFlags::POLLIN,
+        Readiness::Writable => PollFlags::POLLOUT,
     };
-    let mut pollfd = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events,
-        revents: 0,
-    };
-    // SAFETY: one valid `pollfd` for the duration of the call.
-    let n = unsafe { libc::poll(&mut pollfd, 1, timeout_ms(timeout)) };
-    if n < 0 {
-        let e = io::Error::last_os_error();
-        return if e.kind() == io::ErrorKind::Interrupted {
-            Ok(false)
-        } else {
-            Err(e)
-        };
+    match nix::poll::poll(&mut [PollFd::new(fd, events)], timeout_ms(timeout)) {
+        Ok(n) => Ok(n > 0),
+        Err(Errno::EINTR) => Ok(false),
+        Err(e) => Err(e.into()),
     }
-    Ok(n > 0)
 }
 
 #[cfg(test)]
@@ -237,6 +183,17 @@ mod tests {
         waker.reset();
         let ready: Vec<u64> = poller.wait(Some(Duration::ZERO)).expect("wait").collect();
         assert!(ready.is_empty(), "reset clears the wake-ups: {ready:?}");
+    }
+
+    #[test]
+    fn timeouts_round_up_to_whole_milliseconds_and_saturate() {
+        let ms = |d: Duration| timeout_ms(d).as_millis();
+        assert_eq!(ms(Duration::ZERO), Some(0));
+        assert_eq!(ms(Duration::from_nanos(1)), Some(1), "never woken early");
+        assert_eq!(ms(Duration::from_micros(1_500)), Some(2));
+        assert_eq!(ms(Duration::from_millis(250)), Some(250));
+        assert_eq!(ms(Duration::new(3, 1)), Some(3_001));
+        assert_eq!(ms(Duration::MAX), Some(i32::MAX as u32));
     }
 
     #[test]
