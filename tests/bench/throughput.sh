@@ -16,6 +16,8 @@
 # allow-all then 10,000 rules, compared by medians.
 # Latency: then, on each idle path again, 1,000 echoes 10 ms apart with the CPU both tunnel
 # processes spent per round trip (perf stat task-clock; /proc ticks without perf).
+# Head to head: then ROUNDS (default 3) rounds alternating segwire and boringtun-cli (TCP 1
+# and 4 streams, idle ping), compared by medians: the steadiest figures of the run.
 # Usage: sudo tests/bench/throughput.sh [seconds-per-run]   (default 10)
 #        LATENCY_ONLY=1 prints only the latency table (ping and CPU per round trip).
 #        BIN=DIR runs the binaries in DIR instead of building target/release (A/B runs).
@@ -263,6 +265,28 @@ echo
 echo "policy cost, alternating TCP 1-stream runs (Gbit/s):"
 printf '  %-32s %s\n' "allow-all" "${ALLOW1[*]}" "10,000 rules" "${RULES1[*]}"
 printf '  %-32s %s\n' "median ratio 10,000 / allow-all" "$(ratio "$(median "${RULES1[@]}")" "$(median "${ALLOW1[@]}")")"
+# segwire against boringtun-cli the same way: one row each moves by 10-20% from run to run
+# (the machine's share of its host drifts), so ROUNDS (default 3) rounds alternate the two
+# paths for TCP 1 stream, TCP 4 streams and idle ping (100 echoes 10 ms apart), and their
+# medians are compared.
+SW1=(); BT1=(); SW4=(); BT4=(); SWP=(); BTP=()
+bps() { jq '.end.sum_received.bits_per_second/1e9'; }
+avg_rtt() { ip netns exec "$1" ping -c 100 -i 0.01 -q "$2" | awk -F/ '/rtt/ {print $5}'; }
+for _ in $(seq "${ROUNDS:-3}"); do
+  SWP+=("$(avg_rtt $P-ca "$addr_b")"); BTP+=("$(avg_rtt $P-a 100.96.0.2)")
+  SW1+=("$(iperf $P-ca $P-cb "$addr_b" | bps)"); BT1+=("$(iperf $P-a $P-b 100.96.0.2 | bps)")
+  SW4+=("$(iperf $P-ca $P-cb "$addr_b" -P 4 | bps)"); BT4+=("$(iperf $P-a $P-b 100.96.0.2 -P 4 | bps)")
+done
+echo
+echo "segwire (no policy) against boringtun-cli, ${ROUNDS:-3} alternating rounds:"
+printf '  %-32s %s
+' "TCP 1 stream, Gbit/s" "segwire ${SW1[*]}; boringtun-cli ${BT1[*]}"
+printf '  %-32s %s
+' "TCP 4 streams, Gbit/s" "segwire ${SW4[*]}; boringtun-cli ${BT4[*]}"
+printf '  %-32s %s
+' "idle ping avg, ms" "segwire ${SWP[*]}; boringtun-cli ${BTP[*]}"
+printf '  %-32s %s
+' "median ratios" "TCP 1 $(ratio "$(median "${SW1[@]}")" "$(median "${BT1[@]}")"), TCP 4 $(ratio "$(median "${SW4[@]}")" "$(median "${BT4[@]}")"), ping $(ratio "$(median "${SWP[@]}")" "$(median "${BTP[@]}")")"
 if [ -n "${PROFILE:-}" ] && [ -s "$WORK/perf.data" ]; then
   echo
   echo "where the cycles went during segwire's TCP 1-stream run (perf, whole machine):"
