@@ -72,6 +72,8 @@ cpu_ticks() { # pids... -> utime+stime summed
   for pid in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$pid/stat"))); done
   echo "$t"
 }
+bps() { jq '.end.sum_received.bits_per_second/1e9'; } # iperf3 JSON on stdin -> Gbit/s received
+avg_rtt() { ip netns exec "$1" ping -c 100 -i 0.01 -q "$2" | awk -F/ '/rtt/ {print $5}'; } # src-ns addr -> ms
 iperf() { # src-ns dst-ns dst-addr args... -> JSON on stdout
   local src=$1 dst=$2 addr=$3; shift 3
   ip netns exec "$dst" iperf3 -s -D -1 -B "$addr" >/dev/null; sleep 0.3
@@ -82,7 +84,7 @@ measure() { # key label src-ns dst-ns dst-addr tunnel-pids...
   local key=$1 label=$2 src=$3 dst=$4 addr=$5; shift 5
   local c0 c1 j1 j4 ju rtt
   # Ping first, on the idle tunnel (session up, no load behind it): 100 echoes 10 ms apart.
-  rtt=$(ip netns exec "$src" ping -c 100 -i 0.01 -q "$addr" | awk -F/ '/rtt/ {print $5}')
+  rtt=$(avg_rtt "$src" "$addr")
   c0=$(cpu_ticks "$@")
   local perf_pid=""
   if [ -n "${PROFILE:-}" ] && [ "$key" = sw ]; then # the whole machine during segwire's TCP 1 stream
@@ -94,8 +96,8 @@ measure() { # key label src-ns dst-ns dst-addr tunnel-pids...
   c1=$(cpu_ticks "$@")
   ju=$(iperf "$src" "$dst" "$addr" -u -b "$UDP_RATE" -l 1300)
   local one four retr bytes udp loss cpu
-  one=$(jq '.end.sum_received.bits_per_second/1e9' <<<"$j1")
-  four=$(jq '.end.sum_received.bits_per_second/1e9' <<<"$j4")
+  one=$(bps <<<"$j1")
+  four=$(bps <<<"$j4")
   retr=$(jq -r '"\(.end.sum_sent.retransmits // 0)"' <<<"$j1")/$(jq -r '"\(.end.sum_sent.retransmits // 0)"' <<<"$j4")
   bytes=$(jq -n --argjson a "$(jq '.end.sum_received.bytes' <<<"$j1")" --argjson b "$(jq '.end.sum_received.bytes' <<<"$j4")" '$a + $b')
   loss=$(jq '.end.sum.lost_percent' <<<"$ju")
@@ -244,9 +246,9 @@ echo '{"default":"allow","rules":[]}' > "$WORK/allow.json"
 ALLOW1=(); RULES1=()
 for _ in $(seq "${PAIRS:-3}"); do
   sw policy set bench --file "$WORK/allow.json" >/dev/null; sleep 2
-  ALLOW1+=("$(iperf $P-ca $P-cb "$addr_b" | jq '.end.sum_received.bits_per_second/1e9')")
+  ALLOW1+=("$(iperf $P-ca $P-cb "$addr_b" | bps)")
   sw policy set bench --file "$WORK/rules.json" >/dev/null; sleep 2
-  RULES1+=("$(iperf $P-ca $P-cb "$addr_b" | jq '.end.sum_received.bits_per_second/1e9')")
+  RULES1+=("$(iperf $P-ca $P-cb "$addr_b" | bps)")
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 measure bt "boringtun-cli --threads 1" $P-a $P-b 100.96.0.2 "${BTS[@]}"
@@ -270,8 +272,6 @@ printf '  %-32s %s\n' "median ratio 10,000 / allow-all" "$(ratio "$(median "${RU
 # paths for TCP 1 stream, TCP 4 streams and idle ping (100 echoes 10 ms apart), and their
 # medians are compared.
 SW1=(); BT1=(); SW4=(); BT4=(); SWP=(); BTP=()
-bps() { jq '.end.sum_received.bits_per_second/1e9'; }
-avg_rtt() { ip netns exec "$1" ping -c 100 -i 0.01 -q "$2" | awk -F/ '/rtt/ {print $5}'; }
 for _ in $(seq "${ROUNDS:-3}"); do
   SWP+=("$(avg_rtt $P-ca "$addr_b")"); BTP+=("$(avg_rtt $P-a 100.96.0.2)")
   SW1+=("$(iperf $P-ca $P-cb "$addr_b" | bps)"); BT1+=("$(iperf $P-a $P-b 100.96.0.2 | bps)")

@@ -276,6 +276,19 @@ impl Offload {
         Ok(batch.len())
     }
 
+    /// A lone packet (an echo, a request, the reply to one) has nothing to coalesce with:
+    /// it goes out behind an all-zero virtio header (no offload asked for) straight from
+    /// the caller's buffer, without the copy into a write buffer and the GRO pass.
+    fn send_one(&self, packet: &[u8]) -> io::Result<usize> {
+        if !looks_like_ip(packet) {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        let header = [0u8; VIRTIO_NET_HDR_LEN];
+        self.dev
+            .send_vectored(&[IoSlice::new(&header), IoSlice::new(packet)])
+            .map(|_| 1)
+    }
+
     fn send_batch(&mut self, batch: &PacketBatch) -> io::Result<usize> {
         if let (1, Some(packet)) = (batch.len(), batch.get(0)) {
             return self.send_one(packet);
@@ -311,21 +324,6 @@ impl Offload {
                 Err(e)
             }
         }
-    }
-}
-
-impl Offload {
-    /// A lone packet (an echo, a request, the reply to one) has nothing to coalesce with:
-    /// it goes out behind an all-zero virtio header (no offload asked for) straight from
-    /// the caller's buffer, without the copy into a write buffer and the GRO pass.
-    fn send_one(&mut self, packet: &[u8]) -> io::Result<usize> {
-        if !looks_like_ip(packet) {
-            return Err(io::Error::from_raw_os_error(libc::EINVAL));
-        }
-        let header = [0u8; VIRTIO_NET_HDR_LEN];
-        self.dev
-            .send_vectored(&[IoSlice::new(&header), IoSlice::new(packet)])
-            .map(|_| 1)
     }
 }
 

@@ -219,6 +219,12 @@ async fn tun_in_netns_end_to_end() {
     assert_eq!(seen.src(), LOCAL);
     assert_eq!(&seen.payload()[4..6], &ECHO_ID.to_be_bytes()[..]);
 
+    // A lone packet that is not IP is refused, and the device goes on: on the offload
+    // device a lone packet is written straight from the caller's buffer.
+    assert!(tun.offload(), "this kernel takes the offload device");
+    let refused = tun.send(&[0x00, 0x01, 0x02]).expect_err("not an IP packet");
+    assert_eq!(refused.raw_os_error(), Some(libc::EINVAL), "{refused}");
+
     // ...and a crafted echo reply written to it reaches the pinging socket.
     let reply = icmp_echo(PEER, LOCAL, ECHO_REPLY, ECHO_ID, 1, b"segwire");
     assert_eq!(tun.send(&reply).expect("tun send"), reply.len());
