@@ -21,6 +21,12 @@
 # Usage: sudo tests/bench/throughput.sh [seconds-per-run]   (default 10)
 #        LATENCY_ONLY=1 prints only the latency table (ping and CPU per round trip).
 #        BIN=DIR runs the binaries in DIR instead of building target/release (A/B runs).
+#        BIN2=DIR prints only an A/B of idle ping: a second segwire pair from DIR (hosts a2,
+#        b2) beside the first, AB_ROUNDS (default 8) rounds of 200 echoes alternating the
+#        two pairs and boringtun-cli, and their medians. Pairs differ by a few per cent on
+#        their own: swap BIN and BIN2 and run again before believing a difference.
+#        STEPS=1 prints only where one pass of an idle echo goes, step by step, for segwire
+#        and boringtun-cli (scheduler and system-call tracepoints, tests/bench/echo_steps.py).
 #        PROFILE=1 also records the whole machine with perf during segwire's 1-stream run and
 #        prints where the cycles went (by process and by symbol).
 # Share of the machine matters: say whether other work ran at the same time.
@@ -168,6 +174,48 @@ latency_table() {
     fi
   fi
 }
+# A second segwire pair from $BIN2 beside the first, and idle ping alternated between the
+# two pairs and boringtun-cli: machine drift between separate runs is larger than most
+# changes, drift within one run hits all three alike.
+latency_ab() {
+  host a2 198.18.0.4; host b2 198.18.0.5
+  for c in ca2 cb2; do ip netns add "$P-$c"; ip -n "$P-$c" link set lo up; done
+  local tok2 h addr_b2 r
+  tok2=$(sw token create --segment bench --uses 2)
+  for h in a2 b2; do
+    ip netns exec $P-$h "$BIN2/segwire-node" --state-dir "$WORK/$h" join "$tok2" --name "$h" >/dev/null
+    RUST_LOG=warn ip netns exec $P-$h "$BIN2/segwire-node" --state-dir "$WORK/$h" run 2>"$WORK/$h.log" &
+    PIDS+=($!)
+  done
+  for h in a2 b2; do for _ in $(seq 100); do [ -S "$WORK/$h/agent.sock" ] && break; sleep 0.1; done; done
+  ip netns exec $P-a2 "$BIN2/segwire-node" --state-dir "$WORK/a2" attach --segment bench --netns $P-ca2 >/dev/null
+  addr_b2=$(ip netns exec $P-b2 "$BIN2/segwire-node" --state-dir "$WORK/b2" attach --segment bench --netns $P-cb2 -o json | jq -r .address)
+  for _ in $(seq 50); do ip netns exec $P-ca2 ping -c1 -W0.2 -q "$addr_b2" >/dev/null 2>&1 && break; done
+  local one=() two=() bt=()
+  for r in $(seq "${AB_ROUNDS:-8}"); do
+    one+=("$(ip netns exec $P-ca ping -c 200 -i 0.01 -q "$addr_b" | awk -F/ '/rtt/ {print $5}')")
+    two+=("$(ip netns exec $P-ca2 ping -c 200 -i 0.01 -q "$addr_b2" | awk -F/ '/rtt/ {print $5}')")
+    bt+=("$(ip netns exec $P-a ping -c 200 -i 0.01 -q 100.96.0.2 | awk -F/ '/rtt/ {print $5}')")
+  done
+  echo "idle ping avg (ms), ${AB_ROUNDS:-8} alternating rounds of 200 echoes 10 ms apart:"
+  printf '  %-28s %s\n' "segwire BIN=$BIN" "${one[*]}" "segwire BIN2=$BIN2" "${two[*]}" "boringtun-cli --threads 1" "${bt[*]}"
+  printf '  %-28s %s\n' "medians" "BIN $(median "${one[@]}"), BIN2 $(median "${two[@]}"), boringtun-cli $(median "${bt[@]}")"
+  printf '  %-28s %s\n' "BIN2 / BIN" "$(ratio "$(median "${two[@]}")" "$(median "${one[@]}")")"
+}
+# Where one tunnel pass of an idle echo goes, for segwire and boringtun-cli: the pass ping
+# wakes (read the request from the TUN device, seal it, send it) step by step.
+echo_steps() {
+  command -v perf >/dev/null || { echo "STEPS=1 needs perf: apt-get install linux-perf"; exit 1; }
+  local tag src addr
+  for tag in segwire boringtun-cli; do
+    if [ $tag = segwire ]; then src=$P-ca addr=$addr_b; else src=$P-a addr=100.96.0.2; fi
+    perf record -q -a -e sched:sched_switch,sched:sched_wakeup,raw_syscalls:sys_enter,raw_syscalls:sys_exit \
+      -o "$WORK/$tag.steps" -- ip netns exec "$src" ping -c 500 -i 0.01 -q "$addr" >/dev/null 2>&1
+  done
+  python3 "$ROOT/tests/bench/echo_steps.py" "$WORK/segwire.steps" dp- segwire
+  python3 "$ROOT/tests/bench/echo_steps.py" "$WORK/boringtun-cli.steps" boringtun boringtun-cli
+}
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'; }
 
 # --- segwire ---
@@ -220,6 +268,8 @@ ip -n $P-a addr add 100.97.0.1/24 dev wga; ip -n $P-a link set wga mtu 1420 up
 ip -n $P-b addr add 100.97.0.2/24 dev wgb; ip -n $P-b link set wgb mtu 1420 up
 for _ in $(seq 50); do ip netns exec $P-a ping -c1 -W0.2 -q 100.97.0.2 >/dev/null 2>&1 && break; done
 
+if [ -n "${BIN2:-}" ]; then latency_ab; exit 0; fi
+if [ -n "${STEPS:-}" ]; then echo_steps; exit 0; fi
 if [ -n "${LATENCY_ONLY:-}" ]; then latency_table; exit 0; fi
 echo "$SECS s per run, $(nproc) cores, UDP offered at $UDP_RATE; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-34s %7s %7s %9s %6s %7s %11s %7s\n' "path" "TCP 1" "TCP 4" "retr 1/4" "UDP" "loss" "idle ping" "CPU s/GB"
@@ -250,7 +300,6 @@ for _ in $(seq "${PAIRS:-3}"); do
   sw policy set bench --file "$WORK/rules.json" >/dev/null; sleep 2
   RULES1+=("$(iperf $P-ca $P-cb "$addr_b" | bps)")
 done
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 measure bt "boringtun-cli --threads 1" $P-a $P-b 100.96.0.2 "${BTS[@]}"
 measure wg "wireguard-go (Debian)" $P-a $P-b 100.97.0.2 "${WGS[@]}"
 measure veth "plain veth (reference)" $P-a $P-b 198.18.0.3
