@@ -22,9 +22,8 @@
 #        LATENCY_ONLY=1 prints only the latency table (ping and CPU per round trip).
 #        BIN=DIR runs the binaries in DIR instead of building target/release (A/B runs).
 #        BIN2=DIR prints only an A/B of idle ping: a second segwire pair from DIR (hosts a2,
-#        b2) beside the first, AB_ROUNDS (default 8) rounds of 200 echoes alternating the
-#        two pairs and boringtun-cli, and their medians. Pairs differ by a few per cent on
-#        their own: swap BIN and BIN2 and run again before believing a difference.
+#        b2) beside the first, AB_ROUNDS (default 8) rounds of 100 echoes alternating the
+#        two pairs (each first in every other round) and boringtun-cli, and their medians.
 #        STEPS=1 prints only where one pass of an idle echo goes, step by step, for segwire
 #        and boringtun-cli (scheduler and system-call tracepoints, tests/bench/echo_steps.py).
 #        PROFILE=1 also records the whole machine with perf during segwire's 1-stream run and
@@ -192,12 +191,13 @@ latency_ab() {
   addr_b2=$(ip netns exec $P-b2 "$BIN2/segwire-node" --state-dir "$WORK/b2" attach --segment bench --netns $P-cb2 -o json | jq -r .address)
   for _ in $(seq 50); do ip netns exec $P-ca2 ping -c1 -W0.2 -q "$addr_b2" >/dev/null 2>&1 && break; done
   local one=() two=() bt=()
-  for r in $(seq "${AB_ROUNDS:-8}"); do
-    one+=("$(ip netns exec $P-ca ping -c 200 -i 0.01 -q "$addr_b" | awk -F/ '/rtt/ {print $5}')")
-    two+=("$(ip netns exec $P-ca2 ping -c 200 -i 0.01 -q "$addr_b2" | awk -F/ '/rtt/ {print $5}')")
-    bt+=("$(ip netns exec $P-a ping -c 200 -i 0.01 -q 100.96.0.2 | awk -F/ '/rtt/ {print $5}')")
+  for r in $(seq "${AB_ROUNDS:-8}"); do # odd rounds BIN's pair first, even rounds BIN2's
+    [ $((r % 2)) = 1 ] && one+=("$(avg_rtt $P-ca "$addr_b")")
+    two+=("$(avg_rtt $P-ca2 "$addr_b2")")
+    [ $((r % 2)) = 0 ] && one+=("$(avg_rtt $P-ca "$addr_b")")
+    bt+=("$(avg_rtt $P-a 100.96.0.2)")
   done
-  echo "idle ping avg (ms), ${AB_ROUNDS:-8} alternating rounds of 200 echoes 10 ms apart:"
+  echo "idle ping avg (ms), ${AB_ROUNDS:-8} alternating rounds of 100 echoes 10 ms apart:"
   printf '  %-28s %s\n' "segwire BIN=$BIN" "${one[*]}" "segwire BIN2=$BIN2" "${two[*]}" "boringtun-cli --threads 1" "${bt[*]}"
   printf '  %-28s %s\n' "medians" "BIN $(median "${one[@]}"), BIN2 $(median "${two[@]}"), boringtun-cli $(median "${bt[@]}")"
   printf '  %-28s %s\n' "BIN2 / BIN" "$(ratio "$(median "${two[@]}")" "$(median "${one[@]}")")"
