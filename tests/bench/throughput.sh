@@ -179,18 +179,8 @@ latency_table() {
 latency_ab() {
   host a2 198.18.0.4; host b2 198.18.0.5
   for c in ca2 cb2; do ip netns add "$P-$c"; ip -n "$P-$c" link set lo up; done
-  local tok2 h addr_b2 r
-  tok2=$(sw token create --segment bench --uses 2)
-  for h in a2 b2; do
-    ip netns exec $P-$h "$BIN2/segwire-node" --state-dir "$WORK/$h" join "$tok2" --name "$h" >/dev/null
-    RUST_LOG=warn ip netns exec $P-$h "$BIN2/segwire-node" --state-dir "$WORK/$h" run 2>"$WORK/$h.log" &
-    PIDS+=($!)
-  done
-  for h in a2 b2; do for _ in $(seq 100); do [ -S "$WORK/$h/agent.sock" ] && break; sleep 0.1; done; done
-  ip netns exec $P-a2 "$BIN2/segwire-node" --state-dir "$WORK/a2" attach --segment bench --netns $P-ca2 >/dev/null
-  addr_b2=$(ip netns exec $P-b2 "$BIN2/segwire-node" --state-dir "$WORK/b2" attach --segment bench --netns $P-cb2 -o json | jq -r .address)
-  for _ in $(seq 50); do ip netns exec $P-ca2 ping -c1 -W0.2 -q "$addr_b2" >/dev/null 2>&1 && break; done
-  local one=() two=() bt=()
+  segwire_pair "$BIN2" a2 b2 ca2 cb2
+  local addr_b2=$PAIR_ADDR r one=() two=() bt=()
   for r in $(seq "${AB_ROUNDS:-8}"); do # odd rounds BIN's pair first, even rounds BIN2's
     [ $((r % 2)) = 1 ] && one+=("$(avg_rtt $P-ca "$addr_b")")
     two+=("$(avg_rtt $P-ca2 "$addr_b2")")
@@ -206,14 +196,13 @@ latency_ab() {
 # wakes (read the request from the TUN device, seal it, send it) step by step.
 echo_steps() {
   command -v perf >/dev/null || { echo "STEPS=1 needs perf: apt-get install linux-perf"; exit 1; }
-  local tag src addr
-  for tag in segwire boringtun-cli; do
-    if [ $tag = segwire ]; then src=$P-ca addr=$addr_b; else src=$P-a addr=100.96.0.2; fi
-    perf record -q -a -e sched:sched_switch,sched:sched_wakeup,raw_syscalls:sys_enter,raw_syscalls:sys_exit \
-      -o "$WORK/$tag.steps" -- ip netns exec "$src" ping -c 500 -i 0.01 -q "$addr" >/dev/null 2>&1
-  done
-  python3 "$ROOT/tests/bench/echo_steps.py" "$WORK/segwire.steps" dp- segwire
-  python3 "$ROOT/tests/bench/echo_steps.py" "$WORK/boringtun-cli.steps" boringtun boringtun-cli
+  steps segwire dp- $P-ca "$addr_b"
+  steps boringtun-cli boringtun $P-a 100.96.0.2
+}
+steps() { # label thread-prefix src-ns dst-addr: trace 500 echoes, print the steps
+  perf record -q -a -e sched:sched_switch,sched:sched_wakeup,raw_syscalls:sys_enter,raw_syscalls:sys_exit \
+    -o "$WORK/$1.steps" -- ip netns exec "$3" ping -c 500 -i 0.01 -q "$4" >/dev/null 2>&1
+  python3 "$ROOT/tests/bench/echo_steps.py" "$WORK/$1.steps" "$2" "$1"
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'; }
@@ -225,16 +214,25 @@ for _ in $(seq 100); do [ -f "$WORK/coord/admin.conf" ] && break; sleep 0.1; don
 sw() { ip netns exec $P-ctl "$BIN/segwire" --config "$WORK/coord/admin.conf" "$@"; }
 for _ in $(seq 50); do sw segment list >/dev/null 2>&1 && break; sleep 0.1; done
 sw segment create bench --cidr 100.64.50.0/24 --cidr fd50:5e67::/64 >/dev/null
-tok=$(sw token create --segment bench --uses 2)
-for h in a b; do
-  ip netns exec $P-$h "$BIN/segwire-node" --state-dir "$WORK/$h" join "$tok" --name "$h" >/dev/null
-  RUST_LOG=warn ip netns exec $P-$h "$BIN/segwire-node" --state-dir "$WORK/$h" run 2>"$WORK/$h.log" &
-  PIDS+=($!); AGENTS+=($!)
-done
-for h in a b; do for _ in $(seq 100); do [ -S "$WORK/$h/agent.sock" ] && break; sleep 0.1; done; done
-ip netns exec $P-a "$BIN/segwire-node" --state-dir "$WORK/a" attach --segment bench --netns $P-ca >/dev/null
-addr_b=$(ip netns exec $P-b "$BIN/segwire-node" --state-dir "$WORK/b" attach --segment bench --netns $P-cb -o json | jq -r .address)
-for _ in $(seq 50); do ip netns exec $P-ca ping -c1 -W0.2 -q "$addr_b" >/dev/null 2>&1 && break; done
+# Two agents from binaries in DIR on hosts HA and HB, joined to the segment, with
+# container CA attached on HA and CB on HB; sets PAIR_AGENTS (their pids) and PAIR_ADDR
+# (CB's address) once CA reaches CB.
+segwire_pair() { # DIR HA HB CA CB
+  local dir=$1 ha=$2 hb=$3 ca=$4 cb=$5 tok h
+  tok=$(sw token create --segment bench --uses 2)
+  PAIR_AGENTS=()
+  for h in "$ha" "$hb"; do
+    ip netns exec $P-$h "$dir/segwire-node" --state-dir "$WORK/$h" join "$tok" --name "$h" >/dev/null
+    RUST_LOG=warn ip netns exec $P-$h "$dir/segwire-node" --state-dir "$WORK/$h" run 2>"$WORK/$h.log" &
+    PIDS+=($!); PAIR_AGENTS+=($!)
+  done
+  for h in "$ha" "$hb"; do for _ in $(seq 100); do [ -S "$WORK/$h/agent.sock" ] && break; sleep 0.1; done; done
+  ip netns exec $P-$ha "$dir/segwire-node" --state-dir "$WORK/$ha" attach --segment bench --netns $P-$ca >/dev/null
+  PAIR_ADDR=$(ip netns exec $P-$hb "$dir/segwire-node" --state-dir "$WORK/$hb" attach --segment bench --netns $P-$cb -o json | jq -r .address)
+  for _ in $(seq 50); do ip netns exec $P-$ca ping -c1 -W0.2 -q "$PAIR_ADDR" >/dev/null 2>&1 && break; done
+}
+segwire_pair "$BIN" a b ca cb
+AGENTS=("${PAIR_AGENTS[@]}"); addr_b=$PAIR_ADDR
 # The segment is dual-stack: container B's IPv6 address, for the IPv6 row.
 addr_b6=""
 for _ in $(seq 50); do
