@@ -53,6 +53,7 @@ pub const WORKLOAD_WATCH: Duration = Duration::from_secs(1);
 /// error page, no answer) keeps the last netmap applied.
 ///
 /// With `metrics_listen`, serves `/metrics`, `/healthz` and `/readyz` there ([`telemetry`]).
+/// Light data paths share `idle_cpu` (docs/datapath.md).
 ///
 /// # Errors
 /// When the node has not joined, its state cannot be read, another agent runs, or the
@@ -60,6 +61,7 @@ pub const WORKLOAD_WATCH: Duration = Duration::from_secs(1);
 pub async fn run(
     dir: StateDir,
     metrics_listen: Option<std::net::SocketAddr>,
+    idle_cpu: member::IdleCpu,
 ) -> anyhow::Result<()> {
     let state = dir.load_state()?;
     dir.ensure()?;
@@ -113,6 +115,7 @@ pub async fn run(
         exits_tx,
         found_tx,
         reports_tx,
+        idle_cpu,
     };
     // A killed predecessor leaves its members' UAPI socket files behind.
     agent.uapi.sweep_dead();
@@ -201,6 +204,8 @@ struct Agent {
     found_tx: mpsc::Sender<member::Found>,
     /// The detection reporter's queue.
     reports_tx: mpsc::Sender<segwire_proto::api::DetectionReport>,
+    /// The CPU light data paths share.
+    idle_cpu: member::IdleCpu,
 }
 
 impl Agent {
@@ -427,7 +432,7 @@ impl Agent {
         match change {
             Change::AddMember(config) => {
                 let socket = self.prebound.remove(&config.listen_port);
-                match member::start(&config, socket, self.found_tx.clone()).await {
+                match member::start(&config, socket, self.found_tx.clone(), self.idle_cpu).await {
                     Ok(handle) => {
                         let commands = handle.commands();
                         self.uapi

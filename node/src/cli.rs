@@ -68,6 +68,14 @@ pub enum Command {
         #[arg(long, env = "SEGWIRE_WORKER_THREADS", default_value_t = 1,
               value_parser = clap::value_parser!(u16).range(1..=256))]
         worker_threads: u16,
+        /// The CPU that light data paths (under a fifth of a CPU each) share, so that
+        /// their packets find them and their data where they were: halves the idle round
+        /// trip on a 2-core host. A data path that gets busy, or waits behind other work
+        /// there, is freed at once. `auto`: the first CPU the agent may use; `off`: leave
+        /// placement to the kernel.
+        #[arg(long, env = "SEGWIRE_IDLE_CPU", default_value_t = crate::member::IdleCpu::Auto,
+              value_name = "CPU|auto|off")]
+        idle_cpu: crate::member::IdleCpu,
     },
     /// Attach a workload to a segment through the running agent.
     Attach(AttachArgs),

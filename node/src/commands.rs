@@ -44,7 +44,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 )
             })
         }
-        Command::Run { metrics_listen, .. } => crate::agent::run(dir, metrics_listen).await,
+        Command::Run {
+            metrics_listen,
+            idle_cpu,
+            ..
+        } => crate::agent::run(dir, metrics_listen, idle_cpu).await,
         Command::Attach(args) => attach(&dir, cli.output, args),
         Command::Detach(args) => detach(&dir, cli.output, args),
         Command::Status => {

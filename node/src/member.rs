@@ -32,6 +32,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::reconcile::MemberConfig;
 
+mod placement;
+pub use placement::IdleCpu;
+use placement::Placer;
+
 /// Packets (or datagrams) handled per batch.
 const BATCH: usize = 64;
 /// Largest packet the output batches are sized for: larger than any 1420-MTU packet.
@@ -126,6 +130,11 @@ pub struct IoStats {
     pub udp_send_calls: u64,
     /// Datagrams the kernel took from them.
     pub udp_sent_datagrams: u64,
+    /// The CPU the data path shares with the node's other light data paths while it is
+    /// light (`None`: free, busy or placement off; see docs/datapath.md).
+    pub home_cpu: Option<usize>,
+    /// Moves to the home CPU and away from it since start.
+    pub placement_moves: u64,
 }
 
 /// A detection of one member's data path: (member id, detection).
@@ -201,7 +210,8 @@ fn overlay_address(config: &MemberConfig) -> std::net::IpAddr {
 
 /// Starts the member: binds its port (unless `socket` is already bound), creates and
 /// configures its interface, adds its peers and starts its data-path thread, which sends
-/// its detections to `found` as they happen (dropping them when the channel is full).
+/// its detections to `found` as they happen (dropping them when the channel is full) and
+/// stays on the `idle_cpu` while it is light.
 ///
 /// # Errors
 /// [`MemberError`]; nothing is left behind on error.
@@ -209,6 +219,7 @@ pub async fn start(
     config: &MemberConfig,
     socket: Option<std::net::UdpSocket>,
     found: mpsc::Sender<Found>,
+    idle_cpu: IdleCpu,
 ) -> Result<MemberHandle, MemberError> {
     let socket = match socket {
         Some(s) => s,
@@ -261,7 +272,7 @@ pub async fn start(
         member = %config.name,
         interface = %config.interface,
     );
-    let path = DataPath::new(core, tun, udp, epoch, (config.id.clone(), found));
+    let path = DataPath::new(core, tun, udp, epoch, (config.id.clone(), found), idle_cpu);
     let thread_control = Arc::clone(&control);
     let thread = std::thread::Builder::new()
         .name(format!("dp-{}", config.interface))
@@ -345,6 +356,9 @@ struct DataPath {
     io: IoStats,
     /// This member's id and where its detections go.
     found: (String, mpsc::Sender<Found>),
+    /// Which CPU light data paths share, and the thread's placement (made on the thread).
+    idle_cpu: IdleCpu,
+    placer: Option<Placer>,
 }
 
 impl DataPath {
@@ -354,6 +368,7 @@ impl DataPath {
         udp: BatchSocket,
         epoch: Instant,
         found: (String, mpsc::Sender<Found>),
+        idle_cpu: IdleCpu,
     ) -> Self {
         let offload = udp.offload();
         let io = IoStats {
@@ -369,6 +384,8 @@ impl DataPath {
             udp,
             epoch,
             found,
+            idle_cpu,
+            placer: None,
             tun_in: PacketBatch::new(BATCH, SLOT),
             tun_write_errors: 0,
             udp_send_errors: 0,
@@ -391,6 +408,7 @@ impl DataPath {
     ) {
         tracing::info!("data path up");
         let mut now = self.now();
+        self.placer = Placer::new(self.idle_cpu, now);
         self.core.initiate_pending_handshakes(now);
         self.flush_udp();
         loop {
@@ -398,7 +416,12 @@ impl DataPath {
                 self.core.handle_timeout(now);
                 self.flush_udp();
             }
-            let wait = self.core.poll_timeout().saturating_sub(now);
+            let due = self.core.poll_timeout();
+            let due = self
+                .placer
+                .as_ref()
+                .map_or(due, |p| due.min(p.poll_timeout()));
+            let wait = due.saturating_sub(now);
             let (mut tun, mut udp, mut wake) = (false, false, false);
             match poller.wait(Some(wait)) {
                 Ok(ready) => {
@@ -428,6 +451,11 @@ impl DataPath {
             }
             if tun && !self.read_tun(now) {
                 break;
+            }
+            if let Some(placer) = &mut self.placer {
+                if !placer.handle_timeout(now) {
+                    self.placer = None;
+                }
             }
         }
         tracing::info!("data path down");
@@ -496,7 +524,11 @@ impl DataPath {
                     flows: self.core.top_flows(20),
                     flows_dropped: self.core.flows_dropped(),
                     rules: self.core.rule_counters(),
-                    io: self.io,
+                    io: IoStats {
+                        home_cpu: self.placer.as_ref().and_then(Placer::home_now),
+                        placement_moves: self.placer.as_ref().map_or(0, Placer::moves),
+                        ..self.io
+                    },
                 });
             }
         }

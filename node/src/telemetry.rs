@@ -364,6 +364,7 @@ impl Round<'_> {
         gauge(TUN_OFFLOAD, &labels, bool_value(io.tun_offload));
         gauge(UDP_GSO_SEGMENTS, &labels, io.udp_gso_segments as f64);
         gauge(UDP_GRO_SEGMENTS, &labels, io.udp_gro_segments as f64);
+        gauge(HOME_CPU, &labels, io.home_cpu.map_or(-1.0, |c| c as f64));
         for (name, value) in [
             (TUN_READS, io.tun_reads),
             (TUN_READ_PACKETS, io.tun_read_packets),
@@ -371,6 +372,7 @@ impl Round<'_> {
             (UDP_RECV_DATAGRAMS, io.udp_recv_datagrams),
             (UDP_SEND_CALLS, io.udp_send_calls),
             (UDP_SENT_DATAGRAMS, io.udp_sent_datagrams),
+            (PLACEMENT_MOVES, io.placement_moves),
         ] {
             self.counter(name, &labels, value);
         }
@@ -486,6 +488,8 @@ const UDP_RECV_CALLS: &str = "segwire_node_member_udp_recv_calls_total";
 const UDP_RECV_DATAGRAMS: &str = "segwire_node_member_udp_recv_datagrams_total";
 const UDP_SEND_CALLS: &str = "segwire_node_member_udp_send_calls_total";
 const UDP_SENT_DATAGRAMS: &str = "segwire_node_member_udp_sent_datagrams_total";
+const HOME_CPU: &str = "segwire_node_member_home_cpu";
+const PLACEMENT_MOVES: &str = "segwire_node_member_placement_moves_total";
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge};
@@ -567,6 +571,14 @@ fn describe() {
     );
     describe_counter!(UDP_SEND_CALLS, "UDP send system calls (one GSO run each).");
     describe_counter!(UDP_SENT_DATAGRAMS, "Datagrams the UDP socket took.");
+    describe_gauge!(
+        HOME_CPU,
+        "The CPU the light data path shares with the node's others (-1: free)."
+    );
+    describe_counter!(
+        PLACEMENT_MOVES,
+        "Moves of the data path to the home CPU and away from it."
+    );
 }
 
 #[cfg(test)]

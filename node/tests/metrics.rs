@@ -237,9 +237,16 @@ fn agent_metrics_move_with_traffic_and_probes_answer() {
         "segwire_node_policy_denied_by_default_packets_total",
         "segwire_node_conntrack_entries",
         "segwire_node_conntrack_evictions_total",
+        "segwire_node_member_placement_moves_total",
     ] {
         assert!(value(&first, name, &member).is_some(), "{name}:\n{text}");
     }
+    // The data path's home CPU while it is light, -1 while it is free.
+    let home = value(&first, "segwire_node_member_home_cpu", &member);
+    assert!(
+        home.is_some_and(|c| c >= -1.0),
+        "home CPU {home:?}:\n{text}"
+    );
     // The offloads in force (this kernel has all of them) and the I/O counters: every
     // echo was read from the TUN device and sent and received over UDP.
     for (name, want) in [

@@ -360,6 +360,81 @@ fn traffic_follows_a_host_whose_underlay_address_changes() {
     echo(&w, "cb", "ca", s.addr_a, Duration::from_secs(5));
 }
 
+/// The CPUs thread `tid` of process `pid` may run on (`Cpus_allowed_list`).
+fn allowed_cpus(pid: u32, tid: &str) -> Vec<usize> {
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).unwrap_or_default();
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap_or("")
+        .trim();
+    list.split(',')
+        .filter(|r| !r.is_empty())
+        .flat_map(|r| {
+            let (a, b) = r.split_once('-').unwrap_or((r, r));
+            let (a, b): (usize, usize) = (a.parse().expect("cpu"), b.parse().expect("cpu"));
+            a..=b
+        })
+        .collect()
+}
+
+/// The id of the agent's one data-path thread (`dp-…`).
+fn data_path_thread(pid: u32) -> Option<String> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+        .find_map(|t| {
+            let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
+            comm.starts_with("dp-")
+                .then(|| t.file_name().to_string_lossy().into_owned())
+        })
+}
+
+#[test]
+fn a_light_data_path_stays_home_and_a_busy_one_is_freed() {
+    let Some(s) = setup('h') else { return };
+    let pid = s.world.procs[s.agent_a].pid();
+    let all = allowed_cpus(pid, &pid.to_string());
+    if all.len() < 2 {
+        eprintln!("skipping: one CPU only, so there is no home to keep");
+        return;
+    }
+    let tid = data_path_thread(pid).expect("the member's data-path thread");
+    // Idle (the handshake is long done): within a second or so the thread is home, on the
+    // first CPU the agent may use.
+    let home = vec![all[0]];
+    wait_until(
+        &s.world,
+        Duration::from_secs(10),
+        "the idle data path is home",
+        || allowed_cpus(pid, &tid) == home,
+    );
+    // Busy: a bulk transfer frees it while it runs.
+    let (ca, cb) = (s.world.ns("ca"), s.world.ns("cb"));
+    let to = SocketAddr::from((s.addr_b, 5202));
+    let transfer = std::thread::spawn(move || tcp_transfer(&ca, &cb, to, TRANSFER_BYTES));
+    let mut freed = false;
+    while !transfer.is_finished() {
+        freed |= allowed_cpus(pid, &tid) == all;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (_, intact) = transfer.join().expect("transfer");
+    assert!(intact, "the transfer arrived intact");
+    assert!(
+        freed,
+        "the busy data path was freed to every CPU\n{}",
+        s.world.logs()
+    );
+    // Light again: home again.
+    wait_until(
+        &s.world,
+        Duration::from_secs(10),
+        "the data path is home again",
+        || allowed_cpus(pid, &tid) == home,
+    );
+}
+
 fn wait_until(w: &World, timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + timeout;
     while !cond() {

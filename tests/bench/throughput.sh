@@ -79,6 +79,17 @@ cpu_ticks() { # pids... -> utime+stime summed
 }
 bps() { jq '.end.sum_received.bits_per_second/1e9'; } # iperf3 JSON on stdin -> Gbit/s received
 avg_rtt() { ip netns exec "$1" ping -c 100 -i 0.01 -q "$2" | awk -F/ '/rtt/ {print $5}'; } # src-ns addr -> ms
+# Inter-processor interrupts so far, all CPUs (rescheduling and function-call IPIs): each
+# wake-up of a thread on another, idle CPU costs one, and in a VM one is a VM exit.
+ipis() { awk '/^ *(RES|CAL):/ { for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+$/) s += $i } END { print s + 0 }' /proc/interrupts; }
+# Migrations so far of every thread of the given processes (se.nr_migrations): a thread
+# that moves to another CPU finds its data in the other core's cache, or none.
+migrations() { cat "${@/#//proc/}"/task/*/sched 2>/dev/null | awk '/nr_migrations/ { s += $3 } END { print s + 0 }'; }
+avg_rtt_ipis() { # src-ns addr pids... -> "ms ipis-per-echo migrations-per-echo"
+  local src=$1 addr=$2 i0 m0 r; shift 2
+  i0=$(ipis); m0=$(migrations "$@"); r=$(avg_rtt "$src" "$addr")
+  echo "$r $(awk -v d=$(($(ipis) - i0)) -v m=$(($(migrations "$@") - m0)) 'BEGIN { printf "%.1f/%.2f", d / 100, m / 100 }')"
+}
 iperf() { # src-ns dst-ns dst-addr args... -> JSON on stdout
   local src=$1 dst=$2 addr=$3; shift 3
   ip netns exec "$dst" iperf3 -s -D -1 -B "$addr" >/dev/null; sleep 0.3
@@ -119,7 +130,8 @@ measure() { # key label src-ns dst-ns dst-addr tunnel-pids...
 # them (perf stat, or utime+stime from /proc at 10 ms resolution without perf), per echo.
 latency() { # label src-ns dst-addr tunnel-pids...
   local label=$1 src=$2 addr=$3; shift 3
-  local out rtt cpu="-" c0 c1
+  local out rtt cpu="-" c0 c1 i0
+  i0=$(ipis)
   if [ $# -gt 0 ] && command -v perf >/dev/null; then
     local pids; pids=$(IFS=,; echo "$*")
     out=$(perf stat -e task-clock -x, -o "$WORK/lat.perf" -p "$pids" -- \
@@ -134,7 +146,7 @@ latency() { # label src-ns dst-addr tunnel-pids...
     fi
   fi
   rtt=$(awk '/rtt/ { split($0, a, "= "); split(a[2], v, "/"); printf "%s / %s / %s", v[1], v[2], v[3] }' <<<"$out")
-  printf '%-34s %24s ms %9s\n' "$label" "$rtt" "$cpu"
+  printf '%-34s %24s ms %9s %8s\n' "$label" "$rtt" "$cpu" "$(awk -v d=$(($(ipis) - i0)) 'BEGIN { printf "%.1f", d / 1000 }')"
 }
 profile_echoes() { # tag label src-ns dst-addr pids...: perf record over 1,000 echoes
   local tag=$1 label=$2 src=$3 addr=$4; shift 4
@@ -159,7 +171,7 @@ syscalls() { # label src-ns dst-addr pids...: strace -c over 200 echoes
 }
 latency_table() {
   echo "idle latency, 1,000 echoes 10 ms apart; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-  printf '%-34s %27s %9s\n' "path" "rtt min / avg / max" "CPU us/rt"
+  printf '%-34s %27s %9s %8s\n' "path" "rtt min / avg / max" "CPU us/rt" "IPIs/rt"
   latency "segwire, no policy" $P-ca "$addr_b" "${AGENTS[@]}"
   latency "boringtun-cli --threads 1" $P-a 100.96.0.2 "${BTS[@]}"
   latency "wireguard-go (Debian)" $P-a 100.97.0.2 "${WGS[@]}"
@@ -180,15 +192,16 @@ latency_ab() {
   host a2 198.18.0.4; host b2 198.18.0.5
   for c in ca2 cb2; do ip netns add "$P-$c"; ip -n "$P-$c" link set lo up; done
   segwire_pair "$BIN2" a2 b2 ca2 cb2
-  local addr_b2=$PAIR_ADDR r one=() two=() bt=()
+  local addr_b2=$PAIR_ADDR r x one=() two=() bt=() i1=() i2=() ib=()
   for r in $(seq "${AB_ROUNDS:-8}"); do # odd rounds BIN's pair first, even rounds BIN2's
-    [ $((r % 2)) = 1 ] && one+=("$(avg_rtt $P-ca "$addr_b")")
-    two+=("$(avg_rtt $P-ca2 "$addr_b2")")
-    [ $((r % 2)) = 0 ] && one+=("$(avg_rtt $P-ca "$addr_b")")
-    bt+=("$(avg_rtt $P-a 100.96.0.2)")
+    if [ $((r % 2)) = 1 ]; then read -r x i <<<"$(avg_rtt_ipis $P-ca "$addr_b" "${AGENTS[@]}")"; one+=("$x"); i1+=("$i"); fi
+    read -r x i <<<"$(avg_rtt_ipis $P-ca2 "$addr_b2" "${PAIR_AGENTS[@]}")"; two+=("$x"); i2+=("$i")
+    if [ $((r % 2)) = 0 ]; then read -r x i <<<"$(avg_rtt_ipis $P-ca "$addr_b" "${AGENTS[@]}")"; one+=("$x"); i1+=("$i"); fi
+    read -r x i <<<"$(avg_rtt_ipis $P-a 100.96.0.2 "${BTS[@]}")"; bt+=("$x"); ib+=("$i")
   done
-  echo "idle ping avg (ms), ${AB_ROUNDS:-8} alternating rounds of 100 echoes 10 ms apart:"
-  printf '  %-28s %s\n' "segwire BIN=$BIN" "${one[*]}" "segwire BIN2=$BIN2" "${two[*]}" "boringtun-cli --threads 1" "${bt[*]}"
+  echo "idle ping avg (ms), ${AB_ROUNDS:-8} alternating rounds of 100 echoes 10 ms apart (IPIs/migrations per echo):"
+  printf '  %-28s %s\n' "segwire BIN=$BIN" "${one[*]}  (${i1[*]})" "segwire BIN2=$BIN2" "${two[*]}  (${i2[*]})" \
+    "boringtun-cli --threads 1" "${bt[*]}  (${ib[*]})"
   printf '  %-28s %s\n' "medians" "BIN $(median "${one[@]}"), BIN2 $(median "${two[@]}"), boringtun-cli $(median "${bt[@]}")"
   printf '  %-28s %s\n' "BIN2 / BIN" "$(ratio "$(median "${two[@]}")" "$(median "${one[@]}")")"
 }
@@ -229,7 +242,10 @@ segwire_pair() { # DIR HA HB CA CB
   for h in "$ha" "$hb"; do for _ in $(seq 100); do [ -S "$WORK/$h/agent.sock" ] && break; sleep 0.1; done; done
   ip netns exec $P-$ha "$dir/segwire-node" --state-dir "$WORK/$ha" attach --segment bench --netns $P-$ca >/dev/null
   PAIR_ADDR=$(ip netns exec $P-$hb "$dir/segwire-node" --state-dir "$WORK/$hb" attach --segment bench --netns $P-$cb -o json | jq -r .address)
-  for _ in $(seq 50); do ip netns exec $P-$ca ping -c1 -W0.2 -q "$PAIR_ADDR" >/dev/null 2>&1 && break; done
+  for _ in $(seq 50); do ip netns exec $P-$ca ping -c1 -W0.2 -q "$PAIR_ADDR" >/dev/null 2>&1 && return; done
+  echo "segwire pair $ha -> $hb ($dir) does not pass traffic; the agents' logs end:"
+  tail -n 5 "$WORK/$ha.log" "$WORK/$hb.log"
+  exit 1
 }
 segwire_pair "$BIN" a b ca cb
 AGENTS=("${PAIR_AGENTS[@]}"); addr_b=$PAIR_ADDR

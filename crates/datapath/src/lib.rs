@@ -26,7 +26,9 @@
 mod detect;
 mod flows;
 mod member;
+mod placement;
 
 pub use detect::{DetectConfig, Detection, Detections, MAX_KEYS, MAX_READY};
 pub use flows::{FlowKey, FlowLog, FlowStat, NamedFlow, MAX_FLOWS};
 pub use member::{Member, MemberConfig, EXPIRE_INTERVAL, TIMER_INTERVAL};
+pub use placement::{Affinity, Leave, Placement, PlacementConfig, ThreadSample};

@@ -19,6 +19,7 @@
 //!
 //! Linux only.
 
+mod affinity;
 mod config;
 mod error;
 mod naming;
@@ -33,6 +34,7 @@ mod tun;
 mod udp;
 mod udp_batch;
 
+pub use affinity::{current_cpu, CpuMask, SchedStat};
 pub use config::{
     configure, create_interface, remove_link, InterfaceConfig, DEFAULT_MTU, DEFAULT_TX_QUEUE_LEN,
 };
