@@ -416,11 +416,14 @@ impl DataPath {
                 self.core.handle_timeout(now);
                 self.flush_udp();
             }
+            // A free thread samples its placement on time, so it is home again soon after
+            // a burst; a thread at home samples on the wake-ups it has anyway (at least
+            // every 250 ms, for the core's timers): an idle member is not woken for it.
             let due = self.core.poll_timeout();
-            let due = self
-                .placer
-                .as_ref()
-                .map_or(due, |p| due.min(p.poll_timeout()));
+            let due = match &self.placer {
+                Some(p) if p.home_now().is_none() => due.min(p.poll_timeout()),
+                _ => due,
+            };
             let wait = due.saturating_sub(now);
             let (mut tun, mut udp, mut wake) = (false, false, false);
             match poller.wait(Some(wait)) {

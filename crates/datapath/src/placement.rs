@@ -101,7 +101,8 @@ impl Placement {
         }
     }
 
-    /// When to sample next (on the shell's clock).
+    /// When to sample next (on the shell's clock). Sampling later is fine: a shell may
+    /// sample on the wake-ups it has anyway rather than wake an idle thread for it.
     #[must_use]
     pub fn poll_timeout(&self) -> Duration {
         self.next
