@@ -9,7 +9,8 @@
 //! handle's tokio channel; a small task forwards them to the thread and rings the
 //! eventfd. Buffers are made once when the thread starts; in the steady state no packet
 //! allocates. Both directions are read in batches, the clock is read once per wake-up,
-//! and the epoll timeout is the core's `poll_timeout`.
+//! and the epoll timeout is the core's `poll_timeout` (sooner while a thread away from
+//! its home CPU is due to sample its placement: [`placement`]).
 
 use std::io;
 use std::os::fd::AsFd;
