@@ -273,12 +273,13 @@ pub async fn start(
         member = %config.name,
         interface = %config.interface,
     );
-    let path = DataPath::new(core, tun, udp, epoch, (config.id.clone(), found), idle_cpu);
+    let mut path = DataPath::new(core, tun, udp, epoch, (config.id.clone(), found));
     let thread_control = Arc::clone(&control);
     let thread = std::thread::Builder::new()
         .name(format!("dp-{}", config.interface))
         .spawn(move || {
             let _entered = span.enter();
+            path.placer = Placer::new(idle_cpu, path.now());
             path.run(poller, &commands, &thread_control);
         })
         .map_err(MemberError::Thread)?;
@@ -357,8 +358,7 @@ struct DataPath {
     io: IoStats,
     /// This member's id and where its detections go.
     found: (String, mpsc::Sender<Found>),
-    /// Which CPU light data paths share, and the thread's placement (made on the thread).
-    idle_cpu: IdleCpu,
+    /// The thread's placement on the home CPU (made on the thread: affinity is per thread).
     placer: Option<Placer>,
 }
 
@@ -369,7 +369,6 @@ impl DataPath {
         udp: BatchSocket,
         epoch: Instant,
         found: (String, mpsc::Sender<Found>),
-        idle_cpu: IdleCpu,
     ) -> Self {
         let offload = udp.offload();
         let io = IoStats {
@@ -385,7 +384,6 @@ impl DataPath {
             udp,
             epoch,
             found,
-            idle_cpu,
             placer: None,
             tun_in: PacketBatch::new(BATCH, SLOT),
             tun_write_errors: 0,
@@ -409,7 +407,6 @@ impl DataPath {
     ) {
         tracing::info!("data path up");
         let mut now = self.now();
-        self.placer = Placer::new(self.idle_cpu, now);
         self.core.initiate_pending_handshakes(now);
         self.flush_udp();
         loop {

@@ -192,7 +192,7 @@ latency_ab() {
   host a2 198.18.0.4; host b2 198.18.0.5
   for c in ca2 cb2; do ip netns add "$P-$c"; ip -n "$P-$c" link set lo up; done
   segwire_pair "$BIN2" a2 b2 ca2 cb2
-  local addr_b2=$PAIR_ADDR r x one=() two=() bt=() i1=() i2=() ib=()
+  local addr_b2=$PAIR_ADDR r x i one=() two=() bt=() i1=() i2=() ib=()
   for r in $(seq "${AB_ROUNDS:-8}"); do # odd rounds BIN's pair first, even rounds BIN2's
     if [ $((r % 2)) = 1 ]; then read -r x i <<<"$(avg_rtt_ipis $P-ca "$addr_b" "${AGENTS[@]}")"; one+=("$x"); i1+=("$i"); fi
     read -r x i <<<"$(avg_rtt_ipis $P-ca2 "$addr_b2" "${PAIR_AGENTS[@]}")"; two+=("$x"); i2+=("$i")

@@ -1,11 +1,12 @@
 //! The calling thread's CPU affinity and scheduler statistics: what the data-path thread
-//! needs to follow the CPU its traffic arrives on (see `segwire_datapath::Placement`).
+//! needs to stay on its home CPU while it is light (see `segwire_datapath::Placement`).
 
 use std::io;
 use std::time::Duration;
 
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
+use segwire_datapath::ThreadSample;
 
 /// The set of CPUs a thread may run on, as a list of CPU numbers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,40 +74,20 @@ impl CpuMask {
 /// The calling thread's scheduler statistics since it started
 /// (`/proc/thread-self/schedstat`): time on a CPU, and time runnable but waiting for one
 /// (how much a pinned thread is held back by other work on its CPU).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct SchedStat {
-    /// Time the thread ran.
-    pub on_cpu: Duration,
-    /// Time the thread waited on a run queue.
-    pub waiting: Duration,
-}
-
-impl SchedStat {
-    /// Reads the calling thread's statistics.
-    ///
-    /// # Errors
-    /// When the file cannot be read or parsed (a kernel without schedstats).
-    pub fn current() -> io::Result<Self> {
-        Self::parse(&std::fs::read_to_string("/proc/thread-self/schedstat")?)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unexpected schedstat"))
-    }
-
-    /// Parses the file's text: nanoseconds on a CPU, nanoseconds waiting, time slices.
-    #[must_use]
-    pub fn parse(text: &str) -> Option<Self> {
-        let mut fields = text.split_whitespace().map(str::parse::<u64>);
-        let on_cpu = Duration::from_nanos(fields.next()?.ok()?);
-        let waiting = Duration::from_nanos(fields.next()?.ok()?);
-        Some(Self { on_cpu, waiting })
-    }
-}
-
-/// The CPU the calling thread runs on now.
 ///
 /// # Errors
-/// The `sched_getcpu` error.
-pub fn current_cpu() -> io::Result<usize> {
-    nix::sched::sched_getcpu().map_err(io::Error::from)
+/// When the file cannot be read or parsed (a kernel without schedstats).
+pub fn thread_sample() -> io::Result<ThreadSample> {
+    parse_schedstat(&std::fs::read_to_string("/proc/thread-self/schedstat")?)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unexpected schedstat"))
+}
+
+/// Parses `schedstat`'s text: nanoseconds on a CPU, nanoseconds waiting, time slices.
+fn parse_schedstat(text: &str) -> Option<ThreadSample> {
+    let mut fields = text.split_whitespace().map(str::parse::<u64>);
+    let on_cpu = Duration::from_nanos(fields.next()?.ok()?);
+    let waiting = Duration::from_nanos(fields.next()?.ok()?);
+    Some(ThreadSample { on_cpu, waiting })
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ mod tun;
 mod udp;
 mod udp_batch;
 
-pub use affinity::{current_cpu, CpuMask, SchedStat};
+pub use affinity::{thread_sample, CpuMask};
 pub use config::{
     configure, create_interface, remove_link, InterfaceConfig, DEFAULT_MTU, DEFAULT_TX_QUEUE_LEN,
 };

@@ -5,8 +5,8 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use segwire_datapath::{Affinity, Placement, PlacementConfig, ThreadSample};
-use segwire_netdev::{CpuMask, SchedStat};
+use segwire_datapath::{Affinity, Placement, PlacementConfig};
+use segwire_netdev::{thread_sample, CpuMask};
 
 /// Which CPU light data paths share (`segwire-node run --idle-cpu`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -68,6 +68,9 @@ impl Placer {
                 return None;
             }
         };
+        if all.len() < 2 {
+            return None;
+        }
         let home = match idle {
             IdleCpu::Cpu(n) if all.contains(n) => n,
             IdleCpu::Cpu(n) => {
@@ -80,9 +83,6 @@ impl Placer {
             }
             _ => *all.cpus().first()?,
         };
-        if all.len() < 2 {
-            return None;
-        }
         Some(Self {
             placement: Placement::new(now, PlacementConfig::default()),
             home,
@@ -111,11 +111,8 @@ impl Placer {
         if now < self.placement.poll_timeout() {
             return true;
         }
-        let sample = match SchedStat::current() {
-            Ok(s) => ThreadSample {
-                on_cpu: s.on_cpu,
-                waiting: s.waiting,
-            },
+        let sample = match thread_sample() {
+            Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the thread's scheduler statistics; idle data paths are not kept on one CPU");
                 return false;
